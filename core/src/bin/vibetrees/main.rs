@@ -1,0 +1,47 @@
+//! The `vibetrees` command line: create worktrees fast, inspect the cache and the profile.
+//!
+//! Each group of subcommands lives in its own file: `graph_cmd.rs` (task-graph demo),
+//! `cache_cmd.rs` (node_modules cache), `worktree_cmd.rs` (create/remove/list/metrics/trace/demo).
+
+mod cache_cmd;
+mod graph_cmd;
+mod worktree_cmd;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Fast git worktrees for Node projects.
+#[derive(Parser)]
+#[command(name = "vibetrees", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Profile and run a small built-in task graph, then print the report.
+    Graph(graph_cmd::GraphArgs),
+    /// Manage the node_modules cache.
+    #[command(subcommand)]
+    Cache(cache_cmd::CacheCommand),
+    /// Worktree commands (create, remove, list, metrics, trace, demo).
+    #[command(flatten)]
+    Worktree(worktree_cmd::WorktreeCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Graph(args) => graph_cmd::run(args),
+        Command::Cache(cmd) => cache_cmd::run(cmd),
+        Command::Worktree(cmd) => worktree_cmd::run(cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vibetrees: error [{}]: {}", e.code(), e.full_message());
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! vibetrees-core: the engine behind vibetrees-native.
+//!
+//! - [`profiler`]: nested spans, streaming per-name stats, metrics and Chrome-trace export.
+//! - [`optimizer`]: a dependency graph of tasks, each started as soon as its dependencies finish.
+//! - [`cache`]: a content-addressed node_modules cache restored by hardlink / reflink / copy.
+//! - [`worktree`]: `create_worktree_optimized`, the whole worktree creation as one graph.
+//!
+//! The core knows nothing of its bindings: callbacks are traits or closures each binding implements.
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod progress;
+pub mod runtime;
+
+pub use error::{Error, Result};
+
+/// The library's version, as in Cargo.toml.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
