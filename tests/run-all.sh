@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs every test of vibetrees-native, in every language, on a fresh machine.
+# Installs what it needs itself (containers engine, xfsprogs, napi CLI, maturin, pytest) and
+# fails when any suite fails. Usage: ./tests/run-all.sh   (CI=true makes skippable tests mandatory)
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export CARGO_TERM_COLOR=never
+# A failure in one suite does not hide the others: run all, then report.
+declare -a names=() results=()
+run_suite() {
+  local name=$1; shift
+  echo
+  echo "=== suite: $name ==="
+  local t0=$SECONDS
+  if "$@"; then results+=("ok"); else results+=("FAILED"); fi
+  names+=("$name ($((SECONDS - t0)) s)")
+}
+
+# 0. Machine set-up that tests rely on (idempotent). Containers: podman + podman-compose + a local image.
+bash tests/setup-machine.sh || { echo "machine set-up failed"; [ "${CI:-}" = true ] && exit 1; }
+if [ -f tests/containers.env ]; then set -a; . tests/containers.env; set +a; fi
+
+run_suite "rust: cargo fmt --check" cargo fmt --all -- --check
+run_suite "rust: cargo test --workspace" cargo test --workspace --no-fail-fast
+[ -x tests/c/run.sh ] && run_suite "c: tests/c/run.sh" tests/c/run.sh
+[ -x tests/node/run.sh ] && run_suite "node: tests/node/run.sh" tests/node/run.sh
+[ -x tests/python/run.sh ] && run_suite "python: tests/python/run.sh" tests/python/run.sh
+
+echo
+echo "=== summary ==="
+passed=0; failed=0
+for i in "${!names[@]}"; do
+  printf '%-8s %s\n' "${results[$i]}" "${names[$i]}"
+  if [ "${results[$i]}" = ok ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+done
+echo "suites: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
