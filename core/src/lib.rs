@@ -11,6 +11,7 @@
 pub mod error;
 pub mod progress;
 pub mod runtime;
+pub mod worktree;
 
 pub use error::{Error, Result};
 

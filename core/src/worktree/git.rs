@@ -1,0 +1,279 @@
+//! The git side of a worktree: refs and reading objects through git2, registration and checkout
+//! through the git CLI (run with arguments, never a shell).
+//!
+//! Why the CLI for `worktree add`: measured on this machine, libgit2's checkout is 1.5–2.3× slower
+//! than the git CLI's for thousands of files (see docs/worktree.md and BENCHMARKING.md), and the
+//! CLI's own registration makes a worktree that `git worktree list` sees exactly as one made by
+//! hand. The bookkeeping is ~4 ms of it; the checkout is the rest.
+//!
+//! A worktree being created carries a git worktree lock whose reason starts with
+//! [`CREATING_REASON`]; it is removed when the worktree is ready. A creation killed half-way
+//! leaves that lock behind, which is how the next attempt knows to clear the debris.
+
+use crate::{Error, Result};
+use git2::{BranchType, Oid, Repository, WorktreeLockStatus, WorktreePruneOptions};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+/// Lock reason prefix of a worktree whose creation has not finished.
+pub const CREATING_REASON: &str = "vibetrees: creating";
+
+/// Tree size from which the checkout runs with `checkout.workers=2` (measured: parallel
+/// checkout only pays off on large trees on this 2-core machine).
+pub const PARALLEL_CHECKOUT_FROM_FILES: usize = 10_000;
+
+/// Opens the repository at `root` (its main worktree).
+pub fn open(root: &Path) -> Result<Repository> {
+    Repository::open(root).map_err(|e| Error::git(format!("open repository {}", root.display()), e))
+}
+
+/// The `from` ref resolved to a commit: its full ref name and the commit and tree ids.
+#[derive(Debug, Clone)]
+pub struct ResolvedFrom {
+    /// The full reference name, e.g. `refs/heads/main`.
+    pub ref_name: String,
+    /// The commit it points to.
+    pub commit: Oid,
+    /// That commit's tree.
+    pub tree: Oid,
+}
+
+/// Resolves `from` as a ref name only (`main`, `origin/main`, `v1.0`, `refs/heads/x`), never as
+/// an option, a revision expression or a shell word. Unknown -> [`Error::NotFound`] naming it.
+pub fn resolve_from(repo: &Repository, from: &str) -> Result<ResolvedFrom> {
+    let not_found = || Error::NotFound(format!("ref {from:?} (the 'from' of the new worktree)"));
+    if from.is_empty() || from.starts_with('-') || from.contains('\0') {
+        return Err(not_found());
+    }
+    let reference = repo
+        .resolve_reference_from_short_name(from)
+        .map_err(|_| not_found())?;
+    let ref_name = reference.name().unwrap_or(from).to_string();
+    let commit = reference
+        .peel_to_commit()
+        .map_err(|e| Error::git(format!("ref {from:?} does not point to a commit"), e))?;
+    Ok(ResolvedFrom {
+        ref_name,
+        commit: commit.id(),
+        tree: commit.tree_id(),
+    })
+}
+
+/// Creates branch `name` at `commit` unless it exists. Returns the commit the branch points to
+/// and whether it was created.
+pub fn ensure_branch(repo: &Repository, name: &str, commit: Oid) -> Result<(Oid, bool)> {
+    match repo.find_branch(name, BranchType::Local) {
+        Ok(b) => {
+            let c = b
+                .get()
+                .peel_to_commit()
+                .map_err(|e| Error::git(format!("branch {name:?}"), e))?;
+            Ok((c.id(), false))
+        }
+        Err(_) => {
+            let c = repo
+                .find_commit(commit)
+                .map_err(|e| Error::git(format!("commit {commit}"), e))?;
+            match repo.branch(name, &c, false) {
+                Ok(_) => Ok((commit, true)),
+                // another process made it in between: reuse it
+                Err(e) if e.code() == git2::ErrorCode::Exists => ensure_branch(repo, name, commit),
+                Err(e) => Err(Error::git(format!("create branch {name:?}"), e)),
+            }
+        }
+    }
+}
+
+/// True if local branch `name` exists.
+pub fn branch_exists(repo: &Repository, name: &str) -> bool {
+    repo.find_branch(name, BranchType::Local).is_ok()
+}
+
+/// One registered worktree of the repository.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    /// Its name under `.git/worktrees/`.
+    pub name: String,
+    /// Its folder as registered.
+    pub path: PathBuf,
+    /// Whether that folder exists.
+    pub folder_exists: bool,
+    /// The lock reason, if locked.
+    pub lock: Option<String>,
+    /// The branch checked out there (short name), if any.
+    pub branch: Option<String>,
+}
+
+impl Registration {
+    /// True if this worktree's creation started and never finished.
+    pub fn half_made(&self) -> bool {
+        self.lock
+            .as_deref()
+            .is_some_and(|r| r.starts_with(CREATING_REASON))
+    }
+}
+
+fn same_path(a: &Path, b: &Path) -> bool {
+    let ca = std::fs::canonicalize(a).unwrap_or_else(|_| a.to_path_buf());
+    let cb = std::fs::canonicalize(b).unwrap_or_else(|_| b.to_path_buf());
+    ca == cb || a == b
+}
+
+/// Every linked worktree registered in the repository.
+pub fn registrations(repo: &Repository) -> Result<Vec<Registration>> {
+    let names = repo
+        .worktrees()
+        .map_err(|e| Error::git("list worktrees", e))?;
+    let mut out = Vec::new();
+    for name in names.iter().filter_map(|n| n.ok().flatten()) {
+        let Ok(wt) = repo.find_worktree(name) else {
+            continue;
+        };
+        let path = wt.path().to_path_buf();
+        let lock = match wt.is_locked() {
+            Ok(WorktreeLockStatus::Locked(r)) => Some(r.unwrap_or_default()),
+            _ => None,
+        };
+        let head_file = repo.commondir().join("worktrees").join(name).join("HEAD");
+        let branch = std::fs::read_to_string(head_file).ok().and_then(|h| {
+            h.trim()
+                .strip_prefix("ref: refs/heads/")
+                .map(|s| s.to_string())
+        });
+        out.push(Registration {
+            name: name.to_string(),
+            folder_exists: path.join(".git").exists(),
+            path,
+            lock,
+            branch,
+        });
+    }
+    Ok(out)
+}
+
+/// The registration whose folder is `path`, if any.
+pub fn registration_at(repo: &Repository, path: &Path) -> Result<Option<Registration>> {
+    Ok(registrations(repo)?
+        .into_iter()
+        .find(|r| same_path(&r.path, path)))
+}
+
+/// Removes the registration `name` (its `.git/worktrees/<name>` folder), locked or not, whether or
+/// not its folder exists. Never touches the worktree's folder.
+pub fn prune_registration(repo: &Repository, name: &str) -> Result<()> {
+    let wt = repo
+        .find_worktree(name)
+        .map_err(|e| Error::git(format!("find worktree {name:?}"), e))?;
+    let mut opts = WorktreePruneOptions::new();
+    opts.valid(true).locked(true).working_tree(false);
+    wt.prune(Some(&mut opts))
+        .map_err(|e| Error::git(format!("prune worktree {name:?}"), e))
+}
+
+/// Removes the lock of worktree `name` (the mark of a creation in progress).
+pub fn unlock(repo: &Repository, name: &str) -> Result<()> {
+    let wt = repo
+        .find_worktree(name)
+        .map_err(|e| Error::git(format!("find worktree {name:?}"), e))?;
+    match wt.is_locked() {
+        Ok(WorktreeLockStatus::Locked(_)) => wt
+            .unlock()
+            .map_err(|e| Error::git(format!("unlock worktree {name:?}"), e)),
+        _ => Ok(()),
+    }
+}
+
+/// Number of files in `tree` (recursively), to choose the checkout's parallelism.
+pub fn count_files(repo: &Repository, tree: Oid) -> Result<usize> {
+    let tree = repo
+        .find_tree(tree)
+        .map_err(|e| Error::git(format!("tree {tree}"), e))?;
+    let mut n = 0usize;
+    tree.walk(git2::TreeWalkMode::PreOrder, |_, entry| {
+        if entry.kind() != Some(git2::ObjectType::Tree) {
+            n += 1;
+        }
+        git2::TreeWalkResult::Ok
+    })
+    .map_err(|e| Error::git("walk tree", e))?;
+    Ok(n)
+}
+
+/// The content of the file at `path` in `tree`, or `None` if absent or not a file.
+pub fn read_blob(repo: &Repository, tree: Oid, path: &str) -> Result<Option<Vec<u8>>> {
+    let tree = repo
+        .find_tree(tree)
+        .map_err(|e| Error::git(format!("tree {tree}"), e))?;
+    let entry = match tree.get_path(Path::new(path)) {
+        Ok(e) => e,
+        Err(_) => return Ok(None),
+    };
+    if entry.kind() != Some(git2::ObjectType::Blob) {
+        return Ok(None);
+    }
+    let blob = repo
+        .find_blob(entry.id())
+        .map_err(|e| Error::git(format!("read {path}"), e))?;
+    Ok(Some(blob.content().to_vec()))
+}
+
+/// The git program to run (`VIBETREES_GIT` overrides, for tests and odd installs).
+pub fn git_program() -> String {
+    std::env::var("VIBETREES_GIT").unwrap_or_else(|_| "git".to_string())
+}
+
+/// Runs `git worktree add --lock --reason "<CREATING_REASON> (pid N)" -- <path> <branch>` in
+/// `root`: registration and checkout in one go, locked until [`unlock`]. `workers` sets
+/// `checkout.workers`. The branch must exist.
+pub async fn add_worktree(root: &Path, path: &Path, branch: &str, workers: usize) -> Result<()> {
+    let reason = format!("{CREATING_REASON} (pid {})", std::process::id());
+    let mut cmd = tokio::process::Command::new(git_program());
+    cmd.current_dir(root)
+        .arg("-c")
+        .arg(format!("checkout.workers={workers}"))
+        .args(["worktree", "add", "--quiet", "--lock", "--reason"])
+        .arg(&reason)
+        .arg("--")
+        .arg(path)
+        .arg(branch)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(false);
+    run_git(cmd, "worktree add").await
+}
+
+/// Runs a prepared git command; a non-zero exit is [`Error::Git`] with git's message.
+pub async fn run_git(mut cmd: tokio::process::Command, what: &str) -> Result<()> {
+    let out = cmd.output().await.map_err(|e| Error::Process {
+        program: git_program(),
+        message: format!("cannot start git for {what}: {e}"),
+    })?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        let msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        Err(Error::Git {
+            context: what.to_string(),
+            message: if msg.is_empty() {
+                format!("exit status {}", out.status)
+            } else {
+                msg
+            },
+        })
+    }
+}
+
+/// True if a process with this pid is alive (signal 0).
+pub fn pid_alive(pid: u32) -> bool {
+    // SAFETY: kill with signal 0 only checks for existence and permission.
+    pid > 0 && unsafe { libc::kill(pid as libc::pid_t, 0) == 0 }
+}
+
+/// The pid written in a [`CREATING_REASON`] lock, if any.
+pub fn creating_pid(reason: &str) -> Option<u32> {
+    let rest = reason.strip_prefix(CREATING_REASON)?;
+    let start = rest.find("(pid ")? + 5;
+    let end = rest[start..].find(')')? + start;
+    rest[start..end].parse().ok()
+}
