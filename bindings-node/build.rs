@@ -1,0 +1,4 @@
+//! Sets the linker flags a Node addon needs (napi symbols resolved at load time by Node).
+fn main() {
+    napi_build::setup();
+}
