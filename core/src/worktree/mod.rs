@@ -4,4 +4,6 @@
 //! - [`git`]: refs and objects through git2, registration and checkout through the git CLI.
 
 pub mod git;
+pub mod history;
+pub mod install;
 pub mod slug;

@@ -1,0 +1,263 @@
+//! The project's own install, when node_modules is not in the cache: which command, and running it
+//! with its output lines as progress.
+//!
+//! Order of choice: a `bootstrap` script in package.json (`npm run bootstrap`), else the package
+//! manager of the lockfile (pnpm, yarn, bun), else `npm ci` with a package-lock.json /
+//! npm-shrinkwrap.json, else `npm install`. Commands run with arguments, never through a shell.
+
+use crate::progress::{ProgressEvent, ProgressSink};
+use crate::{Error, Result};
+use std::collections::VecDeque;
+use std::path::Path;
+use std::process::Stdio;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// Lockfiles the install and the cache key look at, in order of preference.
+pub const LOCKFILES: &[&str] = &[
+    "package-lock.json",
+    "npm-shrinkwrap.json",
+    "pnpm-lock.yaml",
+    "yarn.lock",
+    "bun.lock",
+    "bun.lockb",
+];
+
+/// One command to run in the worktree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstallCommand {
+    /// The progress step it reports under: `install` or `bootstrap`.
+    pub step: &'static str,
+    /// Program name (found on PATH).
+    pub program: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+}
+
+impl InstallCommand {
+    fn new(step: &'static str, program: &str, args: &[&str]) -> Self {
+        Self {
+            step,
+            program: program.to_string(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    /// The command as a person would type it, for messages.
+    pub fn display(&self) -> String {
+        std::iter::once(self.program.as_str())
+            .chain(self.args.iter().map(|s| s.as_str()))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// The clean install for a project with this package.json and these lockfiles (names present at
+/// the root). `None` when there is no package.json.
+pub fn clean_install(
+    package_json: Option<&serde_json::Value>,
+    lockfiles: &[String],
+) -> Option<InstallCommand> {
+    let pkg = package_json?;
+    let has = |n: &str| lockfiles.iter().any(|l| l == n);
+    if pkg
+        .get("scripts")
+        .and_then(|s| s.get("bootstrap"))
+        .is_some_and(|v| v.is_string())
+    {
+        return Some(InstallCommand::new(
+            "bootstrap",
+            "npm",
+            &["run", "bootstrap"],
+        ));
+    }
+    if has("pnpm-lock.yaml") {
+        return Some(InstallCommand::new(
+            "install",
+            "pnpm",
+            &["install", "--frozen-lockfile"],
+        ));
+    }
+    if has("yarn.lock") {
+        return Some(InstallCommand::new(
+            "install",
+            "yarn",
+            &["install", "--frozen-lockfile"],
+        ));
+    }
+    if has("bun.lock") || has("bun.lockb") {
+        return Some(InstallCommand::new(
+            "install",
+            "bun",
+            &["install", "--frozen-lockfile"],
+        ));
+    }
+    if has("package-lock.json") || has("npm-shrinkwrap.json") {
+        return Some(InstallCommand::new(
+            "install",
+            "npm",
+            &["ci", "--no-audit", "--no-fund"],
+        ));
+    }
+    Some(InstallCommand::new(
+        "install",
+        "npm",
+        &["install", "--no-audit", "--no-fund"],
+    ))
+}
+
+/// The install of only the difference, on top of a node_modules restored from a near cache entry
+/// (an older lockfile of the same project). Only npm projects: `npm ci` would delete node_modules.
+pub fn incremental_install(lockfiles: &[String]) -> Option<InstallCommand> {
+    let npm = lockfiles
+        .iter()
+        .any(|l| l == "package-lock.json" || l == "npm-shrinkwrap.json");
+    npm.then(|| {
+        InstallCommand::new(
+            "install",
+            "npm",
+            &["install", "--prefer-offline", "--no-audit", "--no-fund"],
+        )
+    })
+}
+
+/// Runs `cmd` in `dir`, sending each output line as a progress event of `name`. A non-zero exit
+/// is [`Error::Process`] with the last lines of output.
+pub async fn run(
+    cmd: &InstallCommand,
+    dir: &Path,
+    name: &str,
+    progress: Option<&ProgressSink>,
+) -> Result<()> {
+    let mut child = tokio::process::Command::new(&cmd.program)
+        .args(&cmd.args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| Error::Process {
+            program: cmd.program.clone(),
+            message: format!("cannot start `{}` in {}: {e}", cmd.display(), dir.display()),
+        })?;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let tail = parking_lot::Mutex::new(VecDeque::<String>::with_capacity(20));
+    let emit = |line: String| {
+        let line = line.trim_end().to_string();
+        if line.is_empty() {
+            return;
+        }
+        if let Some(p) = progress {
+            p(&ProgressEvent::new(name, cmd.step, line.clone()));
+        }
+        let mut t = tail.lock();
+        if t.len() == 20 {
+            t.pop_front();
+        }
+        t.push_back(line);
+    };
+    let mut out_lines = BufReader::new(stdout).lines();
+    let mut err_lines = BufReader::new(stderr).lines();
+    let (mut out_done, mut err_done) = (false, false);
+    while !(out_done && err_done) {
+        tokio::select! {
+            l = out_lines.next_line(), if !out_done => match l {
+                Ok(Some(l)) => emit(l),
+                _ => out_done = true,
+            },
+            l = err_lines.next_line(), if !err_done => match l {
+                Ok(Some(l)) => emit(l),
+                _ => err_done = true,
+            },
+        }
+    }
+    let status = child.wait().await.map_err(|e| Error::Process {
+        program: cmd.program.clone(),
+        message: format!("waiting for `{}`: {e}", cmd.display()),
+    })?;
+    if status.success() {
+        Ok(())
+    } else {
+        let tail: Vec<String> = tail.into_inner().into();
+        Err(Error::Process {
+            program: cmd.program.clone(),
+            message: format!(
+                "`{}` exited with {status}: {}",
+                cmd.display(),
+                tail.join("\n")
+            ),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn choice_of_install() {
+        let l = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(clean_install(None, &l(&["package-lock.json"])), None);
+        let pkg = json!({"name": "x"});
+        assert_eq!(
+            clean_install(Some(&pkg), &l(&["package-lock.json"]))
+                .unwrap()
+                .display(),
+            "npm ci --no-audit --no-fund"
+        );
+        assert_eq!(
+            clean_install(Some(&pkg), &l(&["pnpm-lock.yaml"]))
+                .unwrap()
+                .program,
+            "pnpm"
+        );
+        assert_eq!(
+            clean_install(Some(&pkg), &l(&["yarn.lock"]))
+                .unwrap()
+                .program,
+            "yarn"
+        );
+        assert_eq!(
+            clean_install(Some(&pkg), &l(&["bun.lockb"]))
+                .unwrap()
+                .program,
+            "bun"
+        );
+        assert_eq!(
+            clean_install(Some(&pkg), &l(&[])).unwrap().display(),
+            "npm install --no-audit --no-fund"
+        );
+        let boot = json!({"scripts": {"bootstrap": "node setup.js"}});
+        let c = clean_install(Some(&boot), &l(&["package-lock.json"])).unwrap();
+        assert_eq!(
+            (c.step, c.display().as_str()),
+            ("bootstrap", "npm run bootstrap")
+        );
+        assert!(incremental_install(&l(&["yarn.lock"])).is_none());
+        assert!(incremental_install(&l(&["package-lock.json"])).is_some());
+    }
+
+    #[test]
+    fn output_lines_become_progress_and_failures_carry_the_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let seen = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let s2 = seen.clone();
+        let sink: ProgressSink =
+            std::sync::Arc::new(move |e: &ProgressEvent| s2.lock().push(e.clone()));
+        let ok = InstallCommand::new("install", "sh", &["-c", "echo one; echo two >&2"]);
+        crate::runtime::block_on(run(&ok, dir.path(), "wt", Some(&sink))).unwrap();
+        let msgs: Vec<String> = seen.lock().iter().map(|e| e.message.clone()).collect();
+        assert!(msgs.contains(&"one".to_string()) && msgs.contains(&"two".to_string()));
+        assert!(
+            seen.lock()
+                .iter()
+                .all(|e| e.step == "install" && e.name == "wt")
+        );
+        let bad = InstallCommand::new("install", "sh", &["-c", "echo broken; exit 3"]);
+        let err = crate::runtime::block_on(run(&bad, dir.path(), "wt", None)).unwrap_err();
+        assert_eq!(err.code(), "PROCESS");
+        assert!(err.to_string().contains("broken"), "{err}");
+    }
+}
