@@ -1,0 +1,209 @@
+//! Running the core's futures from Python.
+//!
+//! - [`wait`]: a blocking call. The future runs on the core's shared runtime while the calling thread
+//!   waits detached from the interpreter (other Python threads run), waking every
+//!   [`SIGNAL_POLL`] to run Python's signal handlers: a Ctrl-C drops the core's future (its own
+//!   cancellation cleans up), waits until it is gone, then raises `KeyboardInterrupt`.
+//! - [`to_asyncio_future`]: an awaitable. The future runs on the core's runtime and resolves an
+//!   `asyncio.Future` of the caller's running loop; cancelling that future drops the core's future.
+//! - [`await_coroutine`]: the other way round, a Python coroutine run on a given event loop and
+//!   awaited from Rust (for `async def` task bodies).
+
+use std::future::Future;
+use std::sync::mpsc::{RecvTimeoutError, sync_channel};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use pyo3::prelude::*;
+use pyo3::types::{PyCFunction, PyTuple};
+use vibetrees_core::Error;
+use vibetrees_core::runtime::runtime;
+
+use crate::errors::to_py_err;
+
+/// How often a blocking call wakes up to run Python's signal handlers (Ctrl-C).
+pub const SIGNAL_POLL: Duration = Duration::from_millis(50);
+
+/// Runs `fut` on the core's runtime and waits for it with the interpreter released.
+///
+/// `what` names the operation for the error raised if the future panics.
+pub fn wait<F, T>(py: Python<'_>, what: &str, fut: F) -> PyResult<T>
+where
+    F: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let (tx, rx) = sync_channel::<T>(1);
+    // A Mutex makes the receiver shareable with the detached closure (it is used by one thread).
+    let rx = Mutex::new(rx);
+    let handle = runtime().spawn(async move {
+        let out = fut.await;
+        let _ = tx.send(out);
+    });
+    loop {
+        match py.detach(|| rx.lock().recv_timeout(SIGNAL_POLL)) {
+            Ok(out) => return Ok(out),
+            Err(RecvTimeoutError::Timeout) => {
+                if let Err(interrupt) = py.check_signals() {
+                    handle.abort();
+                    // The sender is dropped with the future: once recv fails, the core's drop
+                    // guards have run and nothing half-made is left behind.
+                    let _ = py.detach(|| rx.lock().recv());
+                    return Err(interrupt);
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(to_py_err(Error::Internal(format!(
+                    "{what} panicked; the operation was abandoned"
+                ))));
+            }
+        }
+    }
+}
+
+/// Runs the blocking closure `f` on a blocking thread of the core's runtime and waits for it with
+/// the interpreter released, as [`wait`]. A Ctrl-C raises at once; the closure itself cannot be
+/// stopped and finishes in the background unless it watches a stop flag of its own.
+pub fn wait_blocking<F, T>(py: Python<'_>, what: &str, f: F) -> PyResult<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let what_owned = what.to_string();
+    let joined = wait(py, what, async move { tokio::task::spawn_blocking(f).await })?;
+    joined.map_err(|e| {
+        to_py_err(Error::Internal(format!(
+            "{what_owned} panicked; the operation was abandoned: {e}"
+        )))
+    })
+}
+
+/// The calling thread's running asyncio loop (raises `RuntimeError` outside a coroutine).
+pub fn running_loop(py: Python<'_>) -> PyResult<Py<PyAny>> {
+    Ok(py
+        .import("asyncio")?
+        .call_method0("get_running_loop")?
+        .unbind())
+}
+
+/// Spawns `fut` on the core's runtime and returns an `asyncio.Future` of `event_loop` that it
+/// resolves. Cancelling the asyncio future (e.g. `task.cancel()`) drops the core's future.
+pub fn to_asyncio_future<'py, F>(
+    py: Python<'py>,
+    event_loop: Py<PyAny>,
+    fut: F,
+) -> PyResult<Bound<'py, PyAny>>
+where
+    F: Future<Output = PyResult<Py<PyAny>>> + Send + 'static,
+{
+    let py_fut = event_loop.bind(py).call_method0("create_future")?;
+    let py_fut_owned = py_fut.clone().unbind();
+    let loop_owned = event_loop.clone_ref(py);
+    let handle = runtime().spawn(async move {
+        let out = fut.await;
+        Python::attach(|py| {
+            let resolve = match out {
+                Ok(value) => PyCFunction::new_closure(py, None, None, move |args, _kw| {
+                    resolve_future(args, Ok(&value))
+                }),
+                Err(err) => PyCFunction::new_closure(py, None, None, move |args, _kw| {
+                    resolve_future(args, Err(&err))
+                }),
+            };
+            if let Ok(resolve) = resolve {
+                // Fails only when the loop is closed, and then nobody is awaiting.
+                let _ = loop_owned.bind(py).call_method1(
+                    "call_soon_threadsafe",
+                    (resolve, py_fut_owned.bind(py)),
+                );
+            }
+        });
+    });
+    let abort = Mutex::new(Some(handle.abort_handle()));
+    let on_done = PyCFunction::new_closure(py, None, None, move |args, _kw| -> PyResult<()> {
+        let fut = args.get_item(0)?;
+        if fut.call_method0("cancelled")?.is_truthy()?
+            && let Some(abort) = abort.lock().take()
+        {
+            abort.abort();
+        }
+        Ok(())
+    })?;
+    py_fut.call_method1("add_done_callback", (on_done,))?;
+    Ok(py_fut)
+}
+
+/// Sets the result or exception of the asyncio future `args[0]` unless it is already done
+/// (cancelled by its awaiter). Runs on the loop's thread.
+fn resolve_future(args: &Bound<'_, PyTuple>, out: Result<&Py<PyAny>, &PyErr>) -> PyResult<()> {
+    let py = args.py();
+    let fut = args.get_item(0)?;
+    if fut.call_method0("done")?.is_truthy()? {
+        return Ok(());
+    }
+    match out {
+        Ok(value) => fut.call_method1("set_result", (value.bind(py),))?,
+        Err(err) => fut.call_method1("set_exception", (err.clone_ref(py).into_value(py),))?,
+    };
+    Ok(())
+}
+
+/// Runs the coroutine `coro` on `event_loop` (from any thread) and waits for its outcome without
+/// holding the interpreter. Dropping the returned future cancels the coroutine.
+pub fn await_coroutine(
+    py: Python<'_>,
+    event_loop: &Py<PyAny>,
+    coro: Bound<'_, PyAny>,
+) -> PyResult<impl Future<Output = PyResult<Py<PyAny>>> + Send + 'static + use<>> {
+    let (tx, rx) = tokio::sync::oneshot::channel::<PyResult<Py<PyAny>>>();
+    let tx = Mutex::new(Some(tx));
+    let concurrent = py.import("asyncio")?.call_method1(
+        "run_coroutine_threadsafe",
+        (coro, event_loop.bind(py)),
+    )?;
+    let on_done = PyCFunction::new_closure(py, None, None, move |args, _kw| -> PyResult<()> {
+        let done = args.get_item(0)?;
+        let outcome = if done.call_method0("cancelled")?.is_truthy()? {
+            Err(to_py_err(Error::Cancelled("the task's coroutine was cancelled".into())))
+        } else {
+            match done.call_method0("exception")? {
+                e if e.is_none() => Ok(done.call_method0("result")?.unbind()),
+                e => Err(PyErr::from_value(e)),
+            }
+        };
+        if let Some(tx) = tx.lock().take() {
+            let _ = tx.send(outcome);
+        }
+        Ok(())
+    })?;
+    concurrent.call_method1("add_done_callback", (on_done,))?;
+    let guard = CancelOnDrop(Some(concurrent.unbind()));
+    Ok(async move {
+        let out = rx.await;
+        drop(guard);
+        out.unwrap_or_else(|_| {
+            Err(to_py_err(Error::Internal(
+                "a coroutine's outcome was never reported".into(),
+            )))
+        })
+    })
+}
+
+/// Cancels a `concurrent.futures.Future` (a coroutine on a loop) when dropped unfinished.
+struct CancelOnDrop(Option<Py<PyAny>>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(fut) = self.0.take() {
+            Python::attach(|py| {
+                let fut = fut.bind(py);
+                if !fut
+                    .call_method0("done")
+                    .and_then(|d| d.is_truthy())
+                    .unwrap_or(true)
+                {
+                    let _ = fut.call_method0("cancel");
+                }
+            });
+        }
+    }
+}
