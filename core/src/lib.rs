@@ -9,11 +9,13 @@
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod profiler;
 pub mod progress;
 pub mod runtime;
 pub mod worktree;
 
 pub use error::{Error, Result};
+pub use profiler::Profiler;
 
 /// The library's version, as in Cargo.toml.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

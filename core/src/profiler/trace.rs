@@ -1,0 +1,168 @@
+//! Chrome Trace Event Format export (opens in Perfetto and chrome://tracing).
+//!
+//! Every ended operation in the window becomes one complete event (`"ph": "X"`) with `ts` and
+//! `dur` in microseconds. Complete events on one `pid`/`tid` must nest properly, or the viewer
+//! stacks them wrongly; so operations are laid out on tracks (one `tid` each) such that on every
+//! track each event lies wholly inside the event under it, and the event under it is one of its
+//! ancestors:
+//! - an operation goes on its parent's track when it fits there (the parent, or a descendant of
+//!   the parent that contains it, is on top);
+//! - otherwise (a concurrently running sibling holds the parent's track, or the parent is not in
+//!   the window) on a track of the thread it was started on where it fits;
+//! - otherwise on a new track ("lane") of that thread.
+//!
+//! Tracks are named after the thread that opened them (`thread_name` metadata), with a lane number
+//! from the second lane on; each event's `args` carry its id, parent id, thread and failure.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use super::{Done, Window, ids};
+
+/// One track (a `tid` in the trace).
+struct Track {
+    /// Open events on this track, outermost first: (operation number, end in ns).
+    stack: Vec<(u64, u64)>,
+    thread_name: String,
+    lane: usize,
+}
+
+#[derive(Serialize)]
+struct Event<'a> {
+    name: &'a str,
+    cat: &'static str,
+    ph: &'static str,
+    ts: f64,
+    dur: f64,
+    pid: u32,
+    tid: usize,
+    args: Map<String, Value>,
+}
+
+/// Whether `ancestor` is `num`'s parent, grandparent, ... among the operations in the window.
+fn is_ancestor(parents: &HashMap<u64, Option<u64>>, ancestor: u64, num: u64) -> bool {
+    let mut cur = parents.get(&num).copied().flatten();
+    while let Some(p) = cur {
+        if p == ancestor {
+            return true;
+        }
+        cur = parents.get(&p).copied().flatten();
+    }
+    false
+}
+
+/// Whether `done` can go on `track` now; pops events that ended before `done` started (the
+/// operations come in start order, so they can never hold a later one either).
+fn fits(track: &mut Track, done: &Done, parents: &HashMap<u64, Option<u64>>) -> bool {
+    while let Some(&(_, end)) = track.stack.last() {
+        if end <= done.start_ns {
+            track.stack.pop();
+        } else {
+            break;
+        }
+    }
+    match track.stack.last() {
+        None => true,
+        Some(&(top, end)) => end >= done.end_ns && is_ancestor(parents, top, done.num),
+    }
+}
+
+/// The trace of every operation in `window`, as a JSON string.
+pub(crate) fn chrome_trace(window: &Window) -> String {
+    let pid = std::process::id();
+    let mut spans: Vec<&Done> = window.iter().collect();
+    // Start order; an enclosing operation before the ones it contains.
+    spans.sort_by(|a, b| {
+        a.start_ns
+            .cmp(&b.start_ns)
+            .then(b.end_ns.cmp(&a.end_ns))
+            .then(a.num.cmp(&b.num))
+    });
+    let parents: HashMap<u64, Option<u64>> = spans.iter().map(|d| (d.num, d.parent)).collect();
+
+    let mut tracks: Vec<Track> = Vec::new();
+    let mut thread_tracks: HashMap<u64, Vec<usize>> = HashMap::new();
+    let mut track_of: HashMap<u64, usize> = HashMap::with_capacity(spans.len());
+    let mut events: Vec<Event<'_>> = Vec::with_capacity(spans.len());
+
+    for d in &spans {
+        let mut chosen = None;
+        if let Some(&t) = d.parent.and_then(|p| track_of.get(&p))
+            && fits(&mut tracks[t], d, &parents)
+        {
+            chosen = Some(t);
+        }
+        if chosen.is_none()
+            && let Some(list) = thread_tracks.get(&d.thread.ordinal)
+        {
+            chosen = list
+                .iter()
+                .copied()
+                .find(|&t| fits(&mut tracks[t], d, &parents));
+        }
+        let t = match chosen {
+            Some(t) => t,
+            None => {
+                let list = thread_tracks.entry(d.thread.ordinal).or_default();
+                tracks.push(Track {
+                    stack: Vec::new(),
+                    thread_name: d.thread.name.to_string(),
+                    lane: list.len(),
+                });
+                list.push(tracks.len() - 1);
+                tracks.len() - 1
+            }
+        };
+        tracks[t].stack.push((d.num, d.end_ns));
+        track_of.insert(d.num, t);
+
+        let mut args = Map::new();
+        args.insert("id".into(), Value::String(ids::format_id(d.num)));
+        if let Some(p) = d.parent {
+            args.insert("parentId".into(), Value::String(ids::format_id(p)));
+        }
+        args.insert("thread".into(), Value::String(d.thread.name.to_string()));
+        if let Some(e) = &d.error {
+            args.insert("failed".into(), Value::Bool(true));
+            args.insert("error".into(), Value::String(e.to_string()));
+        }
+        events.push(Event {
+            name: &d.name,
+            cat: "vibetrees",
+            ph: "X",
+            ts: d.start_ns as f64 / 1000.0,
+            dur: (d.end_ns - d.start_ns) as f64 / 1000.0,
+            pid,
+            tid: t + 1,
+            args,
+        });
+    }
+
+    let mut all: Vec<Value> = Vec::with_capacity(events.len() + 2 * tracks.len() + 1);
+    all.push(json!({
+        "name": "process_name", "ph": "M", "pid": pid, "tid": 0,
+        "args": { "name": "vibetrees" }
+    }));
+    for (i, t) in tracks.iter().enumerate() {
+        let name = if t.lane == 0 {
+            t.thread_name.clone()
+        } else {
+            format!("{} (lane {})", t.thread_name, t.lane + 1)
+        };
+        all.push(json!({
+            "name": "thread_name", "ph": "M", "pid": pid, "tid": i + 1,
+            "args": { "name": name }
+        }));
+        all.push(json!({
+            "name": "thread_sort_index", "ph": "M", "pid": pid, "tid": i + 1,
+            "args": { "sort_index": i }
+        }));
+    }
+    for e in events {
+        all.push(serde_json::to_value(e).expect("events serialize"));
+    }
+    serde_json::to_string(&json!({ "traceEvents": all, "displayTimeUnit": "ms" }))
+        .expect("trace serializes")
+}
