@@ -8,7 +8,13 @@
 //! The core knows nothing of its bindings: callbacks are traits or closures each binding implements.
 #![warn(missing_docs)]
 
+pub mod compose;
+pub mod containers;
+pub mod envfile;
 pub mod error;
+pub mod lockfile;
+pub mod mcp;
+pub mod ports;
 pub mod profiler;
 pub mod progress;
 pub mod runtime;

@@ -1,0 +1,624 @@
+//! The container engine: detection (`auto | docker | podman | none`), image pulls, `compose up`
+//! (critical services first, the rest later) and `compose down`.
+//!
+//! Every command is run as a program with arguments, never through a shell. Failures of the
+//! containers are returned as [`ContainerOutcome`] values (the manager turns them into progress
+//! messages); only a misuse (an explicit runtime that is not installed) is an [`Error`].
+//! Every compose command runs with BuildKit on ([`buildkit_env`]) so image layers are shared
+//! across worktrees.
+
+use crate::error::{Error, Result};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, VecDeque};
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+/// Which container runtime to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuntimeChoice {
+    /// Docker if `docker info` answers, else podman if it and a compose tool are installed, else none.
+    #[default]
+    Auto,
+    /// Docker (`docker compose`, or `docker-compose`).
+    Docker,
+    /// Podman (`podman-compose`, or `podman compose`).
+    Podman,
+    /// No containers: services come from the compose YAML, nothing is started.
+    None,
+}
+
+impl std::str::FromStr for RuntimeChoice {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "docker" => Ok(Self::Docker),
+            "podman" => Ok(Self::Podman),
+            "none" => Ok(Self::None),
+            other => Err(Error::InvalidArgument(format!(
+                "container runtime must be auto, docker, podman or none, not {other:?}"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for RuntimeChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Auto => "auto",
+            Self::Docker => "docker",
+            Self::Podman => "podman",
+            Self::None => "none",
+        })
+    }
+}
+
+/// The kind of a detected engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    /// Docker.
+    Docker,
+    /// Podman.
+    Podman,
+}
+
+/// The BuildKit environment every compose command runs with (the contract's `getDockerCacheEnv()`).
+pub fn buildkit_env() -> [(&'static str, &'static str); 3] {
+    [
+        ("DOCKER_BUILDKIT", "1"),
+        ("BUILDKIT_PROGRESS", "plain"),
+        ("COMPOSE_DOCKER_CLI_BUILD", "1"),
+    ]
+}
+
+/// Where to look for the engine's programs. Default: the process's `PATH`.
+#[derive(Debug, Clone, Default)]
+pub struct DetectOptions {
+    /// A `PATH` to search and to give the engine's commands instead of the process's own.
+    pub path: Option<OsString>,
+    /// How long `docker info` / `podman compose version` may take (default 5 s).
+    pub probe_timeout: Option<Duration>,
+}
+
+/// A detected container engine and its compose command.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    kind: EngineKind,
+    engine: PathBuf,
+    compose: Vec<OsString>,
+    path_env: Option<OsString>,
+}
+
+/// Receives each output line of a running command (stdout and stderr), e.g. to send progress.
+pub type LineSink = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// A compose project of one worktree.
+#[derive(Debug, Clone)]
+pub struct ComposeProject {
+    /// The folder the commands run in (the worktree).
+    pub dir: PathBuf,
+    /// The compose file (absolute, or relative to `dir`).
+    pub file: PathBuf,
+    /// The env file given with `--env-file` (the worktree's `.env`), when there is one.
+    pub env_file: Option<PathBuf>,
+    /// The project name given with `-p` (the `.env`'s `COMPOSE_PROJECT_NAME`), when known.
+    pub project_name: Option<String>,
+}
+
+impl ComposeProject {
+    /// The project of `worktree`: compose file `file_name` in it, `--env-file .env` when the
+    /// `.env` exists, `-p` from its `COMPOSE_PROJECT_NAME` line.
+    pub fn for_worktree(worktree: &Path, file_name: &Path) -> Self {
+        let env = worktree.join(".env");
+        let (env_file, project_name) = match std::fs::read_to_string(&env) {
+            Ok(text) => {
+                let name = crate::envfile::parse_env(&text)
+                    .into_iter()
+                    .find(|(k, _)| k == "COMPOSE_PROJECT_NAME")
+                    .map(|(_, v)| v);
+                (Some(env), name)
+            }
+            Err(_) => (None, None),
+        };
+        Self {
+            dir: worktree.to_path_buf(),
+            file: worktree.join(file_name),
+            env_file,
+            project_name,
+        }
+    }
+
+    fn global_args(&self) -> Vec<OsString> {
+        let mut a: Vec<OsString> = vec!["-f".into(), self.file.clone().into_os_string()];
+        if let Some(p) = &self.project_name {
+            a.push("-p".into());
+            a.push(p.into());
+        }
+        if let Some(e) = &self.env_file {
+            a.push("--env-file".into());
+            a.push(e.clone().into_os_string());
+        }
+        a
+    }
+}
+
+/// The result of one container command; a failure here is reported, it does not fail a creation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerOutcome {
+    /// What was done: `pull`, `up`, `down`, `config`.
+    pub action: String,
+    /// The services (or images, for `pull`) it was about.
+    pub services: Vec<String>,
+    /// True when the command exited with status 0.
+    pub ok: bool,
+    /// The exit status, when it exited.
+    pub exit_code: Option<i32>,
+    /// One line for a progress message: `✓ ...` on success, the reason on failure.
+    pub message: String,
+    /// The last lines of its output (at most 40).
+    pub output_tail: Vec<String>,
+    /// Wall time in milliseconds.
+    pub duration_ms: f64,
+}
+
+const TAIL: usize = 40;
+
+fn search_path(program: &str, path: Option<&OsStr>) -> Option<PathBuf> {
+    if program.contains('/') {
+        let p = PathBuf::from(program);
+        return is_executable(&p).then_some(p);
+    }
+    let path = match path {
+        Some(p) => p.to_os_string(),
+        None => std::env::var_os("PATH")?,
+    };
+    std::env::split_paths(&path)
+        .filter(|d| !d.as_os_str().is_empty())
+        .map(|d| d.join(program))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// Runs a command quietly; true when it exits 0 within `timeout`.
+async fn probe(program: &Path, args: &[&str], path_env: Option<&OsStr>, timeout: Duration) -> bool {
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    if let Some(p) = path_env {
+        cmd.env("PATH", p);
+    }
+    match cmd.spawn() {
+        Ok(mut child) => matches!(
+            tokio::time::timeout(timeout, child.wait()).await,
+            Ok(Ok(s)) if s.success()
+        ),
+        Err(_) => false,
+    }
+}
+
+type DetectKey = (RuntimeChoice, Option<OsString>);
+static DETECTED: OnceLock<Mutex<HashMap<DetectKey, Option<Engine>>>> = OnceLock::new();
+
+/// Detects the engine for `choice`, once per (choice, PATH) per process (later calls reuse it).
+///
+/// `Ok(None)`: no containers (`none`, or `auto` with no usable engine). An explicit `docker` or
+/// `podman` that is not installed is an [`Error::NotFound`] naming what is missing.
+pub async fn detect(choice: RuntimeChoice, opts: &DetectOptions) -> Result<Option<Engine>> {
+    let key = (choice, opts.path.clone());
+    if let Some(found) = DETECTED.get_or_init(Default::default).lock().get(&key) {
+        return Ok(found.clone());
+    }
+    let found = detect_uncached(choice, opts).await?;
+    DETECTED
+        .get_or_init(Default::default)
+        .lock()
+        .insert(key, found.clone());
+    Ok(found)
+}
+
+/// [`detect`] without the per-process memo (runs the probes every time).
+pub async fn detect_uncached(choice: RuntimeChoice, opts: &DetectOptions) -> Result<Option<Engine>> {
+    let timeout = opts.probe_timeout.unwrap_or(Duration::from_secs(5));
+    let path = opts.path.as_deref();
+    match choice {
+        RuntimeChoice::None => Ok(None),
+        RuntimeChoice::Docker => match find_docker(path, timeout, false).await {
+            Some(e) => Ok(Some(e)),
+            None => Err(Error::NotFound("docker: no `docker` program on PATH".into())),
+        },
+        RuntimeChoice::Podman => match find_podman(path, timeout).await {
+            Some(e) => Ok(Some(e)),
+            None => Err(Error::NotFound(
+                "podman: needs `podman` and `podman-compose` (or `podman compose`) on PATH".into(),
+            )),
+        },
+        RuntimeChoice::Auto => {
+            if let Some(e) = find_docker(path, timeout, true).await {
+                return Ok(Some(e));
+            }
+            Ok(find_podman(path, timeout).await)
+        }
+    }
+}
+
+async fn find_docker(path: Option<&OsStr>, timeout: Duration, need_daemon: bool) -> Option<Engine> {
+    let docker = search_path("docker", path)?;
+    if need_daemon && !probe(&docker, &["info"], path, timeout).await {
+        return None;
+    }
+    let compose = if probe(&docker, &["compose", "version"], path, timeout).await {
+        vec![docker.clone().into_os_string(), "compose".into()]
+    } else if let Some(dc) = search_path("docker-compose", path) {
+        vec![dc.into_os_string()]
+    } else {
+        vec![docker.clone().into_os_string(), "compose".into()]
+    };
+    Some(Engine {
+        kind: EngineKind::Docker,
+        engine: docker,
+        compose,
+        path_env: path.map(|p| p.to_os_string()),
+    })
+}
+
+async fn find_podman(path: Option<&OsStr>, timeout: Duration) -> Option<Engine> {
+    let podman = search_path("podman", path)?;
+    let compose = if let Some(pc) = search_path("podman-compose", path) {
+        vec![pc.into_os_string()]
+    } else if probe(&podman, &["compose", "version"], path, timeout).await {
+        vec![podman.clone().into_os_string(), "compose".into()]
+    } else {
+        return None;
+    };
+    Some(Engine {
+        kind: EngineKind::Podman,
+        engine: podman,
+        compose,
+        path_env: path.map(|p| p.to_os_string()),
+    })
+}
+
+/// Output of a finished command.
+struct RunOutput {
+    status: Option<i32>,
+    spawn_error: Option<String>,
+    tail: Vec<String>,
+    stdout: String,
+    timed_out: bool,
+}
+
+impl Engine {
+    /// Docker or podman.
+    pub fn kind(&self) -> EngineKind {
+        self.kind
+    }
+
+    /// The engine program (`/usr/bin/podman`).
+    pub fn engine_program(&self) -> &Path {
+        &self.engine
+    }
+
+    /// The compose command as words (`["/usr/bin/docker", "compose"]`, `["/usr/local/bin/podman-compose"]`).
+    pub fn compose_command(&self) -> Vec<String> {
+        self.compose
+            .iter()
+            .map(|s| s.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    /// A short label for caches and messages: `docker compose`, `podman-compose`.
+    pub fn label(&self) -> String {
+        self.compose
+            .iter()
+            .map(|s| {
+                Path::new(s)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    fn command(&self, program: &OsStr, args: &[OsString], cwd: Option<&Path>) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for (k, v) in buildkit_env() {
+            cmd.env(k, v);
+        }
+        if let Some(p) = &self.path_env {
+            cmd.env("PATH", p);
+        }
+        if let Some(d) = cwd {
+            cmd.current_dir(d);
+        }
+        cmd
+    }
+
+    fn compose_cmd(&self, args: Vec<OsString>, cwd: Option<&Path>) -> Command {
+        let mut all: Vec<OsString> = self.compose[1..].to_vec();
+        all.extend(args);
+        self.command(&self.compose[0], &all, cwd)
+    }
+
+    async fn run(
+        &self,
+        mut cmd: Command,
+        on_line: Option<&LineSink>,
+        timeout: Duration,
+        keep_stdout: bool,
+    ) -> RunOutput {
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                return RunOutput {
+                    status: None,
+                    spawn_error: Some(e.to_string()),
+                    tail: Vec::new(),
+                    stdout: String::new(),
+                    timed_out: false,
+                };
+            }
+        };
+        let tail = Arc::new(Mutex::new(VecDeque::with_capacity(TAIL)));
+        let stdout_buf = Arc::new(Mutex::new(String::new()));
+        let push = {
+            let tail = tail.clone();
+            let sink = on_line.cloned();
+            move |line: &str| {
+                if let Some(s) = &sink {
+                    s(line);
+                }
+                let mut t = tail.lock();
+                if t.len() == TAIL {
+                    t.pop_front();
+                }
+                t.push_back(line.to_string());
+            }
+        };
+        let out = child.stdout.take().map(|o| {
+            let push = push.clone();
+            let buf = stdout_buf.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(o).lines();
+                while let Ok(Some(l)) = lines.next_line().await {
+                    if keep_stdout {
+                        let mut b = buf.lock();
+                        b.push_str(&l);
+                        b.push('\n');
+                    } else {
+                        push(&l);
+                    }
+                }
+            })
+        });
+        let err = child.stderr.take().map(|e| {
+            let push = push.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(e).lines();
+                while let Ok(Some(l)) = lines.next_line().await {
+                    push(&l);
+                }
+            })
+        });
+        let (status, timed_out) = match tokio::time::timeout(timeout, child.wait()).await {
+            Ok(Ok(s)) => (s.code(), false),
+            Ok(Err(_)) => (None, false),
+            Err(_) => {
+                let _ = child.kill().await;
+                (None, true)
+            }
+        };
+        for h in [out, err].into_iter().flatten() {
+            let _ = h.await;
+        }
+        let tail = tail.lock().iter().cloned().collect();
+        let stdout = std::mem::take(&mut *stdout_buf.lock());
+        RunOutput {
+            status,
+            spawn_error: None,
+            tail,
+            stdout,
+            timed_out,
+        }
+    }
+
+    fn outcome(
+        &self,
+        action: &str,
+        services: &[String],
+        out: RunOutput,
+        started: Instant,
+        timeout: Duration,
+    ) -> ContainerOutcome {
+        let ok = out.status == Some(0);
+        let what = if services.is_empty() {
+            "all services".to_string()
+        } else {
+            services.join(", ")
+        };
+        let message = if ok {
+            format!("✓ {} {action}: {what}", self.label())
+        } else if let Some(e) = &out.spawn_error {
+            format!("{} {action} could not start: {e}", self.label())
+        } else if out.timed_out {
+            format!(
+                "{} {action} of {what} timed out after {} s",
+                self.label(),
+                timeout.as_secs()
+            )
+        } else {
+            let last = out
+                .tail
+                .iter()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .cloned()
+                .unwrap_or_default();
+            format!(
+                "{} {action} of {what} failed (exit {}): {last}",
+                self.label(),
+                out.status.map(|c| c.to_string()).unwrap_or("signal".into())
+            )
+        };
+        ContainerOutcome {
+            action: action.into(),
+            services: services.to_vec(),
+            ok,
+            exit_code: out.status,
+            message,
+            output_tail: out.tail,
+            duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+        }
+    }
+
+    /// `<compose> -f FILE config`: the rendered compose file (YAML), run in `dir`.
+    pub async fn compose_config(&self, file: &Path, dir: &Path) -> Result<String> {
+        let args = vec!["-f".into(), file.as_os_str().to_os_string(), "config".into()];
+        let cmd = self.compose_cmd(args, Some(dir));
+        let out = self.run(cmd, None, Duration::from_secs(60), true).await;
+        if out.status == Some(0) {
+            return Ok(out.stdout);
+        }
+        Err(Error::Process {
+            program: self.label(),
+            message: match out.spawn_error {
+                Some(e) => format!("config: cannot start: {e}"),
+                None => format!(
+                    "config -f {} exited {:?}: {}",
+                    file.display(),
+                    out.status,
+                    out.tail.join("\n")
+                ),
+            },
+        })
+    }
+
+    /// Pulls the images that are not present yet (`<engine> image inspect`, then `<engine> pull`),
+    /// all at once; one outcome per image pulled or found.
+    pub async fn pull_images(&self, images: &[String], on_line: Option<LineSink>) -> Vec<ContainerOutcome> {
+        let jobs = images.iter().map(|image| {
+            let on_line = on_line.clone();
+            async move {
+                let started = Instant::now();
+                let inspect = vec!["image".into(), "inspect".into(), image.into()];
+                let mut cmd = self.command(self.engine.as_os_str(), &inspect, None);
+                cmd.stdout(Stdio::null()).stderr(Stdio::null());
+                if matches!(cmd.status().await, Ok(s) if s.success()) {
+                    return ContainerOutcome {
+                        action: "pull".into(),
+                        services: vec![image.clone()],
+                        ok: true,
+                        exit_code: Some(0),
+                        message: format!("✓ image {image} present"),
+                        output_tail: Vec::new(),
+                        duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+                    };
+                }
+                let timeout = Duration::from_secs(600);
+                let cmd = self.command(
+                    self.engine.as_os_str(),
+                    &["pull".into(), image.into()],
+                    None,
+                );
+                let out = self.run(cmd, on_line.as_ref(), timeout, false).await;
+                self.outcome("pull", std::slice::from_ref(image), out, started, timeout)
+            }
+        });
+        futures::future::join_all(jobs).await
+    }
+
+    /// `<compose> -f FILE [-p NAME] [--env-file .env] up -d [services...]` in the project folder
+    /// (all services when `services` is empty). Output lines go to `on_line`.
+    pub async fn up(
+        &self,
+        project: &ComposeProject,
+        services: &[String],
+        on_line: Option<LineSink>,
+        timeout: Duration,
+    ) -> ContainerOutcome {
+        let started = Instant::now();
+        let mut args = project.global_args();
+        args.push("up".into());
+        args.push("-d".into());
+        args.extend(services.iter().map(OsString::from));
+        let cmd = self.compose_cmd(args, Some(&project.dir));
+        let out = self.run(cmd, on_line.as_ref(), timeout, false).await;
+        self.outcome("up", services, out, started, timeout)
+    }
+
+    /// `<compose> -f FILE [-p NAME] [--env-file .env] down [-v]`: stops and removes the project's
+    /// containers (and its volumes with `remove_volumes`).
+    pub async fn down(
+        &self,
+        project: &ComposeProject,
+        remove_volumes: bool,
+        on_line: Option<LineSink>,
+        timeout: Duration,
+    ) -> ContainerOutcome {
+        let started = Instant::now();
+        let mut args = project.global_args();
+        args.push("down".into());
+        if remove_volumes {
+            args.push("-v".into());
+        }
+        let cmd = self.compose_cmd(args, Some(&project.dir));
+        let out = self.run(cmd, on_line.as_ref(), timeout, false).await;
+        self.outcome("down", &[], out, started, timeout)
+    }
+}
+
+/// Splits `services` into the critical ones (started before "ready") and the rest, keeping order.
+/// Names in `critical` that are not services are ignored.
+pub fn split_critical(services: &[String], critical: &[String]) -> (Vec<String>, Vec<String>) {
+    services
+        .iter()
+        .cloned()
+        .partition(|s| critical.iter().any(|c| c == s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn choice_parses_and_prints() {
+        for c in ["auto", "docker", "podman", "none"] {
+            assert_eq!(c.parse::<RuntimeChoice>().unwrap().to_string(), c);
+        }
+        assert_eq!(
+            "dockr".parse::<RuntimeChoice>().unwrap_err().code(),
+            "INVALID_ARGUMENT"
+        );
+    }
+
+    #[test]
+    fn critical_split_keeps_order() {
+        let s: Vec<String> = ["db", "api", "worker"].map(String::from).to_vec();
+        let (c, r) = split_critical(&s, &["worker".into(), "db".into(), "nope".into()]);
+        assert_eq!(c, vec!["db", "worker"]);
+        assert_eq!(r, vec!["api"]);
+    }
+}
