@@ -8,12 +8,14 @@
 //! The core knows nothing of its bindings: callbacks are traits or closures each binding implements.
 #![warn(missing_docs)]
 
+pub mod cache;
 pub mod compose;
 pub mod containers;
 pub mod envfile;
 pub mod error;
 pub mod lockfile;
 pub mod mcp;
+pub mod optimizer;
 pub mod ports;
 pub mod profiler;
 pub mod progress;
@@ -22,6 +24,9 @@ pub mod worktree;
 
 pub use error::{Error, Result};
 pub use profiler::Profiler;
+pub use optimizer::{
+    OptimizerOptions, PerformanceOptimizer, Task, TaskBody, TaskError, TaskInputs,
+};
 
 /// The library's version, as in Cargo.toml.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
