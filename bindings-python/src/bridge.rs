@@ -69,7 +69,11 @@ where
     T: Send + 'static,
 {
     let what_owned = what.to_string();
-    let joined = wait(py, what, async move { tokio::task::spawn_blocking(f).await })?;
+    let joined = wait(
+        py,
+        what,
+        async move { tokio::task::spawn_blocking(f).await },
+    )?;
     joined.map_err(|e| {
         to_py_err(Error::Internal(format!(
             "{what_owned} panicked; the operation was abandoned: {e}"
@@ -111,10 +115,9 @@ where
             };
             if let Ok(resolve) = resolve {
                 // Fails only when the loop is closed, and then nobody is awaiting.
-                let _ = loop_owned.bind(py).call_method1(
-                    "call_soon_threadsafe",
-                    (resolve, py_fut_owned.bind(py)),
-                );
+                let _ = loop_owned
+                    .bind(py)
+                    .call_method1("call_soon_threadsafe", (resolve, py_fut_owned.bind(py)));
             }
         });
     });
@@ -156,14 +159,15 @@ pub fn await_coroutine(
 ) -> PyResult<impl Future<Output = PyResult<Py<PyAny>>> + Send + 'static + use<>> {
     let (tx, rx) = tokio::sync::oneshot::channel::<PyResult<Py<PyAny>>>();
     let tx = Mutex::new(Some(tx));
-    let concurrent = py.import("asyncio")?.call_method1(
-        "run_coroutine_threadsafe",
-        (coro, event_loop.bind(py)),
-    )?;
+    let concurrent = py
+        .import("asyncio")?
+        .call_method1("run_coroutine_threadsafe", (coro, event_loop.bind(py)))?;
     let on_done = PyCFunction::new_closure(py, None, None, move |args, _kw| -> PyResult<()> {
         let done = args.get_item(0)?;
         let outcome = if done.call_method0("cancelled")?.is_truthy()? {
-            Err(to_py_err(Error::Cancelled("the task's coroutine was cancelled".into())))
+            Err(to_py_err(Error::Cancelled(
+                "the task's coroutine was cancelled".into(),
+            )))
         } else {
             match done.call_method0("exception")? {
                 e if e.is_none() => Ok(done.call_method0("result")?.unbind()),

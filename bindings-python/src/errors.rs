@@ -70,7 +70,12 @@ pyo3::create_exception!(
     VibetreesError,
     "A filesystem or OS call failed; `__cause__` is the OSError."
 );
-pyo3::create_exception!(vibetrees, GitError, VibetreesError, "A git operation failed.");
+pyo3::create_exception!(
+    vibetrees,
+    GitError,
+    VibetreesError,
+    "A git operation failed."
+);
 pyo3::create_exception!(
     vibetrees,
     ProcessError,

@@ -8,6 +8,7 @@
 mod bridge;
 mod convert;
 mod errors;
+mod profiler;
 
 use pyo3::prelude::*;
 
@@ -17,6 +18,8 @@ use pyo3::prelude::*;
 fn native_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", vibetrees_core::VERSION)?;
     errors::register(m)?;
+    m.add_class::<profiler::PyProfiler>()?;
+    m.add_class::<profiler::PySpan>()?;
     set_all(m)
 }
 

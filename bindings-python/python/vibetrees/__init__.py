@@ -11,8 +11,11 @@ The engine is Rust (vibetrees-core); this package is its Python face:
 Every error is a ``VibetreesError`` subclass whose ``code`` is the engine's stable error code.
 """
 
+from . import types
 from ._native import (
     ALL_CODES,
+    Profiler,
+    Span,
     AlreadyExistsError,
     CacheError,
     CancelledError,
@@ -34,6 +37,8 @@ from ._native import (
 
 __all__ = [
     "ALL_CODES",
+    "Profiler",
+    "Span",
     "AlreadyExistsError",
     "CacheError",
     "CancelledError",
@@ -51,4 +56,5 @@ __all__ = [
     "TimeoutError",
     "VibetreesError",
     "__version__",
+    "types",
 ]

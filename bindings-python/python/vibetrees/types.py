@@ -1,0 +1,86 @@
+"""The shapes of the dicts vibetrees returns (the same keys as the Node package and the server).
+
+They are ``TypedDict`` classes, for type checkers only: at run time results are plain dicts.
+Times and durations are milliseconds as floats.
+"""
+
+from typing import Any, Dict, List, Optional, TypedDict
+
+__all__ = [
+    "OperationResult",
+    "OperationStats",
+    "Report",
+    "MetricsOperation",
+    "Metrics",
+    "ProgressEvent",
+]
+
+
+class _OperationResultRequired(TypedDict):
+    id: str
+    name: str
+    duration: float
+    startTime: float
+    endTime: float
+    children: List["OperationResult"]
+    failed: bool
+
+
+class OperationResult(_OperationResultRequired, total=False):
+    """One ended operation (``Profiler.end``), with its ended children."""
+
+    parentId: str
+    error: str
+    runningChildren: List[str]
+
+
+class OperationStats(TypedDict):
+    """Statistics of every ended operation of one name (``Profiler.get_stats``)."""
+
+    name: str
+    count: int
+    failures: int
+    avg: float
+    min: float
+    max: float
+    total: float
+    p50: float
+    p95: float
+    p99: float
+
+
+class Report(TypedDict):
+    """``Profiler.generate_report``: statistics per name, largest total first."""
+
+    operations: List[OperationStats]
+    totalDuration: float
+
+
+class MetricsOperation(TypedDict):
+    """One entry of ``Metrics.operations``."""
+
+    name: str
+    count: int
+    avg: float
+    min: float
+    max: float
+    total: float
+
+
+class Metrics(TypedDict):
+    """What the server's ``GET /api/performance/metrics`` returns."""
+
+    operations: List[MetricsOperation]
+    totalTime: float
+    avgWorktreeCreation: Optional[float]
+
+
+class ProgressEvent(TypedDict):
+    """A progress event of a worktree creation: ``{name, step, message}``."""
+
+    name: str
+    step: str
+    message: str
+
+
+JsonDict = Dict[str, Any]
