@@ -8,6 +8,7 @@
 //! The core knows nothing of its bindings: callbacks are traits or closures each binding implements.
 #![warn(missing_docs)]
 
+pub mod cache;
 pub mod compose;
 pub mod containers;
 pub mod envfile;
