@@ -344,9 +344,10 @@ pub fn parse_rendered_config(rendered: &str, raw: Option<&str>) -> Result<Compos
             if let Some(src) = raw.iter().find(|x| x.name == r.name) {
                 let mut used = vec![false; src.ports.len()];
                 for (i, p) in r.ports.iter_mut().enumerate() {
-                    let by_target = src.ports.iter().enumerate().position(|(j, q)| {
-                        !used[j] && q.target.is_some() && q.target == p.target
-                    });
+                    let by_target =
+                        src.ports.iter().enumerate().position(|(j, q)| {
+                            !used[j] && q.target.is_some() && q.target == p.target
+                        });
                     let j = by_target.or_else(|| (i < used.len() && !used[i]).then_some(i));
                     if let Some(j) = j {
                         used[j] = true;

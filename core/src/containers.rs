@@ -86,6 +86,8 @@ pub struct DetectOptions {
     pub path: Option<OsString>,
     /// How long `docker info` / `podman compose version` may take (default 5 s).
     pub probe_timeout: Option<Duration>,
+    /// Extra environment for every command of the engine (e.g. `CONTAINERS_CONF`).
+    pub env: Vec<(OsString, OsString)>,
 }
 
 /// A detected container engine and its compose command.
@@ -95,6 +97,7 @@ pub struct Engine {
     engine: PathBuf,
     compose: Vec<OsString>,
     path_env: Option<OsString>,
+    env: Vec<(OsString, OsString)>,
 }
 
 /// Receives each output line of a running command (stdout and stderr), e.g. to send progress.
@@ -195,8 +198,10 @@ fn is_executable(p: &Path) -> bool {
 }
 
 /// Runs a command quietly; true when it exits 0 within `timeout`.
-async fn probe(program: &Path, args: &[&str], path_env: Option<&OsStr>, timeout: Duration) -> bool {
+async fn probe(program: &Path, args: &[&str], opts: &DetectOptions, timeout: Duration) -> bool {
+    let path_env = opts.path.as_deref();
     let mut cmd = Command::new(program);
+    cmd.envs(opts.env.iter().map(|(k, v)| (k, v)));
     cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -214,7 +219,7 @@ async fn probe(program: &Path, args: &[&str], path_env: Option<&OsStr>, timeout:
     }
 }
 
-type DetectKey = (RuntimeChoice, Option<OsString>);
+type DetectKey = (RuntimeChoice, Option<OsString>, Vec<(OsString, OsString)>);
 static DETECTED: OnceLock<Mutex<HashMap<DetectKey, Option<Engine>>>> = OnceLock::new();
 
 /// Detects the engine for `choice`, once per (choice, PATH) per process (later calls reuse it).
@@ -222,7 +227,7 @@ static DETECTED: OnceLock<Mutex<HashMap<DetectKey, Option<Engine>>>> = OnceLock:
 /// `Ok(None)`: no containers (`none`, or `auto` with no usable engine). An explicit `docker` or
 /// `podman` that is not installed is an [`Error::NotFound`] naming what is missing.
 pub async fn detect(choice: RuntimeChoice, opts: &DetectOptions) -> Result<Option<Engine>> {
-    let key = (choice, opts.path.clone());
+    let key = (choice, opts.path.clone(), opts.env.clone());
     if let Some(found) = DETECTED.get_or_init(Default::default).lock().get(&key) {
         return Ok(found.clone());
     }
@@ -235,36 +240,41 @@ pub async fn detect(choice: RuntimeChoice, opts: &DetectOptions) -> Result<Optio
 }
 
 /// [`detect`] without the per-process memo (runs the probes every time).
-pub async fn detect_uncached(choice: RuntimeChoice, opts: &DetectOptions) -> Result<Option<Engine>> {
+pub async fn detect_uncached(
+    choice: RuntimeChoice,
+    opts: &DetectOptions,
+) -> Result<Option<Engine>> {
     let timeout = opts.probe_timeout.unwrap_or(Duration::from_secs(5));
-    let path = opts.path.as_deref();
     match choice {
         RuntimeChoice::None => Ok(None),
-        RuntimeChoice::Docker => match find_docker(path, timeout, false).await {
+        RuntimeChoice::Docker => match find_docker(opts, timeout, false).await {
             Some(e) => Ok(Some(e)),
-            None => Err(Error::NotFound("docker: no `docker` program on PATH".into())),
+            None => Err(Error::NotFound(
+                "docker: no `docker` program on PATH".into(),
+            )),
         },
-        RuntimeChoice::Podman => match find_podman(path, timeout).await {
+        RuntimeChoice::Podman => match find_podman(opts, timeout).await {
             Some(e) => Ok(Some(e)),
             None => Err(Error::NotFound(
                 "podman: needs `podman` and `podman-compose` (or `podman compose`) on PATH".into(),
             )),
         },
         RuntimeChoice::Auto => {
-            if let Some(e) = find_docker(path, timeout, true).await {
+            if let Some(e) = find_docker(opts, timeout, true).await {
                 return Ok(Some(e));
             }
-            Ok(find_podman(path, timeout).await)
+            Ok(find_podman(opts, timeout).await)
         }
     }
 }
 
-async fn find_docker(path: Option<&OsStr>, timeout: Duration, need_daemon: bool) -> Option<Engine> {
+async fn find_docker(opts: &DetectOptions, timeout: Duration, need_daemon: bool) -> Option<Engine> {
+    let path = opts.path.as_deref();
     let docker = search_path("docker", path)?;
-    if need_daemon && !probe(&docker, &["info"], path, timeout).await {
+    if need_daemon && !probe(&docker, &["info"], opts, timeout).await {
         return None;
     }
-    let compose = if probe(&docker, &["compose", "version"], path, timeout).await {
+    let compose = if probe(&docker, &["compose", "version"], opts, timeout).await {
         vec![docker.clone().into_os_string(), "compose".into()]
     } else if let Some(dc) = search_path("docker-compose", path) {
         vec![dc.into_os_string()]
@@ -276,14 +286,16 @@ async fn find_docker(path: Option<&OsStr>, timeout: Duration, need_daemon: bool)
         engine: docker,
         compose,
         path_env: path.map(|p| p.to_os_string()),
+        env: opts.env.clone(),
     })
 }
 
-async fn find_podman(path: Option<&OsStr>, timeout: Duration) -> Option<Engine> {
+async fn find_podman(opts: &DetectOptions, timeout: Duration) -> Option<Engine> {
+    let path = opts.path.as_deref();
     let podman = search_path("podman", path)?;
     let compose = if let Some(pc) = search_path("podman-compose", path) {
         vec![pc.into_os_string()]
-    } else if probe(&podman, &["compose", "version"], path, timeout).await {
+    } else if probe(&podman, &["compose", "version"], opts, timeout).await {
         vec![podman.clone().into_os_string(), "compose".into()]
     } else {
         return None;
@@ -293,6 +305,7 @@ async fn find_podman(path: Option<&OsStr>, timeout: Duration) -> Option<Engine> 
         engine: podman,
         compose,
         path_env: path.map(|p| p.to_os_string()),
+        env: opts.env.clone(),
     })
 }
 
@@ -351,6 +364,7 @@ impl Engine {
         if let Some(p) = &self.path_env {
             cmd.env("PATH", p);
         }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         if let Some(d) = cwd {
             cmd.current_dir(d);
         }
@@ -496,7 +510,11 @@ impl Engine {
 
     /// `<compose> -f FILE config`: the rendered compose file (YAML), run in `dir`.
     pub async fn compose_config(&self, file: &Path, dir: &Path) -> Result<String> {
-        let args = vec!["-f".into(), file.as_os_str().to_os_string(), "config".into()];
+        let args = vec![
+            "-f".into(),
+            file.as_os_str().to_os_string(),
+            "config".into(),
+        ];
         let cmd = self.compose_cmd(args, Some(dir));
         let out = self.run(cmd, None, Duration::from_secs(60), true).await;
         if out.status == Some(0) {
@@ -518,7 +536,11 @@ impl Engine {
 
     /// Pulls the images that are not present yet (`<engine> image inspect`, then `<engine> pull`),
     /// all at once; one outcome per image pulled or found.
-    pub async fn pull_images(&self, images: &[String], on_line: Option<LineSink>) -> Vec<ContainerOutcome> {
+    pub async fn pull_images(
+        &self,
+        images: &[String],
+        on_line: Option<LineSink>,
+    ) -> Vec<ContainerOutcome> {
         let jobs = images.iter().map(|image| {
             let on_line = on_line.clone();
             async move {
@@ -569,12 +591,15 @@ impl Engine {
         self.outcome("up", services, out, started, timeout)
     }
 
-    /// `<compose> -f FILE [-p NAME] [--env-file .env] down [-v]`: stops and removes the project's
-    /// containers (and its volumes with `remove_volumes`).
+    /// `<compose> -f FILE [-p NAME] [--env-file .env] down [-v] [-t SECS]`: stops and removes the
+    /// project's containers (and its volumes with `remove_volumes`). `stop_timeout` is how long each
+    /// container gets to stop before it is killed (compose's default is 10 s; removal of a
+    /// worktree can pass zero).
     pub async fn down(
         &self,
         project: &ComposeProject,
         remove_volumes: bool,
+        stop_timeout: Option<Duration>,
         on_line: Option<LineSink>,
         timeout: Duration,
     ) -> ContainerOutcome {
@@ -583,6 +608,10 @@ impl Engine {
         args.push("down".into());
         if remove_volumes {
             args.push("-v".into());
+        }
+        if let Some(t) = stop_timeout {
+            args.push("-t".into());
+            args.push(t.as_secs().to_string().into());
         }
         let cmd = self.compose_cmd(args, Some(&project.dir));
         let out = self.run(cmd, on_line.as_ref(), timeout, false).await;

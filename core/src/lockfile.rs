@@ -114,7 +114,9 @@ fn set_mtime(dir: &Path, t: SystemTime) -> std::io::Result<()> {
 /// Now, truncated to whole milliseconds (the precision proper-lockfile compares with).
 fn now_ms() -> SystemTime {
     let now = SystemTime::now();
-    let since = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let since = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
     SystemTime::UNIX_EPOCH + Duration::from_millis(since.as_millis() as u64)
 }
 
@@ -313,7 +315,9 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let file = d.path().join("ports.json");
         let lock = FileLock::acquire(&file, &LockOptions::default()).unwrap();
-        let expect = std::fs::canonicalize(d.path()).unwrap().join("ports.json.lock");
+        let expect = std::fs::canonicalize(d.path())
+            .unwrap()
+            .join("ports.json.lock");
         assert_eq!(lock.lock_path(), expect);
         assert!(expect.is_dir());
         assert!(

@@ -25,7 +25,13 @@ use std::sync::OnceLock;
 pub const MCP_PACKAGE_PREFIX: &str = "@modelcontextprotocol/server-";
 
 /// Entry files tried, in order, in a local `mcp-servers/<id>` folder.
-pub const LOCAL_ENTRY_FILES: &[&str] = &["index.js", "server.js", "main.js", "index.mjs", "server.mjs"];
+pub const LOCAL_ENTRY_FILES: &[&str] = &[
+    "index.js",
+    "server.js",
+    "main.js",
+    "index.mjs",
+    "server.mjs",
+];
 
 /// Where a server was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -65,10 +71,11 @@ impl McpServer {
 /// MCP servers among a package.json's `dependencies` and `devDependencies` (its text, from disk
 /// or a git blob). Invalid JSON is an [`Error::Parse`].
 pub fn project_servers(package_json: &str) -> Result<Vec<McpServer>> {
-    let pkg: IndexMap<String, Value> = serde_json::from_str(package_json).map_err(|e| Error::Parse {
-        what: "package.json".into(),
-        message: e.to_string(),
-    })?;
+    let pkg: IndexMap<String, Value> =
+        serde_json::from_str(package_json).map_err(|e| Error::Parse {
+            what: "package.json".into(),
+            message: e.to_string(),
+        })?;
     let mut out: Vec<McpServer> = Vec::new();
     for field in ["dependencies", "devDependencies"] {
         let Some(Value::Object(deps)) = pkg.get(field) else {
@@ -195,11 +202,14 @@ impl GlobalNpmEnv {
     pub fn from_process() -> Self {
         Self {
             config_prefix: env_ci(&["npm_config_prefix", "NPM_CONFIG_PREFIX"]),
-            userconfig: env_ci(&["npm_config_userconfig", "NPM_CONFIG_USERCONFIG"]).map(PathBuf::from),
+            userconfig: env_ci(&["npm_config_userconfig", "NPM_CONFIG_USERCONFIG"])
+                .map(PathBuf::from),
             globalconfig: env_ci(&["npm_config_globalconfig", "NPM_CONFIG_GLOBALCONFIG"])
                 .map(PathBuf::from),
             prefix_env: env_ci(&["PREFIX"]),
-            home: std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from),
+            home: std::env::var_os("HOME")
+                .filter(|h| !h.is_empty())
+                .map(PathBuf::from),
             path: std::env::var_os("PATH"),
         }
     }
@@ -363,7 +373,10 @@ pub fn database_url(port: u16) -> String {
 /// entries of other ids and every other key are kept, in their order) and writes it atomically
 /// with 2-space indentation. An existing file that is not a JSON object is an [`Error::Parse`]
 /// and is left untouched. Returns the file's path.
-pub fn write_claude_settings(worktree: &Path, servers: &IndexMap<String, Value>) -> Result<PathBuf> {
+pub fn write_claude_settings(
+    worktree: &Path,
+    servers: &IndexMap<String, Value>,
+) -> Result<PathBuf> {
     let dir = worktree.join(".claude");
     let path = dir.join("settings.json");
     let mut settings: IndexMap<String, Value> = match std::fs::read_to_string(&path) {

@@ -85,7 +85,13 @@ pub fn env_var_for(service: &str) -> String {
     }
     let mut s: String = service
         .chars()
-        .map(|c| if c == '-' { '_' } else { c.to_ascii_uppercase() })
+        .map(|c| {
+            if c == '-' {
+                '_'
+            } else {
+                c.to_ascii_uppercase()
+            }
+        })
         .collect();
     s.push_str("_PORT");
     s
@@ -219,7 +225,10 @@ impl PortRegistry {
 
     /// Runs `f` on the entries under the lock and writes them back (atomically) when it returns
     /// `true`.
-    pub fn update<T>(&self, f: impl FnOnce(&mut RegistryEntries) -> Result<(T, bool)>) -> Result<T> {
+    pub fn update<T>(
+        &self,
+        f: impl FnOnce(&mut RegistryEntries) -> Result<(T, bool)>,
+    ) -> Result<T> {
         let dir = self.path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(|e| Error::io_path("create directory", dir, e))?;
         let lock = FileLock::acquire(&self.path, &self.lock)?;
@@ -277,10 +286,7 @@ impl PortRegistry {
                         break;
                     }
                     port = port.checked_add(1).ok_or_else(|| {
-                        Error::Internal(format!(
-                            "no free port from {} up for {key}",
-                            svc.base_port
-                        ))
+                        Error::Internal(format!("no free port from {} up for {key}", svc.base_port))
                     })?;
                 }
                 used.insert(port);
