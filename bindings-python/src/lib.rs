@@ -8,6 +8,7 @@
 mod bridge;
 mod convert;
 mod errors;
+mod optimizer;
 mod profiler;
 
 use pyo3::prelude::*;
@@ -20,6 +21,7 @@ fn native_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     m.add_class::<profiler::PyProfiler>()?;
     m.add_class::<profiler::PySpan>()?;
+    m.add_class::<optimizer::PyOptimizer>()?;
     set_all(m)
 }
 

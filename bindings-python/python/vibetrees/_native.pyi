@@ -1,13 +1,14 @@
 """Type stubs of the extension module ``vibetrees._native`` (re-exported by ``vibetrees``)."""
 
 from types import TracebackType
-from typing import ClassVar, Optional, final
+from typing import Any, Awaitable, Callable, ClassVar, Iterable, Mapping, Optional, final
 
-from .types import Metrics, OperationResult, OperationStats, Report
+from .types import GraphPlan, GraphRunResult, Metrics, OperationResult, OperationStats, Report
 
 __version__: str
 __all__ = [
     "ALL_CODES",
+    "PerformanceOptimizer",
     "Profiler",
     "Span",
     "AlreadyExistsError",
@@ -93,3 +94,28 @@ class Span:
         exc_value: Optional[BaseException] = None,
         _traceback: Optional[TracebackType] = None,
     ) -> bool: ...
+
+_TaskSpec = Mapping[str, Any]
+"""A task: ``{"name": str, "fn": callable, "dependencies": [str], "optional": bool}``."""
+
+@final
+class PerformanceOptimizer:
+    """Runs graphs of Python tasks; each task starts as soon as its dependencies are done."""
+
+    def __new__(
+        cls,
+        profiler: Optional[Profiler] = None,
+        concurrency: Optional[int] = None,
+        *,
+        failure_policy: str = "stop",
+    ) -> PerformanceOptimizer: ...
+    @property
+    def profiler(self) -> Optional[Profiler]: ...
+    @property
+    def concurrency(self) -> Optional[int]: ...
+    def run_parallel(self, tasks: Iterable[_TaskSpec]) -> list[Any]: ...
+    def run_with_dependencies(self, tasks: Iterable[_TaskSpec]) -> dict[str, Any]: ...
+    def run_graph(self, tasks: Iterable[_TaskSpec]) -> GraphRunResult: ...
+    def dry_run(self, tasks: Iterable[_TaskSpec]) -> GraphPlan: ...
+    def run_parallel_async(self, tasks: Iterable[_TaskSpec]) -> Awaitable[list[Any]]: ...
+    def run_with_dependencies_async(self, tasks: Iterable[_TaskSpec]) -> Awaitable[dict[str, Any]]: ...

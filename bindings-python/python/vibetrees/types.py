@@ -13,6 +13,12 @@ __all__ = [
     "MetricsOperation",
     "Metrics",
     "ProgressEvent",
+    "TaskErrorInfo",
+    "TaskOutcome",
+    "RunReport",
+    "GraphRunResult",
+    "PlannedTask",
+    "GraphPlan",
 ]
 
 
@@ -83,4 +89,62 @@ class ProgressEvent(TypedDict):
     message: str
 
 
-JsonDict = Dict[str, Any]
+class TaskErrorInfo(TypedDict, total=False):
+    """Why a task failed: its message and, for a Python exception, the code ``PYTHON``."""
+
+    message: str
+    code: str
+
+
+class TaskOutcome(TypedDict):
+    """One task of a run: status ``ok``, ``failed``, ``skipped`` or ``cancelled``; times in ms since
+    the run started."""
+
+    name: str
+    status: str
+    optional: bool
+    dependencies: List[str]
+    startMs: Optional[float]
+    endMs: Optional[float]
+    durationMs: Optional[float]
+    error: Optional[TaskErrorInfo]
+    reason: Optional[str]
+    spanId: Optional[str]
+
+
+class RunReport(TypedDict):
+    """The summary of a run (``PerformanceOptimizer.run_graph``)."""
+
+    success: bool
+    cancelled: bool
+    failedTask: Optional[str]
+    totalMs: float
+    criticalPath: List[str]
+    criticalPathMs: float
+    tasks: List[TaskOutcome]
+
+
+class GraphRunResult(TypedDict):
+    """``PerformanceOptimizer.run_graph``: the results, the report and the graph in DOT."""
+
+    results: Dict[str, Any]
+    report: RunReport
+    dot: str
+
+
+class PlannedTask(TypedDict):
+    """One task of a dry run, with its level (0: no dependencies)."""
+
+    name: str
+    dependencies: List[str]
+    optional: bool
+    level: int
+
+
+class GraphPlan(TypedDict):
+    """``PerformanceOptimizer.dry_run``: what a run would do, computed without running."""
+
+    tasks: List[PlannedTask]
+    order: List[str]
+    levels: List[List[str]]
+    longestChain: List[str]
