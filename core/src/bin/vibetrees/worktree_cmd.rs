@@ -1,14 +1,311 @@
 //! `vibetrees create | remove | list | metrics | trace | demo`.
 
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use vibetrees_core::progress::{ProgressEvent, ProgressSink};
+use vibetrees_core::worktree::history::{self, History};
+use vibetrees_core::worktree::{
+    ContainerRuntime, CreateOutcome, CreatedWorktree, WorktreeManager, WorktreeOptions,
+};
+use vibetrees_core::{Error, Result};
+
+#[path = "demo.rs"]
+mod demo;
+
 /// Worktree subcommands.
 #[derive(clap::Subcommand)]
 pub enum WorktreeCommand {
+    /// Create the worktree of BRANCH (slugged) from a ref, with live progress and the profile.
+    Create(CreateArgs),
+    /// Remove a worktree: containers down, ports released, unregistered, folder to trash.
+    Remove {
+        /// Worktree name (its slug).
+        name: String,
+        /// Project root.
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+    },
+    /// List the project's worktrees with their ports.
+    List {
+        /// Project root.
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// p50/p95 per step over the last N creations, and advice.
+    Metrics {
+        /// How many recent creations.
+        #[arg(long, short = 'n', default_value_t = 50)]
+        last: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the Chrome trace of a creation (its id, or a worktree name for its latest creation).
+    Trace {
+        /// Creation id or worktree name.
+        creation: String,
+    },
     /// Build a sample project in a temporary folder, create worktrees cold then warm, compare.
-    Demo,
+    Demo(demo::DemoArgs),
 }
 
-pub fn run(_cmd: WorktreeCommand) -> vibetrees_core::Result<()> {
-    Err(vibetrees_core::Error::Internal(
-        "worktree commands are not built yet".into(),
-    ))
+/// Options of `vibetrees create`.
+#[derive(clap::Args)]
+pub struct CreateArgs {
+    /// Branch name (slugged into the worktree name).
+    pub branch: String,
+    /// The ref to create it from.
+    #[arg(long, default_value = "main")]
+    pub from: String,
+    /// Project root.
+    #[arg(long, default_value = ".")]
+    pub repo: PathBuf,
+    /// Container runtime: auto, docker, podman or none.
+    #[arg(long, default_value = "auto")]
+    pub runtime: String,
+    /// Do not use the node_modules cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Print the result as JSON (the contract's shape) instead of the profile.
+    #[arg(long)]
+    pub json: bool,
+    /// Return at "ready" without waiting for background work (cache populate, services, push).
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+pub fn run(cmd: WorktreeCommand) -> Result<()> {
+    match cmd {
+        WorktreeCommand::Create(a) => create(a),
+        WorktreeCommand::Remove { name, repo } => {
+            let m = WorktreeManager::new(WorktreeOptions::new(repo))?;
+            let out = vibetrees_core::runtime::block_on(async {
+                let r = m.remove_worktree(&name).await;
+                m.wait_background().await;
+                r
+            })?;
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(())
+        }
+        WorktreeCommand::List { repo, json } => {
+            let m = WorktreeManager::new(WorktreeOptions {
+                record_history: false,
+                ..WorktreeOptions::new(repo)
+            })?;
+            let list = vibetrees_core::runtime::block_on(m.list_worktrees())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                for w in list {
+                    let ports: Vec<String> =
+                        w.ports.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    println!(
+                        "{:<24} {:<24} {}{}{}  {}",
+                        w.name,
+                        w.branch.as_deref().unwrap_or("(detached)"),
+                        w.path.display(),
+                        if w.missing { " [missing]" } else { "" },
+                        if w.half_made { " [unfinished]" } else { "" },
+                        ports.join(" ")
+                    );
+                }
+            }
+            Ok(())
+        }
+        WorktreeCommand::Metrics { last, json } => metrics(last, json),
+        WorktreeCommand::Trace { creation } => {
+            let h = History::open_default()?;
+            match h.trace(&creation)? {
+                Some(t) => {
+                    println!("{t}");
+                    Ok(())
+                }
+                None => Err(Error::NotFound(format!(
+                    "no trace for creation {creation:?} in {}",
+                    history::default_history_path().display()
+                ))),
+            }
+        }
+        WorktreeCommand::Demo(a) => demo::run(a),
+    }
+}
+
+/// A progress sink that prints `  [step] message` lines to stderr.
+pub fn stderr_progress() -> ProgressSink {
+    Arc::new(|e: &ProgressEvent| {
+        let _ = writeln!(std::io::stderr(), "  [{:<10}] {}", e.step, e.message);
+    })
+}
+
+fn create(a: CreateArgs) -> Result<()> {
+    let runtime: ContainerRuntime = a.runtime.parse()?;
+    let opts = WorktreeOptions {
+        runtime,
+        use_cache: !a.no_cache,
+        on_progress: if a.json {
+            None
+        } else {
+            Some(stderr_progress())
+        },
+        ..WorktreeOptions::new(a.repo)
+    };
+    let m = WorktreeManager::new(opts)?;
+    let out = vibetrees_core::runtime::block_on(async {
+        let r = m.create_worktree_optimized(&a.branch, &a.from).await;
+        if !a.no_wait {
+            m.wait_background().await;
+        }
+        r
+    });
+    let out = match out {
+        Ok(o) => o,
+        Err(e) if a.json => {
+            println!("{}", vibetrees_core::worktree::failure_json(&e));
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    match &out {
+        CreateOutcome::Existed { name, path, .. } => {
+            println!("Worktree already exists: {name} at {}", path.display());
+        }
+        CreateOutcome::Created(w) => print_profile(w),
+    }
+    Ok(())
+}
+
+/// Prints a creation's profile: steps, critical path, cache outcome.
+pub fn print_profile(w: &CreatedWorktree) {
+    println!();
+    println!(
+        "Worktree {} ready in {:.0} ms at {}",
+        w.name,
+        w.total_ms,
+        w.path.display()
+    );
+    println!(
+        "  {:<20} {:>9} {:>9}  status",
+        "step", "start ms", "took ms"
+    );
+    let mut steps = w.timings.clone();
+    steps.sort_by(|a, b| {
+        a.start_ms
+            .unwrap_or(f64::MAX)
+            .total_cmp(&b.start_ms.unwrap_or(f64::MAX))
+    });
+    for t in &steps {
+        let crit = if w.critical_path.contains(&t.name) {
+            " *"
+        } else {
+            ""
+        };
+        println!(
+            "  {:<20} {:>9} {:>9}  {}{}",
+            t.name,
+            t.start_ms.map(|v| format!("{v:.1}")).unwrap_or("-".into()),
+            t.duration_ms
+                .map(|v| format!("{v:.1}"))
+                .unwrap_or("-".into()),
+            t.status,
+            crit
+        );
+    }
+    println!("  critical path (*): {}", w.critical_path.join(" -> "));
+    println!(
+        "  node_modules: {}{}{}",
+        w.cache.outcome,
+        w.cache
+            .method
+            .as_deref()
+            .map(|m| format!(" ({m}, {} files)", w.cache.files.unwrap_or(0)))
+            .unwrap_or_default(),
+        w.cache
+            .install_command
+            .as_deref()
+            .map(|c| format!(" via `{c}`"))
+            .unwrap_or_default()
+    );
+    if !w.ports.is_empty() {
+        let ports: Vec<String> = w.ports.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!("  ports: {}", ports.join(" "));
+    }
+    if let Some(id) = w.creation_id {
+        println!("  trace: vibetrees trace {id} > trace.json");
+    }
+}
+
+fn metrics(last: usize, json: bool) -> Result<()> {
+    let path = history::default_history_path();
+    if !path.exists() {
+        println!("No creations recorded yet ({}).", path.display());
+        return Ok(());
+    }
+    let h = History::open(&path)?;
+    let summaries = h.step_summaries(last)?;
+    let advice = h.advice(last)?;
+    let n = h.recent(last)?.len();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "creations": n, "steps": summaries, "advice": advice })
+            )?
+        );
+        return Ok(());
+    }
+    println!("Last {n} creations ({})", path.display());
+    println!(
+        "  {:<24} {:>6} {:>10} {:>10} {:>9}",
+        "step", "count", "p50 ms", "p95 ms", "critical"
+    );
+    for s in &summaries {
+        println!(
+            "  {:<24} {:>6} {:>10.1} {:>10.1} {:>9}",
+            s.step, s.count, s.p50, s.p95, s.critical_count
+        );
+    }
+    match &advice.most_critical {
+        Some((step, count)) => println!(
+            "Advice: `{step}` set the critical path in {count} of {n} creations: speed it up first."
+        ),
+        None => println!("Advice: no critical path recorded yet."),
+    }
+    for (step, old, new) in &advice.regressed {
+        println!(
+            "Advice: `{step}` got slower: p95 {old:.1} ms -> {new:.1} ms (older vs newer half)."
+        );
+    }
+    Ok(())
+}
+
+/// Runs a program with arguments in `dir`; fails with its stderr.
+pub fn run_program(program: &str, args: &[&str], dir: &Path) -> Result<String> {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .map_err(|e| Error::Process {
+            program: program.into(),
+            message: format!("cannot start: {e}"),
+        })?;
+    if !out.status.success() {
+        return Err(Error::Process {
+            program: program.into(),
+            message: format!(
+                "{} exited with {}: {}",
+                args.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
