@@ -1,0 +1,471 @@
+//! create_worktree_optimized end to end on real git repositories, checked with the git CLI.
+
+mod worktree_support;
+
+use serde_json::Value;
+use std::sync::Arc;
+use vibetrees_core::runtime::block_on;
+use vibetrees_core::worktree::{CreateOutcome, HostStep, WorktreeManager};
+use worktree_support::*;
+
+fn created(o: CreateOutcome) -> Box<vibetrees_core::worktree::CreatedWorktree> {
+    match o {
+        CreateOutcome::Created(w) => w,
+        other => panic!("expected a new worktree, got {:?}", other),
+    }
+}
+
+#[test]
+fn cache_hit_creation_is_a_real_worktree_with_everything_in_place() {
+    let p = project(None);
+    p.warm_cache();
+    let (sink, events) = recorder();
+    let m = WorktreeManager::new(vibetrees_core::worktree::WorktreeOptions {
+        on_progress: Some(sink),
+        ..p.options()
+    })
+    .unwrap();
+    let out = block_on(async {
+        let r = m
+            .create_worktree_optimized("Feature/Login Page", "main")
+            .await;
+        m.wait_background().await;
+        r
+    })
+    .unwrap();
+    let json = out.to_json();
+    let w = created(out);
+    let path = p.root.join(".worktrees/feature-login-page");
+    assert_eq!(w.name, "feature-login-page");
+    assert_eq!(w.branch, "feature-login-page");
+    assert_eq!(w.path, std::fs::canonicalize(&path).unwrap());
+    assert!(w.created_branch);
+
+    // the contract's shape
+    assert_eq!(json["success"], true);
+    assert_eq!(json["worktree"]["name"], "feature-login-page");
+    assert_eq!(json["worktree"]["dockerStatus"], serde_json::json!([]));
+    assert_eq!(
+        json["worktree"]["ports"]["postgres"].as_u64().is_some(),
+        true
+    );
+
+    // git sees it as a worktree made by `git worktree add`
+    let list = p.worktree_list();
+    let canon = std::fs::canonicalize(&path).unwrap();
+    let block = list
+        .split("\n\n")
+        .find(|b| b.contains(&format!("worktree {}", canon.display())))
+        .unwrap_or_else(|| panic!("not in worktree list: {list}"));
+    assert!(
+        block.contains("branch refs/heads/feature-login-page"),
+        "{block}"
+    );
+    assert!(
+        !block.contains("locked"),
+        "creation lock left behind: {block}"
+    );
+    assert_eq!(git(&path, &["status", "--porcelain"]), "");
+    assert_eq!(
+        git(&path, &["rev-parse", "HEAD"]),
+        git(&p.root, &["rev-parse", "main"])
+    );
+    assert_eq!(
+        git(&path, &["rev-parse", "--abbrev-ref", "HEAD"]).trim(),
+        "feature-login-page"
+    );
+    assert_eq!(git(&path, &["ls-files"]), git(&p.root, &["ls-files"]));
+    assert_eq!(git(&path, &["diff", "main", "--stat"]), "");
+
+    // node_modules equal to the source, from the cache
+    assert_eq!(w.cache.outcome, "hit");
+    assert_eq!(
+        tree(&path.join("node_modules")),
+        tree(&p.root.join("node_modules"))
+    );
+
+    // .env, ports.json, .claude/settings.json
+    let env = std::fs::read_to_string(path.join(".env")).unwrap();
+    assert!(
+        env.starts_with("COMPOSE_PROJECT_NAME=vibe_feature_login_page\n"),
+        "{env}"
+    );
+    let pg = w.ports["postgres"];
+    assert!(env.contains(&format!("POSTGRES_PORT={pg}\n")), "{env}");
+    let reg: Value = serde_json::from_slice(&std::fs::read(p.ports_json()).unwrap()).unwrap();
+    assert_eq!(reg["feature-login-page:postgres"], pg);
+    let settings: Value =
+        serde_json::from_slice(&std::fs::read(path.join(".claude/settings.json")).unwrap())
+            .unwrap();
+    assert_eq!(settings["mcpServers"]["postgres"]["command"], "npx");
+    assert_eq!(
+        settings["mcpServers"]["postgres"]["env"]["DATABASE_URL"],
+        format!("postgresql://localhost:{pg}/vibe")
+    );
+
+    // each contract step reported done, complete last
+    let ev = events.lock().clone();
+    for step in ["git", "ports", "mcp", "install", "complete"] {
+        assert!(
+            ev.iter()
+                .any(|e| e.step == step && e.message.starts_with('✓')),
+            "no ✓ for {step}: {ev:?}"
+        );
+    }
+    assert!(ev.iter().all(|e| e.name == "feature-login-page"));
+
+    // the profile: total span and the contract's step names, the critical path, the history
+    let metrics = m.get_performance_metrics();
+    assert!(metrics.avg_worktree_creation.is_some());
+    for name in [
+        "git-worktree-add",
+        "allocate-ports",
+        "mcp-discovery",
+        "npm-bootstrap",
+        "docker-compose-up",
+    ] {
+        assert!(
+            metrics.operations.iter().any(|o| o.name == name),
+            "no span {name}"
+        );
+    }
+    assert!(
+        w.critical_path.contains(&"git-worktree-add".to_string())
+            || w.critical_path.contains(&"npm-bootstrap".to_string())
+    );
+    let h = vibetrees_core::worktree::history::History::open(&p.history).unwrap();
+    let recent = h.recent(10).unwrap();
+    assert_eq!(recent.len(), 1);
+    assert_eq!(recent[0].cache_outcome, "hit");
+    let trace: Value =
+        serde_json::from_str(&h.trace("feature-login-page").unwrap().unwrap()).unwrap();
+    assert!(
+        trace["traceEvents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "git-worktree-add")
+    );
+    // no staging left
+    let staging = p.root.join(".worktrees/.staging");
+    assert!(!staging.exists() || std::fs::read_dir(&staging).unwrap().count() == 0);
+}
+
+#[test]
+fn node_modules_restore_runs_beside_the_checkout_not_after_it() {
+    let p = project(None);
+    p.warm_cache();
+    let m = WorktreeManager::new(p.options()).unwrap();
+    let w = created(block_on(m.create_worktree_optimized("parallel", "main")).unwrap());
+    let t = |n: &str| w.timings.iter().find(|t| t.name == n).unwrap().clone();
+    let (git, restore, boot) = (
+        t("git-worktree-add"),
+        t("cache-restore"),
+        t("npm-bootstrap"),
+    );
+    // the restore started before the checkout ended; the rename waited for both
+    assert!(restore.start_ms.unwrap() < git.start_ms.unwrap() + git.duration_ms.unwrap());
+    let git_end = git.start_ms.unwrap() + git.duration_ms.unwrap();
+    let restore_end = restore.start_ms.unwrap() + restore.duration_ms.unwrap();
+    assert!(boot.start_ms.unwrap() >= git_end.max(restore_end));
+}
+
+#[test]
+fn an_existing_worktree_is_reported_and_left_unchanged() {
+    let p = project(None);
+    let m = WorktreeManager::new(p.options()).unwrap();
+    let first = block_on(m.create_worktree_optimized("again", "main")).unwrap();
+    assert!(!first.existed());
+    let marker = p.root.join(".worktrees/again/my-work.txt");
+    std::fs::write(&marker, "keep me").unwrap();
+    let before = p.worktree_list();
+    let second = block_on(m.create_worktree_optimized("again", "main")).unwrap();
+    assert_eq!(
+        second.to_json(),
+        serde_json::json!({
+            "success": true, "name": "again",
+            "path": p.root.join(".worktrees/again").canonicalize().unwrap(),
+            "branch": "again", "existed": true, "message": "Worktree already exists"
+        })
+    );
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "keep me");
+    assert_eq!(p.worktree_list(), before);
+}
+
+#[test]
+fn bad_names_are_refused_with_nothing_touched() {
+    let p = project(None);
+    let m = WorktreeManager::new(p.options()).unwrap();
+    let branches = p.branches();
+    let long = "a".repeat(300);
+    for bad in [
+        "..",
+        ".",
+        "",
+        "---",
+        "a..b",
+        ".hidden",
+        long.as_str(),
+        "日本語",
+    ] {
+        let err = block_on(m.create_worktree_optimized(bad, "main")).unwrap_err();
+        assert_eq!(err.code(), "INVALID_ARGUMENT", "{bad:?}: {err}");
+        assert!(
+            err.to_string().contains(&format!("{bad:?}")),
+            "error does not name the input: {err}"
+        );
+    }
+    assert!(!p.root.join(".worktrees").exists(), "something was created");
+    assert_eq!(p.branches(), branches);
+    assert!(
+        !p.ports_json().exists()
+            || !std::fs::read_to_string(p.ports_json())
+                .unwrap()
+                .contains("..")
+    );
+    assert_eq!(p.worktree_list().matches("worktree ").count(), 1);
+}
+
+#[test]
+fn names_with_spaces_upper_case_and_unicode_are_slugged() {
+    let p = project(None);
+    let m = WorktreeManager::new(p.options()).unwrap();
+    for (input, slug) in [
+        ("My Feature", "my-feature"),
+        ("UPPER_Case", "upper_case"),
+        ("Añadir Login ✓", "a-adir-login"),
+        ("fix/Issue #12", "fix-issue-12"),
+    ] {
+        let out = block_on(m.create_worktree_optimized(input, "main")).unwrap();
+        assert_eq!(out.name(), slug, "{input:?}");
+        assert!(p.root.join(".worktrees").join(slug).join(".git").exists());
+        assert!(p.branches().contains(&slug.to_string()));
+    }
+}
+
+#[test]
+fn from_is_only_ever_a_ref_name() {
+    let p = project(None);
+    let m = WorktreeManager::new(p.options()).unwrap();
+    let cwd_x = std::env::current_dir().unwrap().join("x");
+    for from in [
+        "no-such-branch",
+        "--help",
+        "main\"; touch x; \"",
+        "-b",
+        "main~1",
+        "HEAD@{0}",
+    ] {
+        let err = block_on(m.create_worktree_optimized("feature", from)).unwrap_err();
+        assert_eq!(err.code(), "NOT_FOUND", "{from:?}: {err}");
+        assert!(err.to_string().contains(&format!("{from:?}")), "{err}");
+    }
+    assert!(!p.root.join("x").exists() && !cwd_x.exists());
+    assert!(!p.root.join(".worktrees").exists());
+    assert!(!p.branches().contains(&"feature".to_string()));
+    // an existing branch is checked out, not re-created; a tag works as `from`
+    git(&p.root, &["tag", "v1"]);
+    git(&p.root, &["branch", "existing"]);
+    let w = created(block_on(m.create_worktree_optimized("existing", "v1")).unwrap());
+    assert!(!w.created_branch);
+    assert_eq!(w.from, "refs/tags/v1");
+}
+
+#[test]
+fn an_orphan_folder_is_moved_aside_never_deleted() {
+    let p = project(None);
+    let orphan = p.root.join(".worktrees/orphan");
+    std::fs::create_dir_all(orphan.join("sub")).unwrap();
+    std::fs::write(orphan.join("sub/precious.txt"), "mine").unwrap();
+    let outside = p.root.join(".worktrees/neighbour.txt");
+    std::fs::write(&outside, "untouched").unwrap();
+    let m = WorktreeManager::new(p.options()).unwrap();
+    let w = created(block_on(m.create_worktree_optimized("orphan", "main")).unwrap());
+    assert!(w.path.join(".git").is_file());
+    let trash: Vec<_> = std::fs::read_dir(p.root.join(".worktrees/.trash"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(trash.len(), 1);
+    assert!(
+        trash[0]
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("orphan-")
+    );
+    assert_eq!(
+        std::fs::read_to_string(trash[0].join("sub/precious.txt")).unwrap(),
+        "mine"
+    );
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "untouched");
+}
+
+#[test]
+fn a_stale_registration_is_pruned_then_recreated() {
+    let p = project(None);
+    let m = WorktreeManager::new(p.options()).unwrap();
+    let w = created(block_on(m.create_worktree_optimized("stale", "main")).unwrap());
+    std::fs::remove_dir_all(&w.path).unwrap();
+    assert!(p.worktree_list().contains("prunable"));
+    let again = created(block_on(m.create_worktree_optimized("stale", "main")).unwrap());
+    assert!(!again.created_branch);
+    assert!(!p.worktree_list().contains("prunable"));
+    assert_eq!(git(&again.path, &["status", "--porcelain"]), "");
+}
+
+#[test]
+fn a_miss_runs_the_bootstrap_script_then_populates_the_cache_in_the_background() {
+    let pkg = r#"{
+  "name": "boot",
+  "version": "1.0.0",
+  "scripts": { "bootstrap": "node -e \"const fs=require('fs');fs.mkdirSync('node_modules/made',{recursive:true});fs.writeFileSync('node_modules/made/index.js','ok');console.log('bootstrapped')\"" }
+}
+"#;
+    let p = project(Some(pkg));
+    if std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIP: node is not installed");
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "node is required in CI"
+        );
+        return;
+    }
+    let (sink, events) = recorder();
+    let m = WorktreeManager::new(vibetrees_core::worktree::WorktreeOptions {
+        on_progress: Some(sink),
+        ..p.options()
+    })
+    .unwrap();
+    let w = created(block_on(m.create_worktree_optimized("boot", "main")).unwrap());
+    assert_eq!(w.cache.outcome, "miss");
+    assert_eq!(
+        w.cache.install_command.as_deref(),
+        Some("npm run bootstrap")
+    );
+    assert!(
+        w.cache.install_error.is_none(),
+        "{:?}",
+        w.cache.install_error
+    );
+    assert_eq!(
+        std::fs::read_to_string(w.path.join("node_modules/made/index.js")).unwrap(),
+        "ok"
+    );
+    let ev = events.lock().clone();
+    assert!(
+        ev.iter()
+            .any(|e| e.step == "bootstrap" && e.message.contains("bootstrapped")),
+        "{ev:?}"
+    );
+    assert!(w.cache.populating);
+    block_on(m.wait_background());
+    // the next creation is a hit
+    let w2 = created(block_on(m.create_worktree_optimized("boot-two", "main")).unwrap());
+    assert_eq!(w2.cache.outcome, "hit");
+    assert_eq!(
+        tree(&w2.path.join("node_modules")),
+        tree(&w.path.join("node_modules"))
+    );
+}
+
+#[test]
+fn host_steps_run_where_their_dependencies_put_them() {
+    let p = project(None);
+    p.warm_cache();
+    let seen = Arc::new(parking_lot::Mutex::new(None));
+    let s2 = seen.clone();
+    let step = HostStep {
+        name: "host-check".into(),
+        dependencies: vec!["npm-bootstrap".into(), "write-env".into()],
+        optional: false,
+        body: Arc::new(move |input: vibetrees_core::worktree::HostStepInput| {
+            let s2 = s2.clone();
+            Box::pin(async move {
+                let has_nm = input.path.join("node_modules/left-pad/index.js").exists();
+                let has_env = input.path.join(".env").exists();
+                *s2.lock() = Some((has_nm, has_env, input.dependencies.len()));
+                Ok(serde_json::json!({ "checked": true }))
+            })
+        }),
+    };
+    let m = WorktreeManager::new(vibetrees_core::worktree::WorktreeOptions {
+        host_steps: vec![step],
+        ..p.options()
+    })
+    .unwrap();
+    let w = created(block_on(m.create_worktree_optimized("hosted", "main")).unwrap());
+    assert_eq!(*seen.lock(), Some((true, true, 2)));
+    assert_eq!(w.steps["host-check"]["checked"], true);
+
+    // a failing required host step fails the creation and leaves no worktree behind
+    let failing = HostStep {
+        name: "host-fail".into(),
+        dependencies: vec!["git-worktree-add".into()],
+        optional: false,
+        body: Arc::new(|_| {
+            Box::pin(async { Err(vibetrees_core::optimizer::TaskError::new("host said no")) })
+        }),
+    };
+    let m2 = WorktreeManager::new(vibetrees_core::worktree::WorktreeOptions {
+        host_steps: vec![failing],
+        ..p.options()
+    })
+    .unwrap();
+    let err = block_on(async {
+        let r = m2.create_worktree_optimized("hosted-fail", "main").await;
+        m2.wait_background().await;
+        r
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("host said no"), "{err}");
+    assert!(!p.root.join(".worktrees/hosted-fail").exists());
+    assert!(!p.worktree_list().contains("hosted-fail"));
+    // and a retry (without the failing step) works
+    created(block_on(m.create_worktree_optimized("hosted-fail", "main")).unwrap());
+}
+
+#[test]
+fn removal_releases_ports_unregisters_and_trashes_the_folder() {
+    let p = project(None);
+    let m = WorktreeManager::new(p.options()).unwrap();
+    let w = created(block_on(m.create_worktree_optimized("to-remove", "main")).unwrap());
+    let listed = block_on(m.list_worktrees()).unwrap();
+    assert!(
+        listed
+            .iter()
+            .any(|i| i.name == "to-remove" && i.ports == w.ports)
+    );
+    let out = block_on(async {
+        let r = m.remove_worktree("to-remove").await;
+        m.wait_background().await;
+        r
+    })
+    .unwrap();
+    assert_eq!(out.released_ports, w.ports);
+    assert!(!w.path.exists());
+    assert!(
+        !out.trashed_to.unwrap().exists(),
+        "trash not deleted in the background"
+    );
+    assert!(!p.worktree_list().contains("to-remove"));
+    let reg = std::fs::read_to_string(p.ports_json()).unwrap();
+    assert!(!reg.contains("to-remove:"), "{reg}");
+    assert!(
+        p.branches().contains(&"to-remove".to_string()),
+        "the branch is kept"
+    );
+    assert_eq!(
+        block_on(m.remove_worktree("to-remove")).unwrap_err().code(),
+        "NOT_FOUND"
+    );
+    assert_eq!(
+        block_on(m.remove_worktree("..")).unwrap_err().code(),
+        "INVALID_ARGUMENT"
+    );
+}
