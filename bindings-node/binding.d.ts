@@ -9,8 +9,173 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** The scheduler behind the JS `PerformanceOptimizer`. Not meant to be used directly. */
+export declare class NativeOptimizer {
+  /** An optimizer recording into `profiler` (if given). */
+  constructor(profiler?: JsProfiler | undefined | null, options?: NativeOptimizerOptions | undefined | null)
+  /**
+   * Runs independent tasks; resolves when all succeeded, rejects with `TASK_FAILED` (naming
+   * the first task to fail) otherwise. Results stay in JS.
+   */
+  runParallel(tasks: Array<TaskSpec>, runner: (index: number) => Promise<string | null>): Promise<undefined>
+  /**
+   * Runs a dependency graph; resolves with the run report (`success` false when a task
+   * failed) and rejects only for an invalid graph (`INVALID_GRAPH`, `CYCLE` with its path).
+   */
+  runGraph(tasks: Array<TaskSpec>, runner: (index: number) => Promise<string | null>): Promise<any>
+  /** Checks a graph and returns its plan (order, levels, longest chain) without running it. */
+  dryRun(tasks: Array<TaskSpec>): any
+}
+
+/**
+ * Times operations: `start(name, parentId?)` -> id, `end(id)` -> result; statistics per name
+ * in constant memory; a bounded window of completed results.
+ */
+export declare class Profiler {
+  /** A new profiler. */
+  constructor(options?: ProfilerOptions | undefined | null)
+  /** Starts an operation (under `parentId` if given) and returns its id. */
+  start(name: string, parentId?: string | undefined | null): string
+  /**
+   * Ends an operation and returns its result. An unknown or already ended id throws
+   * (`code: 'NOT_FOUND'`, the message names the id).
+   */
+  end(id: string): OperationResult
+  /** Ends an operation as failed with `error` as its message. */
+  endFailed(id: string, error: string): OperationResult
+  /** True while the operation is started and not ended. */
+  isRunning(id: string): boolean
+  /** The result of an ended operation still in the window, or null. */
+  getResult(id: string): OperationResult | null
+  /** Statistics of every ended operation named `name`, or null if none ended. */
+  getStats(name: string): OperationStats | null
+  /** Every name's statistics, largest total first, and the total duration of root operations. */
+  generateReport(): Report
+  /** The `/api/performance/metrics` shape: `{ operations, totalTime, avgWorktreeCreation }`. */
+  getMetrics(): Metrics
+  /** The completed operations as Trace Event Format JSON (Perfetto, chrome://tracing). */
+  toChromeTrace(): string
+  /** Milliseconds since the profiler was made (monotonic clock). */
+  now(): number
+  /** Forgets every running and completed operation and every statistic. */
+  clear(): void
+}
+export type JsProfiler = Profiler
+
 /** The version of the native core (`vibetrees-core`) this addon was built from. */
 export declare function coreVersion(): string
 
 /** Every error code a rejected promise or thrown error of this package can carry in `err.code`. */
 export declare function errorCodes(): Array<string>
+
+/** What `GET /api/performance/metrics` returns. */
+export interface Metrics {
+  /** One entry per operation name, largest total first. */
+  operations: Array<MetricsOperation>
+  /** Sum of the durations of root operations, ms. */
+  totalTime: number
+  /** Average of `create-worktree-total`, or null when none ended. */
+  avgWorktreeCreation: number | null
+}
+
+/** One entry of `Metrics.operations`. */
+export interface MetricsOperation {
+  /** The operation name. */
+  name: string
+  /** How many ended. */
+  count: number
+  /** Mean duration, ms. */
+  avg: number
+  /** Shortest duration, ms. */
+  min: number
+  /** Longest duration, ms. */
+  max: number
+  /** Sum of the durations, ms. */
+  total: number
+}
+
+/** Options of the native optimizer (the JS wrapper maps `{ profiler, concurrency }` onto them). */
+export interface NativeOptimizerOptions {
+  /** Most tasks running at once; unset for no limit. */
+  concurrency?: number
+  /** `'stop'` (default: nothing new starts after a failure) or `'continue'`. */
+  failurePolicy?: string
+  /** A profiler span id every task span is a child of. */
+  parentSpan?: string
+}
+
+/**
+ * One ended operation: `{ id, name, duration, startTime, endTime, children }` plus
+ * `parentId`, `failed` and `error` when they apply. Times are ms since the profiler was made.
+ */
+export interface OperationResult {
+  /** The id `start` returned, e.g. `op-17`. */
+  id: string
+  /** The operation's name. */
+  name: string
+  /** `endTime - startTime`, in ms. */
+  duration: number
+  /** Start, in ms since the profiler was made. */
+  startTime: number
+  /** End, in ms since the profiler was made. */
+  endTime: number
+  /** The children that had ended when this operation ended, in start order. */
+  children: Array<OperationResult>
+  /** The parent's id, for a nested operation. */
+  parentId?: string
+  /** True when ended with `endFailed`. */
+  failed: boolean
+  /** The message given to `endFailed`. */
+  error?: string
+}
+
+/** Statistics of every ended operation of one name (ms). */
+export interface OperationStats {
+  /** The operation name. */
+  name: string
+  /** How many ended. */
+  count: number
+  /** How many of them ended as failed. */
+  failures: number
+  /** Mean duration. */
+  avg: number
+  /** Shortest duration. */
+  min: number
+  /** Longest duration. */
+  max: number
+  /** Sum of the durations. */
+  total: number
+  /** Median (DDSketch, at most 0.5% relative error). */
+  p50: number
+  /** 95th percentile. */
+  p95: number
+  /** 99th percentile. */
+  p99: number
+}
+
+/** Options of `new Profiler(options?)`. */
+export interface ProfilerOptions {
+  /**
+   * How many completed results `getResult` can still find (a sliding window; statistics
+   * cover every operation regardless). Default 10,000.
+   */
+  maxResults?: number
+}
+
+/** `generateReport()`: every name's statistics, largest total first. */
+export interface Report {
+  /** Statistics per operation name, sorted by `total`, largest first. */
+  operations: Array<OperationStats>
+  /** Sum of the durations of root operations, in ms. */
+  totalDuration: number
+}
+
+/** One task as the JS wrapper describes it (the function stays in JS). */
+export interface TaskSpec {
+  /** Unique name (within a graph). */
+  name: string
+  /** Names of the tasks that must finish first. */
+  dependencies?: Array<string>
+  /** An optional task's failure does not fail the graph; its dependents still run. */
+  optional?: boolean
+}

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::ptr;
 
 use napi::bindgen_prelude::{PromiseRaw, ToNapiValue};
-use napi::{Env, Status, Unknown, sys};
+use napi::{Env, Unknown, sys};
 
 /// A JS `Error` value with `code` and `message`, created on the JS thread.
 pub(crate) fn js_error_value(
@@ -61,12 +61,6 @@ pub(crate) fn invalid_argument(env: &Env, message: impl AsRef<str>) -> napi::Err
     coded_error(env, "INVALID_ARGUMENT", message.as_ref())
 }
 
-/// A core error without an `Env` at hand (worker threads): carries the code as the status
-/// string; [`spawn`] turns it into a proper coded JS error on the JS thread.
-pub(crate) fn detached(err: &vibetrees_core::Error) -> napi::Error {
-    napi::Error::new(Status::GenericFailure, format!("{}\u{0}{}", err.code(), err.full_message()))
-}
-
 /// Runs `fut` off the JS thread and returns a Promise: resolved with `convert(value)` on the JS
 /// thread, or rejected with a JS `Error` carrying the core error's `code` and full message.
 pub(crate) fn spawn<'env, T, V, F, C>(
@@ -80,10 +74,13 @@ where
     F: Future<Output = vibetrees_core::Result<T>> + Send + 'static,
     C: FnOnce(&Env, T) -> napi::Result<V> + 'static,
 {
-    env.spawn_future_with_callback(async move { Ok(fut.await) }, move |env, result| match result {
-        Ok(value) => convert(env, value),
-        Err(err) => Err(core_error(env, &err)),
-    })
+    env.spawn_future_with_callback(
+        async move { Ok(fut.await) },
+        move |env, result| match result {
+            Ok(value) => convert(env, value),
+            Err(err) => Err(core_error(env, &err)),
+        },
+    )
 }
 
 /// Runs blocking `work` on a blocking thread of the async runtime (never the JS thread) and

@@ -7,6 +7,8 @@
 #![deny(clippy::all)]
 
 mod errors;
+mod optimizer;
+mod profiler;
 
 use napi_derive::napi;
 

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Builds the @vibetrees/native addon and runs the Node tests (node --test).
+#
+# Installs: the npm devDependencies of bindings-node (@napi-rs/cli, pinned by package-lock.json),
+# with `npm ci`. Needs node >= 18, npm, cargo and git on PATH.
+# Env: VIBETREES_NODE_PROFILE=release builds the addon in release mode (default: debug, which
+# reuses the workspace's debug build of the core and keeps CI short).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+pkg="$root/bindings-node"
+
+for tool in node npm cargo git; do
+  command -v "$tool" >/dev/null || { echo "tests/node/run.sh: '$tool' is required" >&2; exit 1; }
+done
+
+cd "$pkg"
+if [ ! -x node_modules/.bin/napi ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+build_flags=(--platform --js binding.js --dts binding.d.ts)
+if [ "${VIBETREES_NODE_PROFILE:-debug}" = release ]; then
+  build_flags+=(--release)
+fi
+node_modules/.bin/napi build "${build_flags[@]}"
+
+cd "$root"
+node --test --test-concurrency=1 tests/node/
