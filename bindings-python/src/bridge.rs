@@ -61,24 +61,43 @@ where
 }
 
 /// Runs the blocking closure `f` on a blocking thread of the core's runtime and waits for it with
-/// the interpreter released, as [`wait`]. A Ctrl-C raises at once; the closure itself cannot be
-/// stopped and finishes in the background unless it watches a stop flag of its own.
+/// the interpreter released. A blocking core operation cannot be stopped from outside, and each
+/// one is atomic on disk (staged, then renamed into place), so a Ctrl-C lets it finish (or fail)
+/// and then raises `KeyboardInterrupt`: nothing half-made is left, and the interrupt is not lost.
 pub fn wait_blocking<F, T>(py: Python<'_>, what: &str, f: F) -> PyResult<T>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let what_owned = what.to_string();
-    let joined = wait(
-        py,
-        what,
-        async move { tokio::task::spawn_blocking(f).await },
-    )?;
-    joined.map_err(|e| {
-        to_py_err(Error::Internal(format!(
-            "{what_owned} panicked; the operation was abandoned: {e}"
-        )))
-    })
+    let (tx, rx) = sync_channel::<std::thread::Result<T>>(1);
+    let rx = Mutex::new(rx);
+    runtime().spawn_blocking(move || {
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        let _ = tx.send(out);
+    });
+    let mut interrupt: Option<PyErr> = None;
+    loop {
+        match py.detach(|| rx.lock().recv_timeout(SIGNAL_POLL)) {
+            Ok(Ok(out)) => {
+                return match interrupt {
+                    Some(e) => Err(e),
+                    None => Ok(out),
+                };
+            }
+            Ok(Err(_)) | Err(RecvTimeoutError::Disconnected) => {
+                return Err(to_py_err(Error::Internal(format!(
+                    "{what} panicked; the operation was abandoned"
+                ))));
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                if interrupt.is_none()
+                    && let Err(e) = py.check_signals()
+                {
+                    interrupt = Some(e);
+                }
+            }
+        }
+    }
 }
 
 /// The calling thread's running asyncio loop (raises `RuntimeError` outside a coroutine).

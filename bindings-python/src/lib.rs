@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 mod bridge;
+mod cache;
 mod convert;
 mod errors;
 mod optimizer;
@@ -22,6 +23,7 @@ fn native_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<profiler::PyProfiler>()?;
     m.add_class::<profiler::PySpan>()?;
     m.add_class::<optimizer::PyOptimizer>()?;
+    m.add_class::<cache::PyCacheManager>()?;
     set_all(m)
 }
 

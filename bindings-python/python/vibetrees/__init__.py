@@ -14,6 +14,7 @@ Every error is a ``VibetreesError`` subclass whose ``code`` is the engine's stab
 from . import types
 from ._native import (
     ALL_CODES,
+    CacheManager,
     PerformanceOptimizer,
     Profiler,
     Span,
@@ -38,6 +39,7 @@ from ._native import (
 
 __all__ = [
     "ALL_CODES",
+    "CacheManager",
     "PerformanceOptimizer",
     "Profiler",
     "Span",

@@ -1,13 +1,22 @@
 """Type stubs of the extension module ``vibetrees._native`` (re-exported by ``vibetrees``)."""
 
+import os
 from types import TracebackType
 from typing import Any, Awaitable, Callable, ClassVar, Iterable, Mapping, Optional, final
 
+from .types import (
+    CacheStats,
+    PopulateReport,
+    PruneReport,
+    RestoreOutcome,
+    VerifyReport,
+)
 from .types import GraphPlan, GraphRunResult, Metrics, OperationResult, OperationStats, Report
 
 __version__: str
 __all__ = [
     "ALL_CODES",
+    "CacheManager",
     "PerformanceOptimizer",
     "Profiler",
     "Span",
@@ -119,3 +128,37 @@ class PerformanceOptimizer:
     def dry_run(self, tasks: Iterable[_TaskSpec]) -> GraphPlan: ...
     def run_parallel_async(self, tasks: Iterable[_TaskSpec]) -> Awaitable[list[Any]]: ...
     def run_with_dependencies_async(self, tasks: Iterable[_TaskSpec]) -> Awaitable[dict[str, Any]]: ...
+
+_Path = str | os.PathLike[str]
+
+@final
+class CacheManager:
+    """The content-addressed node_modules cache (default folder ``~/.vibetrees/cache``)."""
+
+    def __new__(
+        cls,
+        cache_dir: Optional[_Path] = None,
+        *,
+        method: str = "auto",
+        workers: Optional[int] = None,
+        profiler: Optional[Profiler] = None,
+    ) -> CacheManager: ...
+    @property
+    def cache_dir(self) -> str: ...
+    def cache_node_modules(self, source_node_modules: _Path) -> PopulateReport: ...
+    def restore_node_modules(
+        self,
+        target_node_modules: _Path,
+        *,
+        method: Optional[str] = None,
+        on_progress: Optional[Callable[[int, int], object]] = None,
+        skip_verify: bool = False,
+    ) -> RestoreOutcome: ...
+    def is_cache_valid(self, project_path: _Path) -> bool: ...
+    def key(self, project_path: _Path) -> str: ...
+    @staticmethod
+    def get_docker_cache_env() -> dict[str, str]: ...
+    def stats(self) -> CacheStats: ...
+    def verify(self, *, evict_bad: bool = False) -> VerifyReport: ...
+    def prune(self, budget_bytes: int) -> PruneReport: ...
+    def clear(self) -> PruneReport: ...

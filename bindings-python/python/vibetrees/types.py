@@ -19,6 +19,14 @@ __all__ = [
     "GraphRunResult",
     "PlannedTask",
     "GraphPlan",
+    "PhaseTime",
+    "PopulateReport",
+    "RestoreStats",
+    "RestoreOutcome",
+    "CacheStats",
+    "BadEntry",
+    "VerifyReport",
+    "PruneReport",
 ]
 
 
@@ -148,3 +156,96 @@ class GraphPlan(TypedDict):
     order: List[str]
     levels: List[List[str]]
     longestChain: List[str]
+
+
+class PhaseTime(TypedDict):
+    """The time of one phase of a cache operation."""
+
+    name: str
+    ms: float
+
+
+class PopulateReport(TypedDict):
+    """``CacheManager.cache_node_modules``: outcome ``created`` or ``already-present``."""
+
+    key: str
+    outcome: str
+    files: int
+    dirs: int
+    symlinks: int
+    specialSkipped: int
+    bytes: int
+    linked: int
+    cloned: int
+    copied: int
+    durationMs: float
+    phases: List[PhaseTime]
+
+
+class RestoreStats(TypedDict):
+    """What one restore did; ``methodUsed`` is ``hardlink``, ``clone`` or ``copy``."""
+
+    key: str
+    target: str
+    method: str
+    methodUsed: str
+    linked: int
+    cloned: int
+    copied: int
+    files: int
+    dirs: int
+    symlinks: int
+    bytes: int
+    workers: int
+    verified: bool
+    replacedExisting: bool
+    durationMs: float
+    phases: List[PhaseTime]
+
+
+class RestoreOutcome(TypedDict):
+    """``CacheManager.restore_node_modules``: a miss is ``restored: False`` with the reason."""
+
+    restored: bool
+    key: Optional[str]
+    stats: Optional[RestoreStats]
+    reason: Optional[str]
+
+
+class CacheStats(TypedDict):
+    """``CacheManager.stats``; ``bytes`` counts each inode once."""
+
+    cacheDir: str
+    entries: int
+    files: int
+    bytes: int
+    apparentBytes: int
+    hits: int
+    misses: int
+
+
+class BadEntry(TypedDict):
+    """An entry whose files differ from its listing."""
+
+    key: str
+    problemCount: int
+    problems: List[str]
+    evicted: bool
+
+
+class VerifyReport(TypedDict):
+    """``CacheManager.verify``."""
+
+    entriesChecked: int
+    filesChecked: int
+    bad: List[BadEntry]
+
+
+class PruneReport(TypedDict):
+    """``CacheManager.prune`` and ``clear``."""
+
+    evicted: List[str]
+    busy: List[str]
+    bytesFreed: int
+    bytesLeft: int
+    abandonedRemoved: int
