@@ -333,11 +333,17 @@ pub fn parse_compose_yaml(text: &str) -> Result<ComposeServices> {
 /// default ports taken from the raw compose text `raw` when given (matched by service and
 /// container port, else by position).
 pub fn parse_rendered_config(rendered: &str, raw: Option<&str>) -> Result<ComposeServices> {
-    let rendered = parse_services(rendered, "rendered compose config")?;
+    let mut rendered = parse_services(rendered, "rendered compose config")?;
     let raw = match raw {
         Some(t) => parse_services(t, "compose file").unwrap_or_default(),
         None => Vec::new(),
     };
+    // Renderers may sort services (podman-compose does): keep the file's order where known.
+    rendered.sort_by_key(|r| {
+        raw.iter()
+            .position(|x| x.name == r.name)
+            .unwrap_or(usize::MAX)
+    });
     let services = rendered
         .into_iter()
         .map(|mut r| {
