@@ -1,0 +1,175 @@
+//! Creations across processes: a creation killed with SIGKILL half-way then retried, and two
+//! `vibetrees create` processes at once never sharing a port.
+
+mod worktree_support;
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use vibetrees_core::runtime::block_on;
+use vibetrees_core::worktree::{CreateOutcome, WorktreeManager};
+use worktree_support::*;
+
+const SLOW_BOOTSTRAP: &str = r#"{
+  "name": "slow",
+  "version": "1.0.0",
+  "scripts": { "bootstrap": "node -e \"const fs=require('fs');fs.mkdirSync('node_modules/made',{recursive:true});console.log('bootstrap started');if(process.env.VT_SLOW)setTimeout(()=>{},20000)\"" }
+}
+"#;
+
+fn node_or_skip() -> bool {
+    if Command::new("node").arg("--version").output().is_ok() {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "node is required in CI"
+    );
+    eprintln!("SKIP: node is not installed");
+    false
+}
+
+#[test]
+fn a_creation_killed_half_way_then_retried_succeeds_and_leaves_no_debris() {
+    let home = setup();
+    let p = project(Some(SLOW_BOOTSTRAP));
+    if !node_or_skip() {
+        return;
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vibetrees"))
+        .args([
+            "create",
+            "Killed Midway",
+            "--from",
+            "main",
+            "--runtime",
+            "none",
+            "--repo",
+        ])
+        .arg(&p.root)
+        .env("HOME", home)
+        .env("VT_SLOW", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pgid = child.id() as i32;
+    // wait until the install is running: git is done, the creation is not
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
+    loop {
+        let line = lines
+            .next()
+            .expect("the CLI ended before the install")
+            .unwrap();
+        seen.push(line.clone());
+        if line.contains("bootstrap started") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no install progress: {seen:?}");
+    }
+    // SIGKILL the creating process only (its npm child lives on, as after a real crash)
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.wait().unwrap();
+    let path = p.root.join(".worktrees/killed-midway");
+    assert!(
+        path.join(".git").exists(),
+        "the kill came too late or too early"
+    );
+    assert!(
+        p.worktree_list().contains("locked"),
+        "half-made worktree should carry its lock"
+    );
+
+    let m = WorktreeManager::new(p.options()).unwrap();
+    let out = block_on(async {
+        let r = m.create_worktree_optimized("Killed Midway", "main").await;
+        m.wait_background().await;
+        r
+    })
+    .unwrap();
+    let CreateOutcome::Created(w) = out else {
+        panic!("a half-made worktree must not count as existing")
+    };
+    assert_eq!(w.name, "killed-midway");
+    let list = p.worktree_list();
+    let entries = list
+        .lines()
+        .filter(|l| l.starts_with("worktree ") && l.ends_with("/killed-midway"))
+        .count();
+    assert_eq!(entries, 1, "{list}");
+    assert!(!list.contains("locked"), "{list}");
+    assert!(!list.contains("prunable"), "{list}");
+    assert_eq!(git(&path, &["status", "--porcelain"]), "");
+    assert!(path.join("node_modules/made").is_dir());
+    // no debris: no staging, no unfinished folder left in the trash
+    for dir in [".worktrees/.staging", ".worktrees/.trash"] {
+        let d = p.root.join(dir);
+        let left: Vec<_> = std::fs::read_dir(&d)
+            .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "debris in {dir}: {left:?}");
+    }
+    unsafe { libc::kill(-pgid, libc::SIGKILL) };
+}
+
+#[test]
+fn two_processes_creating_at_once_never_share_a_port() {
+    let home = setup();
+    let p = project(None);
+    let spawn = |name: &str| {
+        Command::new(env!("CARGO_BIN_EXE_vibetrees"))
+            .args([
+                "create",
+                name,
+                "--from",
+                "main",
+                "--runtime",
+                "none",
+                "--json",
+                "--repo",
+            ])
+            .arg(&p.root)
+            .env("HOME", home)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let children: Vec<_> = ["left", "right", "middle"]
+        .iter()
+        .map(|n| spawn(n))
+        .collect();
+    let mut all_ports = Vec::new();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["success"], true);
+        for (_, port) in v["worktree"]["ports"].as_object().unwrap() {
+            all_ports.push(port.as_u64().unwrap());
+        }
+    }
+    assert_eq!(all_ports.len(), 3 * 7);
+    let mut dedup = all_ports.clone();
+    dedup.sort();
+    dedup.dedup();
+    assert_eq!(
+        dedup.len(),
+        all_ports.len(),
+        "a port was handed out twice: {all_ports:?}"
+    );
+    let list = p.worktree_list();
+    for n in ["left", "right", "middle"] {
+        assert!(list.contains(&format!("branch refs/heads/{n}")), "{list}");
+    }
+}
