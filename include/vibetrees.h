@@ -115,10 +115,71 @@ typedef enum vt_result {
 } vt_result;
 
 /**
+ * A task graph runner (opaque). Thread-safe: several threads may run graphs on one optimizer at
+ * once; `vt_optimizer_free` must not race with other calls on the same handle.
+ */
+typedef struct vt_optimizer vt_optimizer;
+
+/**
  * A profiler (opaque). Thread-safe: one handle may be used from many threads at once, except
  * `vt_profiler_free`, which must not race with other calls on the same handle.
  */
 typedef struct vt_profiler vt_profiler;
+
+/**
+ * What a running C task writes its output or error into (opaque). Valid only during the task
+ * function's call, and only on the thread that runs it.
+ */
+typedef struct vt_task_context vt_task_context;
+
+/**
+ * The body of a C task.
+ *
+ * Called with the task's `userdata`, the JSON object of its dependencies' outputs keyed by task
+ * name (`"{}"` without dependencies; an optional dependency that failed is left out), and a
+ * context for `vt_task_set_output` / `vt_task_set_error`. Return 0 (`VT_OK`) for success (the
+ * output is what `vt_task_set_output` set, or JSON `null`), anything else for failure (the
+ * message is what `vt_task_set_error` set, or one naming the returned value).
+ *
+ * Threads: it is called on a worker thread of the library (never on the thread that called
+ * `vt_optimizer_run_*`), at most once per run; tasks without a dependency path between them may
+ * run at the same time on different threads (up to the optimizer's `concurrency`), so state
+ * shared through `userdata` needs its own locking. It may block, and may call `vt_` functions.
+ * `inputs_json` and `ctx` are valid only during the call.
+ */
+typedef int (*vt_task_fn)(void *userdata, const char *inputs_json, struct vt_task_context *ctx);
+
+/**
+ * One task of a graph, as C describes it. The strings and the dependency array are read during
+ * the `vt_optimizer_*` call only (they are copied); `userdata` must stay valid until that call
+ * returns: when it returns, no task function is running or will be called any more.
+ */
+typedef struct vt_task {
+    /**
+     * The task's name (UTF-8, unique within a graph); also its profiler span name.
+     */
+    const char *name;
+    /**
+     * The names of the tasks whose outputs it needs; NULL when `dependency_count` is 0.
+     */
+    const char *const *dependencies;
+    /**
+     * How many names `dependencies` holds.
+     */
+    size_t dependency_count;
+    /**
+     * When true, its failure is reported but does not fail the graph, and its dependents run.
+     */
+    bool optional;
+    /**
+     * The function to run (must not be NULL).
+     */
+    vt_task_fn run;
+    /**
+     * Passed to `run` as is; may be NULL.
+     */
+    void *userdata;
+} vt_task;
 
 #ifdef __cplusplus
 extern "C" {
@@ -148,6 +209,100 @@ enum vt_result vt_last_error_code(void);
  * `buf` is NULL or valid for writes of `len` bytes; `needed` is NULL or valid for one write.
  */
 enum vt_result vt_last_error_message(char *buf, size_t len, size_t *needed);
+
+/**
+ * Frees an optimizer. `NULL` is a no-op.
+ *
+ * # Safety
+ * `optimizer` is NULL or a handle from `vt_optimizer_new`, not yet freed, not in use.
+ */
+void vt_optimizer_free(struct vt_optimizer *optimizer);
+
+/**
+ * Makes an optimizer. `options_json` may be NULL (defaults) or a JSON object
+ * `{ "concurrency": 4, "failurePolicy": "stop" | "continue", "parentSpan": "op-3" }` (all optional:
+ * no concurrency limit; `stop` starts nothing new after a failure; task spans are children of
+ * `parentSpan`). `profiler` may be NULL; otherwise every task is recorded there as a span (the
+ * optimizer keeps the profiler alive: the handle may be freed first).
+ * On success `*optimizer_out` receives the handle; free it with `vt_optimizer_free`.
+ * Errors: `VT_NULL_ARGUMENT`, `VT_INVALID_UTF8`, `VT_PARSE` (bad JSON, unknown key or policy),
+ * `VT_INVALID_ARGUMENT` (concurrency 0).
+ *
+ * # Safety
+ * `options_json` is NULL or NUL-terminated; `profiler` is NULL or a live handle;
+ * `optimizer_out` is valid for one write.
+ */
+enum vt_result vt_optimizer_new(const char *options_json,
+                                const struct vt_profiler *profiler,
+                                struct vt_optimizer **optimizer_out);
+
+/**
+ * Checks a graph without running anything and gives its plan JSON `{ tasks: [{ name,
+ * dependencies, optional, level }], order, levels, longestChain }` in `*plan_json_out` (free it
+ * with `vt_string_free`); task functions are not called (`run` may be NULL here).
+ * Errors: `VT_CYCLE` (with the path), `VT_INVALID_GRAPH`, `VT_NULL_ARGUMENT`, `VT_INVALID_UTF8`.
+ *
+ * # Safety
+ * As `vt_optimizer_run_parallel`, with `plan_json_out` valid for one write.
+ */
+enum vt_result vt_optimizer_plan(const struct vt_optimizer *optimizer,
+                                 const struct vt_task *tasks,
+                                 size_t count,
+                                 char **plan_json_out);
+
+/**
+ * Runs a dependency graph like `vt_optimizer_run_with_dependencies`, but a failed task does not
+ * fail the call: on success (the graph was valid and ran) `*run_json_out` receives
+ * `{ "results": { name: output, ... }, "report": <run report> }` (free it with `vt_string_free`),
+ * whose `report.success`, `report.failedTask` and per-task `error`s tell what failed.
+ * Errors: `VT_CYCLE`, `VT_INVALID_GRAPH`, `VT_NULL_ARGUMENT`, `VT_INVALID_UTF8`.
+ *
+ * # Safety
+ * As `vt_optimizer_run_parallel`, with `run_json_out` valid for one write.
+ */
+enum vt_result vt_optimizer_run_graph(const struct vt_optimizer *optimizer,
+                                      const struct vt_task *tasks,
+                                      size_t count,
+                                      char **run_json_out);
+
+/**
+ * Runs independent tasks (no dependencies allowed; names need not be unique) and, on success,
+ * gives their outputs as a JSON array in input order in `*results_json_out` (free it with
+ * `vt_string_free`). Blocks until every started task has finished.
+ * Errors: `VT_TASK_FAILED` (the first task to fail, by its own message; under the `stop` policy
+ * nothing new starts after it), `VT_INVALID_ARGUMENT` (a task with dependencies), `VT_NULL_ARGUMENT`
+ * (optimizer, tasks with count > 0, a name, a `run`, results_json_out), `VT_INVALID_UTF8`.
+ * `count` may be 0 (the result is `[]`).
+ *
+ * # Safety
+ * `optimizer` is a live handle; `tasks` points to `count` valid `vt_task`s (see `vt_task`);
+ * `results_json_out` is valid for one write.
+ */
+enum vt_result vt_optimizer_run_parallel(const struct vt_optimizer *optimizer,
+                                         const struct vt_task *tasks,
+                                         size_t count,
+                                         char **results_json_out);
+
+/**
+ * Runs a dependency graph: each task starts as soon as all of its dependencies are done, and
+ * receives their outputs. The graph is checked before anything runs. On success
+ * `*results_json_out` receives a JSON object mapping each task that produced an output to it (in
+ * input order), and, if `report_json_out` is not NULL, `*report_json_out` the run report
+ * `{ success, cancelled, failedTask, totalMs, criticalPath, criticalPathMs, tasks: [{ name,
+ * status, optional, dependencies, startMs, endMs, durationMs, error, reason, spanId }] }`
+ * (free both with `vt_string_free`). Blocks until every started task has finished.
+ * Errors: `VT_CYCLE` (the message shows the path `a -> b -> a`), `VT_INVALID_GRAPH` (duplicate
+ * name, unknown or self dependency), `VT_TASK_FAILED` (the first non-optional task to fail),
+ * `VT_NULL_ARGUMENT`, `VT_INVALID_UTF8`. For the report of a failed run use `vt_optimizer_run_graph`.
+ *
+ * # Safety
+ * As `vt_optimizer_run_parallel`; `report_json_out` is NULL or valid for one write.
+ */
+enum vt_result vt_optimizer_run_with_dependencies(const struct vt_optimizer *optimizer,
+                                                  const struct vt_task *tasks,
+                                                  size_t count,
+                                                  char **results_json_out,
+                                                  char **report_json_out);
 
 /**
  * Gives the kept ended operations as a Chrome Trace Event Format JSON document (opens in
@@ -312,6 +467,28 @@ const char *vt_result_code(uint32_t result);
  * `s` is NULL or a string returned by a `vt_` function and not yet freed.
  */
 void vt_string_free(char *s);
+
+/**
+ * Sets the error message of the running task (copied), used when the task function returns
+ * non-zero. Errors: `VT_NULL_ARGUMENT`, `VT_INVALID_UTF8`.
+ *
+ * # Safety
+ * `ctx` is the context the task function received, during that call; `message` is
+ * NUL-terminated.
+ */
+enum vt_result vt_task_set_error(struct vt_task_context *ctx, const char *message);
+
+/**
+ * Sets the output of the running task: `output_json` must be valid JSON (it is copied). Calling
+ * it again replaces the output. Invalid JSON returns `VT_PARSE` and makes the task fail whatever
+ * it returns, with a message saying so.
+ * Errors: `VT_NULL_ARGUMENT`, `VT_INVALID_UTF8`, `VT_PARSE`.
+ *
+ * # Safety
+ * `ctx` is the context the task function received, during that call; `output_json` is
+ * NUL-terminated.
+ */
+enum vt_result vt_task_set_output(struct vt_task_context *ctx, const char *output_json);
 
 /**
  * The library's version as a static NUL-terminated string, e.g. `"0.1.0"`. Never free it.

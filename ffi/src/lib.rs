@@ -17,6 +17,7 @@
 pub mod args;
 pub mod boundary;
 pub mod last_error;
+pub mod optimizer;
 pub mod profiler;
 pub mod result;
 pub mod strings;

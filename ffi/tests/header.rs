@@ -68,7 +68,11 @@ fn every_function_in_the_header_is_documented() {
         let is_decl = !line.starts_with([' ', '#', '/', '*', '}']) && names_a_function;
         if is_decl {
             checked += 1;
-            let prev = lines[..i].iter().rev().find(|l| !l.trim().is_empty()).unwrap();
+            let prev = lines[..i]
+                .iter()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap();
             assert!(
                 prev.trim_start().starts_with("*/") || prev.trim_start().starts_with('*'),
                 "no doc comment above: {line}"
