@@ -9,6 +9,37 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** A content-addressed node_modules cache, keyed by the project's lockfile and package.json. */
+export declare class CacheManager {
+  /** Opens (creating if needed) the cache folder. `profiler`, if given, gets a span per phase. */
+  constructor(options?: CacheManagerJsOptions | undefined | null, profiler?: JsProfiler | undefined | null)
+  /** The cache folder. */
+  get cacheDir(): string
+  /**
+   * Caches the node_modules folder at `sourceNodeModulesPath` under its project's key (the
+   * project is the folder holding it). Resolves to what was done.
+   */
+  cacheNodeModules(sourceNodeModulesPath: string): Promise<any>
+  /**
+   * Restores the node_modules folder at `targetNodeModulesPath` from its project's entry.
+   * A miss resolves to `{ restored: false, reason }`; other failures reject.
+   */
+  restoreNodeModules(targetNodeModulesPath: string): Promise<any>
+  /** True when the cache holds an entry for the project at `projectPath` (synchronous). */
+  isCacheValid(projectPath: string): boolean
+  /** The BuildKit environment for `docker compose` builds. */
+  getDockerCacheEnv(): Record<string, string>
+  /** Entries, sizes, shared bytes and hit counts. */
+  stats(): Promise<any>
+  /** Checks every entry against its manifest; `evictBad` removes the damaged ones. */
+  verify(evictBad?: boolean | undefined | null): Promise<any>
+  /** Evicts least recently used entries until the cache fits in `budgetBytes`. */
+  prune(budgetBytes: number): Promise<any>
+  /** Removes every entry. */
+  clear(): Promise<any>
+}
+export type JsCacheManager = CacheManager
+
 /** The scheduler behind the JS `PerformanceOptimizer`. Not meant to be used directly. */
 export declare class NativeOptimizer {
   /** An optimizer recording into `profiler` (if given). */
@@ -25,6 +56,39 @@ export declare class NativeOptimizer {
   runGraph(tasks: Array<TaskSpec>, runner: (index: number) => Promise<string | null>): Promise<any>
   /** Checks a graph and returns its plan (order, levels, longest chain) without running it. */
   dryRun(tasks: Array<TaskSpec>): any
+}
+
+/** The engine behind the JS `WorktreeManager`. Not meant to be used directly. */
+export declare class NativeWorktreeManager {
+  /** Opens the project at `options.rootDir` (a git repository's main worktree). */
+  constructor(options: NativeWorktreeOptions, onProgress?: ProgressFn | undefined | null, hostSteps?: Array<HostStepSpec> | undefined | null, hostRunner?: HostRunner | undefined | null)
+  /** The built-in step names host steps may depend on. */
+  static stepNames(): Array<string>
+  /** The project root (canonical path). */
+  get rootDir(): string
+  /** The folder worktrees are made in. */
+  get worktreeBase(): string
+  /** The profiler every creation's spans go into (shared with the manager). */
+  get profiler(): Profiler
+  /**
+   * Creates the worktree; resolves to the contract's result, never rejects for a failed
+   * creation (`{ success: false, error, code }`). After the creation's last progress event a
+   * marker event `{ name: flushToken, step: '\0flush' }` follows, so the wrapper can resolve
+   * only once every event was delivered.
+   */
+  createWorktreeOptimized(branchName: string, fromBranch: string, flushToken?: string | undefined | null): Promise<any>
+  /** Stops its containers, releases its ports, unregisters it and trashes its folder. */
+  removeWorktree(name: string): Promise<any>
+  /** The project's worktrees with their ports. */
+  listWorktrees(): Promise<any>
+  /** Starts the warm-up jobs (cache populate from the main worktree, image pulls). */
+  warm(): Promise<Array<string>>
+  /** Resolves when every background job started so far has finished. */
+  waitBackground(): Promise<undefined>
+  /** Names of the background jobs still running. */
+  backgroundJobs(): Array<string>
+  /** `{ operations: [{ name, count, avg, min, max, total }], totalTime, avgWorktreeCreation }`. */
+  getPerformanceMetrics(): Metrics
 }
 
 /**
@@ -62,11 +126,34 @@ export declare class Profiler {
 }
 export type JsProfiler = Profiler
 
+/** Options of `new CacheManager(options?)`. */
+export interface CacheManagerJsOptions {
+  /** Cache folder; default `~/.vibetrees/cache`. */
+  cacheDir?: string
+  /**
+   * How files are restored: `'auto'` (hardlink, falling back per file; the default),
+   * `'hardlink'`, `'clone'`, `'copy'` or `'clone-or-copy'`.
+   */
+  method?: string
+  /** Worker threads of a restore; default one per core, at most 4. */
+  workers?: number
+}
+
 /** The version of the native core (`vibetrees-core`) this addon was built from. */
 export declare function coreVersion(): string
 
 /** Every error code a rejected promise or thrown error of this package can carry in `err.code`. */
 export declare function errorCodes(): Array<string>
+
+/** A host step as the JS wrapper describes it (its function stays in JS). */
+export interface HostStepSpec {
+  /** Unique step name (also its profiler span name and progress step). */
+  name: string
+  /** Built-in step names or other host steps it waits for. */
+  dependencies?: Array<string>
+  /** When true, its failure is reported as progress and does not fail the creation. */
+  optional?: boolean
+}
 
 /** What `GET /api/performance/metrics` returns. */
 export interface Metrics {
@@ -102,6 +189,34 @@ export interface NativeOptimizerOptions {
   failurePolicy?: string
   /** A profiler span id every task span is a child of. */
   parentSpan?: string
+}
+
+/** The plain-data options of the native manager. */
+export interface NativeWorktreeOptions {
+  /** The project's root (its main git worktree). */
+  rootDir: string
+  /** Where worktrees go; default `<rootDir>/.worktrees`. */
+  worktreeBase?: string
+  /** node_modules cache folder; default `~/.vibetrees/cache`. */
+  cacheDir?: string
+  /** Compose file, relative to the root; default `docker-compose.yml`. */
+  composeFile?: string
+  /** `'auto'` (default), `'docker'`, `'podman'` or `'none'`. */
+  runtime?: string
+  /** Services started before the creation resolves; the others start in the background. */
+  criticalServices?: Array<string>
+  /** Push the new branch to `origin` in the background. */
+  pushBranch?: boolean
+  /** Use the node_modules cache (default true). */
+  useCache?: boolean
+  /** Run the project's install on a cache miss (default true). */
+  install?: boolean
+  /** History database path; default `~/.vibetrees/history.sqlite`. */
+  historyPath?: string
+  /** Record each creation in the history (default true). */
+  recordHistory?: boolean
+  /** Extra `mcpServers` entries written into every worktree's `.claude/settings.json`. */
+  mcpServers?: Record<string, any>
 }
 
 /**
@@ -160,6 +275,19 @@ export interface ProfilerOptions {
    * cover every operation regardless). Default 10,000.
    */
   maxResults?: number
+}
+
+/** One progress event: `{ name, step, message }`. */
+export interface ProgressEventJs {
+  /** The worktree's name (slug). */
+  name: string
+  /**
+   * The step (`git`, `ports`, `mcp`, `install`, `bootstrap`, `containers`, `database`,
+   * `complete`, `error`, `cache`, or a host step's name).
+   */
+  step: string
+  /** Text; a message starting with `✓` marks the step done. */
+  message: string
 }
 
 /** `generateReport()`: every name's statistics, largest total first. */

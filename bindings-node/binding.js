@@ -835,7 +835,10 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.CacheManager = nativeBinding.CacheManager
+module.exports.JsCacheManager = nativeBinding.JsCacheManager
 module.exports.NativeOptimizer = nativeBinding.NativeOptimizer
+module.exports.NativeWorktreeManager = nativeBinding.NativeWorktreeManager
 module.exports.Profiler = nativeBinding.Profiler
 module.exports.JsProfiler = nativeBinding.JsProfiler
 module.exports.coreVersion = nativeBinding.coreVersion

@@ -206,9 +206,194 @@ function graphError(report) {
   return err;
 }
 
+/** The marker step the native side sends after a creation's last progress event. */
+const FLUSH_STEP = '\u0000flush';
+let flushCounter = 0;
+
+function checkHostSteps(hostSteps) {
+  if (hostSteps === undefined || hostSteps === null) return [];
+  if (!Array.isArray(hostSteps)) {
+    throw argError(`new WorktreeManager: hostSteps must be an array of { name, fn, dependencies }, got ${describe(hostSteps)}`);
+  }
+  return checkTasks(hostSteps, 'new WorktreeManager: hostSteps', true);
+}
+
+function jsonSafe(value) {
+  if (value === undefined) return null;
+  return JSON.parse(JSON.stringify(value) ?? 'null');
+}
+
+/**
+ * Creates git worktrees of one project fast: checkout, node_modules from the cache, ports, .env,
+ * MCP config and containers run as one native dependency graph, off the JavaScript thread.
+ *
+ * Keeps `profiler`, `optimizer` and `cacheManager` like the original manager, so the server's
+ * other code (and `GET /api/performance/metrics`) works unchanged.
+ */
+class WorktreeManager {
+  constructor(options) {
+    if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+      throw argError(`new WorktreeManager: options must be an object with rootDir, got ${describe(options)}`);
+    }
+    const { rootDir, onProgress, hostSteps } = options;
+    if (typeof rootDir !== 'string' || rootDir === '') {
+      throw argError(`new WorktreeManager: rootDir must be a non-empty string, got ${describe(rootDir)}`);
+    }
+    for (const key of ['worktreeBase', 'cacheDir', 'composeFile', 'runtime', 'historyPath']) {
+      if (options[key] !== undefined && options[key] !== null && typeof options[key] !== 'string') {
+        throw argError(`new WorktreeManager: ${key} must be a string, got ${describe(options[key])}`);
+      }
+    }
+    if (onProgress !== undefined && onProgress !== null && typeof onProgress !== 'function') {
+      throw argError(`new WorktreeManager: onProgress must be a function, got ${describe(onProgress)}`);
+    }
+    const specs = checkHostSteps(hostSteps);
+    const flushes = new Map();
+    const dispatch = (event) => {
+      if (event.step === FLUSH_STEP) {
+        const done = flushes.get(event.name);
+        if (done) {
+          flushes.delete(event.name);
+          done();
+        }
+        return;
+      }
+      if (typeof onProgress === 'function') {
+        try {
+          onProgress({ name: event.name, step: event.step, message: event.message });
+        } catch (error) {
+          process.emitWarning(`@vibetrees/native: onProgress threw: ${messageOf(error)}`);
+        }
+      }
+    };
+    // The native side calls runner([index, input]) (older napi-rs) or runner(index, input).
+    const runHostStep = (first, second) => {
+      const [index, input] = Array.isArray(first) ? first : [first, second];
+      const step = hostSteps[index];
+      let promise;
+      try {
+        promise = Promise.resolve(step.fn(input));
+      } catch (error) {
+        promise = Promise.reject(error);
+      }
+      return promise.then(
+        (value) => ({ ok: true, value: jsonSafe(value) }),
+        (error) => ({
+          ok: false,
+          error: messageOf(error),
+          ...(error && typeof error.code === 'string' ? { code: error.code } : {}),
+        }),
+      );
+    };
+    const nativeManager = new native.NativeWorktreeManager(
+      {
+        rootDir,
+        worktreeBase: options.worktreeBase ?? undefined,
+        cacheDir: options.cacheDir ?? undefined,
+        composeFile: options.composeFile ?? undefined,
+        runtime: options.runtime ?? undefined,
+        criticalServices: options.criticalServices ?? undefined,
+        pushBranch: options.pushBranch ?? undefined,
+        useCache: options.useCache ?? undefined,
+        install: options.install ?? undefined,
+        historyPath: options.historyPath ?? undefined,
+        recordHistory: options.recordHistory ?? undefined,
+        mcpServers: options.mcpServers ?? undefined,
+      },
+      dispatch,
+      specs,
+      specs.length ? runHostStep : undefined,
+    );
+    Object.defineProperty(this, '_native', { value: nativeManager });
+    Object.defineProperty(this, '_flushes', { value: flushes });
+    this.rootDir = nativeManager.rootDir;
+    this.worktreeBase = nativeManager.worktreeBase;
+    /** The profiler every creation's spans go into. */
+    this.profiler = nativeManager.profiler;
+    /** An optimizer recording into the same profiler, for the host's own task graphs. */
+    this.optimizer = new PerformanceOptimizer({ profiler: this.profiler });
+    let cacheManager = null;
+    Object.defineProperty(this, 'cacheManager', {
+      enumerable: true,
+      get: () => {
+        if (!cacheManager) {
+          cacheManager = new native.CacheManager(
+            options.cacheDir ? { cacheDir: options.cacheDir } : undefined,
+            this.profiler,
+          );
+        }
+        return cacheManager;
+      },
+    });
+  }
+
+  /** The built-in step names host steps may depend on. */
+  static get stepNames() {
+    return native.NativeWorktreeManager.stepNames();
+  }
+
+  /**
+   * Creates the worktree of `branchName` from `fromBranch`. Resolves to
+   * `{ success: true, worktree: { name, path, branch, ports, dockerStatus, ... } }`, or
+   * `{ success: true, name, path, branch, existed: true, message }` when it is there already, or
+   * `{ success: false, error, code }`: a failed creation never rejects. Resolves after the
+   * creation's last progress event was delivered.
+   */
+  createWorktreeOptimized(branchName, fromBranch = 'main') {
+    if (typeof branchName !== 'string') {
+      throw argError(`createWorktreeOptimized: branchName must be a string, got ${describe(branchName)}`);
+    }
+    if (typeof fromBranch !== 'string') {
+      throw argError(`createWorktreeOptimized: fromBranch must be a string, got ${describe(fromBranch)}`);
+    }
+    const token = `flush-${process.pid}-${++flushCounter}`;
+    const flushed = new Promise((resolve) => this._flushes.set(token, resolve));
+    const created = this._native.createWorktreeOptimized(branchName, fromBranch, token);
+    return Promise.all([created, flushed]).then(([result]) => result);
+  }
+
+  /** Same as createWorktreeOptimized: the name the VibeTrees server calls. */
+  createWorktree(branchName, fromBranch = 'main') {
+    return this.createWorktreeOptimized(branchName, fromBranch);
+  }
+
+  /** Stops its containers, releases its ports, unregisters it and deletes its folder (in the background). */
+  removeWorktree(name) {
+    if (typeof name !== 'string') throw argError(`removeWorktree: name must be a string, got ${describe(name)}`);
+    return this._native.removeWorktree(name);
+  }
+
+  /** The project's worktrees: `[{ name, path, branch, ports, isMain, missing, halfMade }]`. */
+  listWorktrees() {
+    return this._native.listWorktrees();
+  }
+
+  /** Starts background warm-up (cache populate from the main worktree, image pulls); resolves to the job names. */
+  warm() {
+    return this._native.warm();
+  }
+
+  /** Resolves once every background job started so far (cache populate, services, push) has finished. */
+  waitBackground() {
+    return this._native.waitBackground();
+  }
+
+  /** Names of the background jobs still running. */
+  backgroundJobs() {
+    return this._native.backgroundJobs();
+  }
+
+  /** `{ operations: [{ name, count, avg, min, max, total }], totalTime, avgWorktreeCreation }` (synchronous). */
+  getPerformanceMetrics() {
+    return this._native.getPerformanceMetrics();
+  }
+}
+
 module.exports = {
   Profiler: native.Profiler,
   PerformanceOptimizer,
+  CacheManager: native.CacheManager,
+  WorktreeManager,
   coreVersion: native.coreVersion,
   errorCodes: native.errorCodes,
 };

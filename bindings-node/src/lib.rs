@@ -6,9 +6,11 @@
 //! JavaScript side; the native side passes only names.
 #![deny(clippy::all)]
 
+mod cache;
 mod errors;
 mod optimizer;
 mod profiler;
+mod worktree;
 
 use napi_derive::napi;
 

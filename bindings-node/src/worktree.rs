@@ -1,0 +1,333 @@
+//! `WorktreeManager` (native part): the whole creation as one native graph.
+//!
+//! Progress events reach JavaScript through a weak threadsafe function called without blocking,
+//! in the order the core emits them. Host steps (JavaScript async functions) are core
+//! [`HostStep`]s whose bodies call one threadsafe "runner" function with the step's index and its
+//! input; the JS wrapper runs the step's function and resolves to `{ ok, value | error }`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use napi::bindgen_prelude::{Promise, PromiseRaw};
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::{Env, Status};
+use napi_derive::napi;
+use vibetrees_core::optimizer::TaskError;
+use vibetrees_core::progress::{ProgressEvent, ProgressSink};
+use vibetrees_core::worktree::{
+    ContainerRuntime, HostStep, HostStepFn, HostStepInput, STEP_NAMES, WorktreeManager,
+    WorktreeOptions, failure_json,
+};
+
+use crate::errors::{core_error, invalid_argument, spawn};
+use crate::profiler::{JsProfiler, Metrics};
+
+/// The step of the marker event sent after a creation's last event (see `index.js`).
+const FLUSH_STEP: &str = "\u{0}flush";
+
+/// One progress event: `{ name, step, message }`.
+#[napi(object)]
+pub struct ProgressEventJs {
+    /// The worktree's name (slug).
+    pub name: String,
+    /// The step (`git`, `ports`, `mcp`, `install`, `bootstrap`, `containers`, `database`,
+    /// `complete`, `error`, `cache`, or a host step's name).
+    pub step: String,
+    /// Text; a message starting with `✓` marks the step done.
+    pub message: String,
+}
+
+/// `onProgress(event)`, weak (does not keep Node alive) and never waited for.
+type ProgressFn = ThreadsafeFunction<ProgressEventJs, (), ProgressEventJs, Status, false, true>;
+
+/// `runner(index, input)` -> `{ ok: true, value } | { ok: false, error, code? }`.
+type HostRunner = ThreadsafeFunction<
+    (u32, serde_json::Value),
+    Promise<serde_json::Value>,
+    (u32, serde_json::Value),
+    Status,
+    false,
+    true,
+>;
+
+/// A host step as the JS wrapper describes it (its function stays in JS).
+#[napi(object)]
+pub struct HostStepSpec {
+    /// Unique step name (also its profiler span name and progress step).
+    pub name: String,
+    /// Built-in step names or other host steps it waits for.
+    pub dependencies: Option<Vec<String>>,
+    /// When true, its failure is reported as progress and does not fail the creation.
+    pub optional: Option<bool>,
+}
+
+/// The plain-data options of the native manager.
+#[napi(object)]
+pub struct NativeWorktreeOptions {
+    /// The project's root (its main git worktree).
+    pub root_dir: String,
+    /// Where worktrees go; default `<rootDir>/.worktrees`.
+    pub worktree_base: Option<String>,
+    /// node_modules cache folder; default `~/.vibetrees/cache`.
+    pub cache_dir: Option<String>,
+    /// Compose file, relative to the root; default `docker-compose.yml`.
+    pub compose_file: Option<String>,
+    /// `'auto'` (default), `'docker'`, `'podman'` or `'none'`.
+    pub runtime: Option<String>,
+    /// Services started before the creation resolves; the others start in the background.
+    pub critical_services: Option<Vec<String>>,
+    /// Push the new branch to `origin` in the background.
+    pub push_branch: Option<bool>,
+    /// Use the node_modules cache (default true).
+    pub use_cache: Option<bool>,
+    /// Run the project's install on a cache miss (default true).
+    pub install: Option<bool>,
+    /// History database path; default `~/.vibetrees/history.sqlite`.
+    pub history_path: Option<String>,
+    /// Record each creation in the history (default true).
+    pub record_history: Option<bool>,
+    /// Extra `mcpServers` entries written into every worktree's `.claude/settings.json`.
+    pub mcp_servers: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+fn host_step_error(value: &serde_json::Value) -> TaskError {
+    let message = value
+        .get("error")
+        .and_then(|e| e.as_str())
+        .unwrap_or("host step failed")
+        .to_string();
+    match value.get("code").and_then(|c| c.as_str()) {
+        Some(code) => TaskError::with_code(code, message),
+        None => TaskError::new(message),
+    }
+}
+
+fn host_step_body(runner: Arc<HostRunner>, index: u32) -> HostStepFn {
+    Arc::new(move |input: HostStepInput| {
+        let runner = runner.clone();
+        Box::pin(async move {
+            let input = serde_json::to_value(&input)?;
+            let promise = runner
+                .call_async((index, input))
+                .await
+                .map_err(|e| TaskError::with_code("INTERNAL", e.reason.clone()))?;
+            let reply = promise
+                .await
+                .map_err(|e| TaskError::new(e.reason.clone()))?;
+            if reply.get("ok").and_then(|v| v.as_bool()) == Some(true) {
+                Ok(reply
+                    .get("value")
+                    .cloned()
+                    .unwrap_or(serde_json::Value::Null))
+            } else {
+                Err(host_step_error(&reply))
+            }
+        })
+    })
+}
+
+/// The engine behind the JS `WorktreeManager`. Not meant to be used directly.
+#[napi]
+pub struct NativeWorktreeManager {
+    inner: WorktreeManager,
+    progress: Option<Arc<ProgressFn>>,
+}
+
+#[napi]
+impl NativeWorktreeManager {
+    /// Opens the project at `options.rootDir` (a git repository's main worktree).
+    #[napi(constructor)]
+    pub fn new(
+        env: Env,
+        options: NativeWorktreeOptions,
+        on_progress: Option<ProgressFn>,
+        host_steps: Option<Vec<HostStepSpec>>,
+        host_runner: Option<HostRunner>,
+    ) -> napi::Result<Self> {
+        let mut opts = WorktreeOptions::new(PathBuf::from(&options.root_dir));
+        opts.worktree_base = options.worktree_base.map(PathBuf::from);
+        opts.cache_dir = options.cache_dir.map(PathBuf::from);
+        opts.compose_file = options.compose_file;
+        if let Some(runtime) = options.runtime {
+            opts.runtime = runtime
+                .parse::<ContainerRuntime>()
+                .map_err(|e| core_error(&env, &e))?;
+        }
+        opts.critical_services = options.critical_services;
+        if let Some(push) = options.push_branch {
+            opts.push_branch = push;
+        }
+        if let Some(use_cache) = options.use_cache {
+            opts.use_cache = use_cache;
+        }
+        if let Some(install) = options.install {
+            opts.install = install;
+        }
+        opts.history_path = options.history_path.map(PathBuf::from);
+        if let Some(record) = options.record_history {
+            opts.record_history = record;
+        }
+        if let Some(extra) = options.mcp_servers {
+            opts.mcp_extra = extra;
+        }
+        let progress = on_progress.map(Arc::new);
+        if let Some(tsfn) = &progress {
+            let tsfn = tsfn.clone();
+            let sink: ProgressSink = Arc::new(move |event: &ProgressEvent| {
+                tsfn.call(
+                    ProgressEventJs {
+                        name: event.name.clone(),
+                        step: event.step.clone(),
+                        message: event.message.clone(),
+                    },
+                    ThreadsafeFunctionCallMode::NonBlocking,
+                );
+            });
+            opts.on_progress = Some(sink);
+        }
+        let specs = host_steps.unwrap_or_default();
+        if !specs.is_empty() {
+            let Some(runner) = host_runner else {
+                return Err(invalid_argument(&env, "host steps need a runner"));
+            };
+            let runner = Arc::new(runner);
+            opts.host_steps = specs
+                .into_iter()
+                .enumerate()
+                .map(|(i, spec)| HostStep {
+                    name: spec.name,
+                    dependencies: spec.dependencies.unwrap_or_default(),
+                    optional: spec.optional.unwrap_or(false),
+                    body: host_step_body(runner.clone(), i as u32),
+                })
+                .collect();
+        }
+        let inner = WorktreeManager::new(opts).map_err(|e| core_error(&env, &e))?;
+        Ok(Self { inner, progress })
+    }
+
+    /// The built-in step names host steps may depend on.
+    #[napi]
+    pub fn step_names() -> Vec<&'static str> {
+        STEP_NAMES.to_vec()
+    }
+
+    /// The project root (canonical path).
+    #[napi(getter)]
+    pub fn root_dir(&self) -> String {
+        self.inner.root().to_string_lossy().into_owned()
+    }
+
+    /// The folder worktrees are made in.
+    #[napi(getter)]
+    pub fn worktree_base(&self) -> String {
+        self.inner.worktree_base().to_string_lossy().into_owned()
+    }
+
+    /// The profiler every creation's spans go into (shared with the manager).
+    #[napi(getter)]
+    pub fn profiler(&self) -> JsProfiler {
+        JsProfiler::from_arc(self.inner.profiler())
+    }
+
+    /// Creates the worktree; resolves to the contract's result, never rejects for a failed
+    /// creation (`{ success: false, error, code }`). After the creation's last progress event a
+    /// marker event `{ name: flushToken, step: '\0flush' }` follows, so the wrapper can resolve
+    /// only once every event was delivered.
+    #[napi(ts_return_type = "Promise<any>")]
+    pub fn create_worktree_optimized<'env>(
+        &self,
+        env: &'env Env,
+        branch_name: String,
+        from_branch: String,
+        flush_token: Option<String>,
+    ) -> napi::Result<PromiseRaw<'env, serde_json::Value>> {
+        let manager = self.inner.clone();
+        let progress = self.progress.clone();
+        spawn(
+            env,
+            async move {
+                let outcome = manager
+                    .create_worktree_optimized(&branch_name, &from_branch)
+                    .await;
+                if let (Some(tsfn), Some(token)) = (progress, flush_token) {
+                    tsfn.call(
+                        ProgressEventJs {
+                            name: token,
+                            step: FLUSH_STEP.to_string(),
+                            message: String::new(),
+                        },
+                        ThreadsafeFunctionCallMode::NonBlocking,
+                    );
+                }
+                Ok(match outcome {
+                    Ok(created) => created.to_json(),
+                    Err(err) => failure_json(&err),
+                })
+            },
+            |_, v| Ok(v),
+        )
+    }
+
+    /// Stops its containers, releases its ports, unregisters it and trashes its folder.
+    #[napi(ts_return_type = "Promise<any>")]
+    pub fn remove_worktree<'env>(
+        &self,
+        env: &'env Env,
+        name: String,
+    ) -> napi::Result<PromiseRaw<'env, serde_json::Value>> {
+        let manager = self.inner.clone();
+        spawn(
+            env,
+            async move { Ok(serde_json::to_value(manager.remove_worktree(&name).await?)?) },
+            |_, v| Ok(v),
+        )
+    }
+
+    /// The project's worktrees with their ports.
+    #[napi(ts_return_type = "Promise<any>")]
+    pub fn list_worktrees<'env>(
+        &self,
+        env: &'env Env,
+    ) -> napi::Result<PromiseRaw<'env, serde_json::Value>> {
+        let manager = self.inner.clone();
+        spawn(
+            env,
+            async move { Ok(serde_json::to_value(manager.list_worktrees().await?)?) },
+            |_, v| Ok(v),
+        )
+    }
+
+    /// Starts the warm-up jobs (cache populate from the main worktree, image pulls).
+    #[napi]
+    pub fn warm<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, Vec<String>>> {
+        let manager = self.inner.clone();
+        spawn(env, async move { manager.warm().await }, |_, v| Ok(v))
+    }
+
+    /// Resolves when every background job started so far has finished.
+    #[napi]
+    pub fn wait_background<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
+        let manager = self.inner.clone();
+        spawn(
+            env,
+            async move {
+                manager.wait_background().await;
+                Ok(())
+            },
+            |_, ()| Ok(()),
+        )
+    }
+
+    /// Names of the background jobs still running.
+    #[napi]
+    pub fn background_jobs(&self) -> Vec<String> {
+        self.inner.background_jobs()
+    }
+
+    /// `{ operations: [{ name, count, avg, min, max, total }], totalTime, avgWorktreeCreation }`.
+    #[napi]
+    pub fn get_performance_metrics(&self) -> Metrics {
+        self.inner.get_performance_metrics().into()
+    }
+}
