@@ -268,3 +268,19 @@ pub fn open_cache(dir: &Path) -> vibetrees_core::cache::NodeModulesCache {
     })
     .unwrap()
 }
+
+/// A fresh temporary folder on /dev/shm (tmpfs) when there is one, for tests that create and
+/// delete many trees: the work tree's ext4 here has no journal and reuses no recently freed inode,
+/// which makes a loop of create-delete-create crawl (see BENCHMARKING.md).
+pub fn shm_tempdir() -> tempfile::TempDir {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        if let Ok(t) = tempfile::Builder::new()
+            .prefix("vt-cache-test-")
+            .tempdir_in(shm)
+        {
+            return t;
+        }
+    }
+    tempdir()
+}

@@ -1,0 +1,231 @@
+//! Crashes and concurrency with real processes (the `vibetrees` CLI): SIGKILL at random points of
+//! populate and restore never leaves a partial entry that is served nor a partial node_modules at
+//! the target; eight processes populating and restoring one key at once end with one entry and
+//! eight complete trees.
+
+mod cache_support;
+
+use cache_support::*;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use vibetrees_core::cache::RestoreOptions;
+
+const BIN: &str = env!("CARGO_BIN_EXE_vibetrees");
+
+struct Rng(u64);
+impl Rng {
+    fn new() -> Rng {
+        let seed = std::env::var("VT_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+                    | 1
+            });
+        eprintln!("random seed {seed} (set VT_TEST_SEED to replay)");
+        Rng(seed)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
+}
+
+fn cli(cache: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.arg("cache").args(args).arg("--cache-dir").arg(cache);
+    c.stdout(Stdio::null()).stderr(Stdio::piped());
+    c
+}
+
+fn timed(mut c: Command) -> Duration {
+    let t = Instant::now();
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    t.elapsed()
+}
+
+fn kill_after(mut child: Child, after: Duration) -> bool {
+    std::thread::sleep(after);
+    let finished = matches!(child.try_wait(), Ok(Some(_)));
+    let _ = child.kill(); // SIGKILL
+    let _ = child.wait();
+    !finished
+}
+
+#[test]
+fn sigkill_during_populate_never_leaves_a_served_partial_entry() {
+    let t = shm_tempdir();
+    let src = t.path().join("project/node_modules");
+    gen_sized_tree(&src, 2000);
+    let expected = snapshot(&src);
+    let cache_dir = t.path().join("cache");
+    let key = test_key(7);
+    let k = key.to_string();
+    let src_s = src.to_str().unwrap();
+    let cache = open_cache(&cache_dir);
+    // Calibrate on warm runs: the kill times are drawn over the length of one populate.
+    let mut full = Duration::MAX;
+    for _ in 0..2 {
+        full = full.min(timed(cli(&cache_dir, &["populate", src_s, "--key", &k])));
+        cache.clear().unwrap();
+    }
+    let mut rng = Rng::new();
+    let (mut killed, mut complete) = (0, 0);
+    for i in 0..30 {
+        let child = cli(&cache_dir, &["populate", src_s, "--key", &k])
+            .spawn()
+            .unwrap();
+        let after = Duration::from_micros(rng.below(full.as_micros() as u64));
+        if kill_after(child, after) {
+            killed += 1;
+        }
+        match cache.lookup(&key).unwrap() {
+            None => {
+                let e = cache
+                    .restore(
+                        &key,
+                        &t.path().join(format!("miss{i}/node_modules")),
+                        &RestoreOptions::default(),
+                    )
+                    .unwrap_err();
+                assert_eq!(e.code(), "NOT_FOUND");
+            }
+            Some(_) => {
+                complete += 1;
+                assert!(cache.verify_entry(&key).unwrap().is_none());
+                let target = t.path().join(format!("hit{i}/node_modules"));
+                cache
+                    .restore(&key, &target, &RestoreOptions::default())
+                    .unwrap();
+                assert_same(&expected, &snapshot(&target));
+                std::fs::remove_dir_all(target.parent().unwrap()).unwrap();
+                cache.clear().unwrap();
+            }
+        }
+    }
+    eprintln!("populate: {killed} killed mid-way, {complete} entries complete, full run {full:?}");
+    assert!(killed >= 5, "the kills must land mid-populate ({killed})");
+    // Leftover staging folders are never entries, and a later populate works.
+    cache.populate(&key, &src).unwrap();
+    assert_eq!(cache.entries().unwrap().len(), 1);
+}
+
+#[test]
+fn sigkill_during_restore_never_leaves_a_partial_node_modules() {
+    let t = shm_tempdir();
+    let src = t.path().join("project/node_modules");
+    gen_sized_tree(&src, 2000);
+    let expected = snapshot(&src);
+    let cache_dir = t.path().join("cache");
+    let key = test_key(8);
+    let k = key.to_string();
+    let cache = open_cache(&cache_dir);
+    cache.populate(&key, &src).unwrap();
+    let wt = t.path().join("wt");
+    let target = wt.join("node_modules");
+    let target_s = target.to_str().unwrap();
+    let restore = |method: &str| {
+        cli(
+            &cache_dir,
+            &[
+                "restore", "--key", &k, "--target", target_s, "--method", method,
+            ],
+        )
+    };
+    let mut full = Duration::MAX;
+    for _ in 0..2 {
+        full = full.min(timed(restore("copy")));
+        std::fs::remove_dir_all(&target).unwrap();
+    }
+    let mut rng = Rng::new();
+    let mut killed = 0;
+    for i in 0..30 {
+        let method = if i % 3 == 0 { "copy" } else { "auto" };
+        let child = restore(method).spawn().unwrap();
+        let after = Duration::from_micros(rng.below(full.as_micros() as u64));
+        if kill_after(child, after) {
+            killed += 1;
+        }
+        if target.exists() {
+            assert_same(&expected, &snapshot(&target));
+        }
+        // Sometimes start the next run from an empty place, sometimes over a complete tree.
+        if i % 2 == 0 && target.exists() {
+            std::fs::remove_dir_all(&target).unwrap();
+        }
+    }
+    eprintln!("restore: {killed} of 30 killed mid-way, full copy run {full:?}");
+    assert!(killed >= 5, "the kills must land mid-restore ({killed})");
+    // The entry is still sound, and the next restore cleans the dead processes' temporaries.
+    assert!(cache.verify(false).unwrap().bad.is_empty());
+    cache
+        .restore(&key, &target, &RestoreOptions::default())
+        .unwrap();
+    assert_same(&expected, &snapshot(&target));
+    let names: Vec<_> = std::fs::read_dir(&wt)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["node_modules"], "stale temporaries removed");
+}
+
+#[test]
+fn eight_processes_populate_and_restore_one_key_at_once() {
+    let t = shm_tempdir();
+    let src = t.path().join("project/node_modules");
+    gen_sized_tree(&src, 1500);
+    let expected = snapshot(&src);
+    let cache_dir = t.path().join("cache");
+    let key = test_key(9).to_string();
+    let children: Vec<_> = (0..8)
+        .map(|i| {
+            let target = t.path().join(format!("wt{i}/node_modules"));
+            let script = format!(
+                "'{bin}' cache populate '{src}' --key {key} --cache-dir '{c}' >/dev/null && \
+                 '{bin}' cache restore --key {key} --target '{target}' --cache-dir '{c}' >/dev/null",
+                bin = BIN,
+                src = src.display(),
+                c = cache_dir.display(),
+                target = target.display()
+            );
+            Command::new("sh")
+                .args(["-c", &script])
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let names: Vec<_> = std::fs::read_dir(cache_dir.join("node_modules"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, [key.clone()], "exactly one entry, no staging left");
+    for i in 0..8 {
+        assert_same(
+            &expected,
+            &snapshot(&t.path().join(format!("wt{i}/node_modules"))),
+        );
+    }
+    let cache = open_cache(&cache_dir);
+    assert!(cache.verify(false).unwrap().bad.is_empty());
+    assert_eq!(cache.stats().unwrap().hits, 8);
+}
