@@ -10,6 +10,8 @@
 //!   awaited from Rust (for `async def` task bodies).
 
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{RecvTimeoutError, sync_channel};
 use std::time::Duration;
 
@@ -118,6 +120,32 @@ pub fn to_asyncio_future<'py, F>(
 where
     F: Future<Output = PyResult<Py<PyAny>>> + Send + 'static,
 {
+    spawn_resolving(py, event_loop, None, fut)
+}
+
+/// As [`to_asyncio_future`], but cancelling the asyncio future only sets `cancelled`: `fut` runs
+/// to its end and decides what to undo (for work that must not stop half-way).
+pub fn to_asyncio_future_with_cancel_flag<'py, F>(
+    py: Python<'py>,
+    event_loop: Py<PyAny>,
+    cancelled: Arc<AtomicBool>,
+    fut: F,
+) -> PyResult<Bound<'py, PyAny>>
+where
+    F: Future<Output = PyResult<Py<PyAny>>> + Send + 'static,
+{
+    spawn_resolving(py, event_loop, Some(cancelled), fut)
+}
+
+fn spawn_resolving<'py, F>(
+    py: Python<'py>,
+    event_loop: Py<PyAny>,
+    cancel_flag: Option<Arc<AtomicBool>>,
+    fut: F,
+) -> PyResult<Bound<'py, PyAny>>
+where
+    F: Future<Output = PyResult<Py<PyAny>>> + Send + 'static,
+{
     let py_fut = event_loop.bind(py).call_method0("create_future")?;
     let py_fut_owned = py_fut.clone().unbind();
     let loop_owned = event_loop.clone_ref(py);
@@ -143,10 +171,15 @@ where
     let abort = Mutex::new(Some(handle.abort_handle()));
     let on_done = PyCFunction::new_closure(py, None, None, move |args, _kw| -> PyResult<()> {
         let fut = args.get_item(0)?;
-        if fut.call_method0("cancelled")?.is_truthy()?
-            && let Some(abort) = abort.lock().take()
-        {
-            abort.abort();
+        if fut.call_method0("cancelled")?.is_truthy()? {
+            match &cancel_flag {
+                Some(flag) => flag.store(true, Ordering::SeqCst),
+                None => {
+                    if let Some(abort) = abort.lock().take() {
+                        abort.abort();
+                    }
+                }
+            }
         }
         Ok(())
     })?;

@@ -11,6 +11,7 @@ mod convert;
 mod errors;
 mod optimizer;
 mod profiler;
+mod worktree;
 
 use pyo3::prelude::*;
 
@@ -24,6 +25,7 @@ fn native_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<profiler::PySpan>()?;
     m.add_class::<optimizer::PyOptimizer>()?;
     m.add_class::<cache::PyCacheManager>()?;
+    m.add_class::<worktree::PyWorktreeManager>()?;
     set_all(m)
 }
 

@@ -54,38 +54,48 @@ def npm_available():
     return True
 
 
+@pytest.fixture(scope="session")
+def vendored_packages(tmp_path_factory, npm_available):
+    """Two small npm packages packed as tarballs (made once): projects depend on them by
+    `file:vendor/<tarball>`, so npm installs them with no network, in any checkout."""
+    root = tmp_path_factory.mktemp("packages")
+    out = root / "tarballs"
+    out.mkdir()
+    for name, version in [("left-pad-local", "1.0.0"), ("right-pad-local", "2.1.0")]:
+        pkg = make_local_package(root, name, version, 30)
+        subprocess.run(
+            ["npm", "pack", "--pack-destination", str(out)],
+            cwd=pkg, check=True, capture_output=True, text=True,
+        )
+    return sorted(out.iterdir())
+
+
 @pytest.fixture
-def node_project(tmp_path, npm_available):
-    """A real git repository (branch main) of a Node project whose node_modules npm installed
-    from two local packages, with package.json and package-lock.json committed."""
+def node_project(tmp_path, vendored_packages):
+    """A real git repository (branch main) of a Node project: package.json and package-lock.json
+    committed, its dependencies vendored as tarballs, and node_modules installed by npm."""
     repo = tmp_path / "project"
-    repo.mkdir()
-    deps = tmp_path / "local-packages"
-    make_local_package(deps, "left-pad-local", "1.0.0", 30)
-    make_local_package(deps, "right-pad-local", "2.1.0", 30)
+    (repo / "vendor").mkdir(parents=True)
+    deps = {}
+    for tarball in vendored_packages:
+        shutil.copy2(tarball, repo / "vendor" / tarball.name)
+        name = tarball.name.rsplit("-", 1)[0]
+        deps[name] = f"file:vendor/{tarball.name}"
     (repo / "package.json").write_text(
         json.dumps(
-            {
-                "name": "demo-project",
-                "version": "1.0.0",
-                "private": True,
-                "dependencies": {
-                    "left-pad-local": f"file:{deps / 'left-pad-local'}",
-                    "right-pad-local": f"file:{deps / 'right-pad-local'}",
-                },
-            },
+            {"name": "demo-project", "version": "1.0.0", "private": True, "dependencies": deps},
             indent=2,
         )
     )
     subprocess.run(
-        ["npm", "install", "--install-links", "--no-audit", "--no-fund", "--offline"],
+        ["npm", "install", "--no-audit", "--no-fund", "--offline"],
         cwd=repo,
         check=True,
         capture_output=True,
         text=True,
     )
     assert (repo / "node_modules" / "left-pad-local" / "lib" / "index.js").is_file()
-    (repo / ".gitignore").write_text("node_modules/\n.worktrees/\n")
+    (repo / ".gitignore").write_text("node_modules/\n.env\n.claude/\n.worktrees/\n")
     (repo / "index.js").write_text("console.log(require('left-pad-local'));\n")
     git(repo, "init", "-q", "-b", "main")
     git(repo, "add", "-A")

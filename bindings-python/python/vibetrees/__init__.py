@@ -34,6 +34,7 @@ from ._native import (
     TaskFailedError,
     TimeoutError,
     VibetreesError,
+    WorktreeManager,
     __version__,
 )
 
@@ -59,6 +60,7 @@ __all__ = [
     "TaskFailedError",
     "TimeoutError",
     "VibetreesError",
+    "WorktreeManager",
     "__version__",
     "types",
 ]

@@ -5,6 +5,10 @@ from types import TracebackType
 from typing import Any, Awaitable, Callable, ClassVar, Iterable, Mapping, Optional, final
 
 from .types import (
+    CreateResult,
+    ProgressEvent,
+    RemoveOutcome,
+    WorktreeInfo,
     CacheStats,
     PopulateReport,
     PruneReport,
@@ -16,6 +20,7 @@ from .types import GraphPlan, GraphRunResult, Metrics, OperationResult, Operatio
 __version__: str
 __all__ = [
     "ALL_CODES",
+    "WorktreeManager",
     "CacheManager",
     "PerformanceOptimizer",
     "Profiler",
@@ -162,3 +167,45 @@ class CacheManager:
     def verify(self, *, evict_bad: bool = False) -> VerifyReport: ...
     def prune(self, budget_bytes: int) -> PruneReport: ...
     def clear(self) -> PruneReport: ...
+
+_HostStep = Mapping[str, Any]
+"""A host step: ``{"name": str, "fn": callable(input) -> JSON-able, "dependencies": [str]}``."""
+
+@final
+class WorktreeManager:
+    """Creates, lists and removes the git worktrees of one Node project."""
+
+    def __new__(
+        cls,
+        root_dir: _Path,
+        worktree_base: Optional[_Path] = None,
+        cache_dir: Optional[_Path] = None,
+        compose_file: Optional[str] = None,
+        runtime: Optional[str] = None,
+        on_progress: Optional[Callable[[ProgressEvent], object]] = None,
+        *,
+        critical_services: Optional[list[str]] = None,
+        push_branch: bool = False,
+        use_cache: bool = True,
+        install: bool = True,
+        history_path: Optional[_Path] = None,
+        record_history: bool = True,
+        mcp_extra: Optional[Mapping[str, Any]] = None,
+        host_steps: Optional[Iterable[_HostStep]] = None,
+    ) -> WorktreeManager: ...
+    @property
+    def root_dir(self) -> str: ...
+    @property
+    def worktree_base(self) -> str: ...
+    @property
+    def profiler(self) -> Profiler: ...
+    def create_worktree_optimized(self, branch: str, from_branch: str = "main") -> CreateResult: ...
+    def create_worktree_optimized_async(
+        self, branch: str, from_branch: str = "main"
+    ) -> Awaitable[CreateResult]: ...
+    def get_performance_metrics(self) -> Metrics: ...
+    def remove_worktree(self, name: str) -> RemoveOutcome: ...
+    def list_worktrees(self) -> list[WorktreeInfo]: ...
+    def warm(self) -> list[str]: ...
+    def wait_background(self) -> None: ...
+    def background_jobs(self) -> list[str]: ...

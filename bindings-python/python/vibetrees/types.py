@@ -4,7 +4,7 @@ They are ``TypedDict`` classes, for type checkers only: at run time results are 
 Times and durations are milliseconds as floats.
 """
 
-from typing import Any, Dict, List, Optional, TypedDict
+from typing import Any, Dict, List, Optional, TypedDict, Union
 
 __all__ = [
     "OperationResult",
@@ -27,6 +27,14 @@ __all__ = [
     "BadEntry",
     "VerifyReport",
     "PruneReport",
+    "StepTiming",
+    "WorktreeCacheReport",
+    "CreatedWorktree",
+    "CreatedResult",
+    "ExistedResult",
+    "CreateResult",
+    "WorktreeInfo",
+    "RemoveOutcome",
 ]
 
 
@@ -249,3 +257,87 @@ class PruneReport(TypedDict):
     bytesFreed: int
     bytesLeft: int
     abandonedRemoved: int
+
+
+class StepTiming(TypedDict):
+    """One step of a creation; times in ms since the creation started."""
+
+    name: str
+    status: str
+    startMs: Optional[float]
+    durationMs: Optional[float]
+    error: Optional[str]
+
+
+class WorktreeCacheReport(TypedDict):
+    """The node_modules outcome of a creation: ``hit``, ``near``, ``miss``, ``none``, ``disabled``."""
+
+    outcome: str
+    key: Optional[str]
+    method: Optional[str]
+    files: Optional[int]
+    installCommand: Optional[str]
+    installError: Optional[str]
+    populating: bool
+
+
+class CreatedWorktree(TypedDict):
+    """The worktree a creation made."""
+
+    name: str
+    path: str
+    branch: str
+    # "from" (the full ref it was made from) is also present; it is a Python keyword.
+    createdBranch: bool
+    ports: Dict[str, int]
+    dockerStatus: List[Any]
+    totalMs: float
+    timings: List[StepTiming]
+    criticalPath: List[str]
+    cache: WorktreeCacheReport
+    steps: Dict[str, Any]
+    background: List[str]
+    creationId: Optional[int]
+
+
+class CreatedResult(TypedDict):
+    """``create_worktree_optimized`` when it made the worktree."""
+
+    success: bool
+    worktree: CreatedWorktree
+
+
+class ExistedResult(TypedDict):
+    """``create_worktree_optimized`` when branch, folder and registration were all there."""
+
+    success: bool
+    name: str
+    path: str
+    branch: str
+    existed: bool
+    message: str
+
+
+CreateResult = Union[CreatedResult, ExistedResult]
+
+
+class WorktreeInfo(TypedDict):
+    """One worktree of the project (``list_worktrees``)."""
+
+    name: str
+    path: str
+    branch: Optional[str]
+    ports: Dict[str, int]
+    isMain: bool
+    missing: bool
+    halfMade: bool
+
+
+class RemoveOutcome(TypedDict):
+    """``remove_worktree``."""
+
+    success: bool
+    name: str
+    releasedPorts: Dict[str, int]
+    trashedTo: Optional[str]
+    containers: str

@@ -1,0 +1,405 @@
+//! `vibetrees.WorktreeManager`: `create_worktree_optimized` and the rest of the worktree API.
+//!
+//! Calls block with the interpreter released (or are awaitable, `*_async`). Progress events and
+//! host steps are Python callables called from the core's worker threads.
+//!
+//! Ctrl-C (or cancelling the awaiting task) during a creation: some of the creation's steps run
+//! child processes and blocking threads that cannot be stopped half-way without leaving debris,
+//! so the binding lets the creation reach its end, then undoes it completely (containers, ports,
+//! registration, folder, and the branch if this call created it) before raising
+//! `KeyboardInterrupt` (or `CancelledError`): nothing half-made is left behind.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyMapping};
+use vibetrees_core::Error;
+use vibetrees_core::optimizer::{TaskError, TaskFuture, blocking_future};
+use vibetrees_core::progress::{ProgressEvent, ProgressSink};
+use vibetrees_core::runtime::runtime;
+use vibetrees_core::worktree::{
+    ContainerRuntime, CreateOutcome, HostStep, HostStepFn, HostStepInput, WorktreeManager,
+    WorktreeOptions, git,
+};
+
+use crate::bridge;
+use crate::convert::to_py;
+use crate::errors::{IntoPyResult, invalid_argument, to_py_err};
+use crate::profiler::PyProfiler;
+
+/// A progress sink calling `callback({"name", "step", "message"})`; its exceptions are reported
+/// as unraisable (they cannot stop a creation).
+fn progress_sink(callback: Py<PyAny>) -> ProgressSink {
+    Arc::new(move |event: &ProgressEvent| {
+        Python::attach(|py| {
+            let call = || -> PyResult<()> {
+                let dict = PyDict::new(py);
+                dict.set_item("name", &event.name)?;
+                dict.set_item("step", &event.step)?;
+                dict.set_item("message", &event.message)?;
+                callback.call1(py, (dict,))?;
+                Ok(())
+            };
+            if let Err(e) = call() {
+                e.write_unraisable(py, Some(callback.bind(py)));
+            }
+        })
+    })
+}
+
+/// A Python value as JSON, through `json.dumps` (non-JSON values become their `str`).
+fn py_to_json(value: &Bound<'_, PyAny>) -> PyResult<serde_json::Value> {
+    let py = value.py();
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("default", py.eval(c"str", None, None)?)?;
+    let text: String = py
+        .import("json")?
+        .call_method("dumps", (value,), Some(&kwargs))?
+        .extract()?;
+    serde_json::from_str(&text).map_err(|e| invalid_argument(format!("not JSON: {e}")))
+}
+
+/// A host step: `fn(input)` with `input = {name, path, branch, dependencies}`, on a worker thread;
+/// its return value (JSON-able) is the step's result.
+fn host_step_fn(name: String, func: Arc<Py<PyAny>>) -> HostStepFn {
+    Arc::new(
+        move |input: HostStepInput| -> TaskFuture<serde_json::Value> {
+            let func = Arc::clone(&func);
+            let name = name.clone();
+            blocking_future(move || {
+                Python::attach(|py| {
+                    let run = || -> PyResult<serde_json::Value> {
+                        let arg = to_py(py, &input)?;
+                        let out = func.bind(py).call1((arg,))?;
+                        py_to_json(&out)
+                    };
+                    run().map_err(|e| {
+                        let kind = e
+                            .get_type(py)
+                            .name()
+                            .map(|n| n.to_string())
+                            .unwrap_or_default();
+                        let text = e.value(py).str().map(|s| s.to_string()).unwrap_or_default();
+                        TaskError::with_code(
+                            "PYTHON",
+                            format!("host step '{name}': {kind}: {text}"),
+                        )
+                    })
+                })
+            })
+        },
+    )
+}
+
+fn parse_host_steps(steps: &Bound<'_, PyAny>) -> PyResult<Vec<HostStep>> {
+    let mut out = Vec::new();
+    for (index, item) in steps.try_iter()?.enumerate() {
+        let item = item?;
+        let step = item.cast::<PyMapping>().map_err(|_| {
+            invalid_argument(format!(
+                "host step #{index} must be a dict like {{'name': str, 'fn': callable, \
+                 'dependencies': [str]}}"
+            ))
+        })?;
+        let name: String = step
+            .get_item("name")
+            .and_then(|n| n.extract())
+            .map_err(|_| invalid_argument(format!("host step #{index} needs a string 'name'")))?;
+        let func = step
+            .get_item("fn")
+            .map_err(|_| invalid_argument(format!("host step '{name}' has no 'fn'")))?;
+        if !func.is_callable() {
+            return Err(invalid_argument(format!(
+                "host step '{name}': 'fn' must be callable"
+            )));
+        }
+        let dependencies: Vec<String> = match step.get_item("dependencies") {
+            Ok(d) if !d.is_none() => d.extract().map_err(|_| {
+                invalid_argument(format!(
+                    "host step '{name}': 'dependencies' must be a list of step names"
+                ))
+            })?,
+            _ => Vec::new(),
+        };
+        let optional = match step.get_item("optional") {
+            Ok(o) => o.is_truthy()?,
+            Err(_) => false,
+        };
+        out.push(HostStep {
+            body: host_step_fn(name.clone(), Arc::new(func.unbind())),
+            name,
+            dependencies,
+            optional,
+        });
+    }
+    Ok(out)
+}
+
+/// Undoes a creation that finished after its caller gave up (Ctrl-C, a cancelled task): stops
+/// its containers, releases its ports, unregisters and deletes its folder, deletes the branch if
+/// the creation made it, and waits for that background deletion.
+async fn undo_creation(
+    manager: &WorktreeManager,
+    outcome: &CreateOutcome,
+) -> vibetrees_core::Result<()> {
+    let CreateOutcome::Created(made) = outcome else {
+        return Ok(()); // it existed before this call: not ours to undo
+    };
+    manager.remove_worktree(&made.name).await?;
+    if made.created_branch {
+        let root = manager.root().to_path_buf();
+        let branch = made.branch.clone();
+        tokio::task::spawn_blocking(move || -> vibetrees_core::Result<()> {
+            let repo = git::open(&root)?;
+            if let Ok(mut b) = repo.find_branch(&branch, git2::BranchType::Local) {
+                b.delete()
+                    .map_err(|e| Error::git(format!("delete branch {branch}"), e))?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("undo panicked: {e}")))??;
+    }
+    manager.wait_background().await;
+    Ok(())
+}
+
+/// Creates, lists and removes the git worktrees of one Node project.
+#[pyclass(name = "WorktreeManager", module = "vibetrees", frozen)]
+pub struct PyWorktreeManager {
+    inner: WorktreeManager,
+    profiler: Py<PyProfiler>,
+}
+
+#[pymethods]
+impl PyWorktreeManager {
+    /// A manager for the project whose main git worktree is `root_dir`. Worktrees go to
+    /// `worktree_base` (default `<root>/.worktrees`), the node_modules cache is `cache_dir`
+    /// (default `~/.vibetrees/cache`), services come from `compose_file` (default
+    /// `docker-compose.yml`), containers run with `runtime` (`auto`, `docker`, `podman`, `none`).
+    /// `on_progress({"name", "step", "message"})` is called from worker threads during creations.
+    #[new]
+    #[pyo3(signature = (
+        root_dir, worktree_base=None, cache_dir=None, compose_file=None, runtime=None,
+        on_progress=None, *, critical_services=None, push_branch=false, use_cache=true,
+        install=true, history_path=None, record_history=true, mcp_extra=None, host_steps=None
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        root_dir: PathBuf,
+        worktree_base: Option<PathBuf>,
+        cache_dir: Option<PathBuf>,
+        compose_file: Option<String>,
+        runtime: Option<&str>,
+        on_progress: Option<Py<PyAny>>,
+        critical_services: Option<Vec<String>>,
+        push_branch: bool,
+        use_cache: bool,
+        install: bool,
+        history_path: Option<PathBuf>,
+        record_history: bool,
+        mcp_extra: Option<Bound<'_, PyAny>>,
+        host_steps: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let mut opts = WorktreeOptions::new(root_dir);
+        opts.worktree_base = worktree_base;
+        opts.cache_dir = cache_dir;
+        opts.compose_file = compose_file;
+        opts.runtime = match runtime {
+            Some(r) => r.parse::<ContainerRuntime>().py()?,
+            None => ContainerRuntime::Auto,
+        };
+        if let Some(cb) = on_progress {
+            if !cb.bind(py).is_callable() {
+                return Err(invalid_argument("on_progress must be callable"));
+            }
+            opts.on_progress = Some(progress_sink(cb));
+        }
+        opts.critical_services = critical_services;
+        opts.push_branch = push_branch;
+        opts.use_cache = use_cache;
+        opts.install = install;
+        opts.history_path = history_path;
+        opts.record_history = record_history;
+        if let Some(extra) = mcp_extra {
+            match py_to_json(&extra)? {
+                serde_json::Value::Object(map) => opts.mcp_extra = map,
+                _ => {
+                    return Err(invalid_argument(
+                        "mcp_extra must be a dict of MCP server entries",
+                    ));
+                }
+            }
+        }
+        if let Some(steps) = host_steps {
+            opts.host_steps = parse_host_steps(&steps)?;
+        }
+        let inner = bridge::wait_blocking(py, "opening the worktree manager", move || {
+            WorktreeManager::new(opts)
+        })?
+        .py()?;
+        let profiler = Py::new(py, PyProfiler::from_arc(inner.profiler()))?;
+        Ok(Self { inner, profiler })
+    }
+
+    /// The project root (canonical path).
+    #[getter]
+    fn root_dir(&self) -> PathBuf {
+        self.inner.root().to_path_buf()
+    }
+
+    /// The folder worktrees are made in.
+    #[getter]
+    fn worktree_base(&self) -> PathBuf {
+        self.inner.worktree_base().to_path_buf()
+    }
+
+    /// The profiler every creation's steps are recorded in.
+    #[getter]
+    fn profiler(&self, py: Python<'_>) -> Py<PyProfiler> {
+        self.profiler.clone_ref(py)
+    }
+
+    /// Creates the worktree of `branch` (slugged: lower-case, `/` as `-`) from `from_branch`, as
+    /// one dependency graph, and returns when it is usable:
+    /// `{"success": True, "worktree": {name, path, branch, ports, dockerStatus, totalMs, timings,
+    /// criticalPath, cache, ...}}`, or `{"success": True, "name", "path", "branch", "existed":
+    /// True, "message"}` if it was all there already. Failures raise (`InvalidArgumentError` for a
+    /// bad name, `NotFoundError` for an unknown ref, `GitError`, ...).
+    #[pyo3(signature = (branch, from_branch="main"))]
+    fn create_worktree_optimized<'py>(
+        &self,
+        py: Python<'py>,
+        branch: String,
+        from_branch: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let manager = self.inner.clone();
+        let from = from_branch.to_string();
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        runtime().spawn(async move {
+            let out = manager.create_worktree_optimized(&branch, &from).await;
+            let _ = tx.send((out, manager));
+        });
+        let rx = parking_lot::Mutex::new(rx);
+        let mut interrupt: Option<PyErr> = None;
+        loop {
+            match py.detach(|| rx.lock().recv_timeout(bridge::SIGNAL_POLL)) {
+                Ok((out, manager)) => {
+                    if let Some(interrupt) = interrupt {
+                        if let Ok(outcome) = &out {
+                            let undone =
+                                py.detach(|| runtime().block_on(undo_creation(&manager, outcome)));
+                            if let Err(e) = undone {
+                                let err = to_py_err(e);
+                                interrupt.set_cause(py, Some(err));
+                            }
+                        }
+                        return Err(interrupt);
+                    }
+                    let outcome = out.py()?;
+                    return to_py(py, &outcome);
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    if interrupt.is_none()
+                        && let Err(e) = py.check_signals()
+                    {
+                        interrupt = Some(e);
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(to_py_err(Error::Internal(
+                        "create_worktree_optimized panicked; the creation was abandoned".into(),
+                    )));
+                }
+            }
+        }
+    }
+
+    /// Awaitable `create_worktree_optimized`: `await manager.create_worktree_optimized_async(b)`.
+    /// Several can run at once (`asyncio.gather`). Cancelling the awaiting task undoes the
+    /// creation once it has reached its end.
+    #[pyo3(signature = (branch, from_branch="main"))]
+    fn create_worktree_optimized_async<'py>(
+        &self,
+        py: Python<'py>,
+        branch: String,
+        from_branch: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let event_loop = bridge::running_loop(py)?;
+        let manager = self.inner.clone();
+        let from = from_branch.to_string();
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&cancelled);
+        bridge::to_asyncio_future_with_cancel_flag(py, event_loop, flag, async move {
+            let out = manager.create_worktree_optimized(&branch, &from).await;
+            if cancelled.load(Ordering::SeqCst) {
+                if let Ok(outcome) = &out {
+                    let _ = undo_creation(&manager, outcome).await;
+                }
+                return Err(to_py_err(Error::Cancelled(format!(
+                    "creation of {branch:?} was cancelled and undone"
+                ))));
+            }
+            Python::attach(|py| Ok(to_py(py, &out.py()?)?.unbind()))
+        })
+    }
+
+    /// The contract's metrics: `{operations: [{name, count, avg, min, max, total}], totalTime,
+    /// avgWorktreeCreation}` (milliseconds).
+    fn get_performance_metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_py(py, &self.inner.get_performance_metrics())
+    }
+
+    /// Stops the worktree's containers, releases its ports, unregisters it and deletes its folder
+    /// (in the background). The branch is kept. Returns `{success, name, releasedPorts,
+    /// trashedTo, containers}`.
+    fn remove_worktree<'py>(&self, py: Python<'py>, name: String) -> PyResult<Bound<'py, PyAny>> {
+        let manager = self.inner.clone();
+        let out = bridge::wait(py, "remove_worktree", async move {
+            manager.remove_worktree(&name).await
+        })?
+        .py()?;
+        to_py(py, &out)
+    }
+
+    /// The project's worktrees: the main one, then every registered one:
+    /// `[{name, path, branch, ports, isMain, missing, halfMade}]`.
+    fn list_worktrees<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let manager = self.inner.clone();
+        let out = bridge::wait(py, "list_worktrees", async move {
+            manager.list_worktrees().await
+        })?
+        .py()?;
+        to_py(py, &out)
+    }
+
+    /// Starts the warm-up (cache populate from the main worktree's node_modules, image pulls) in
+    /// the background; returns the names of the jobs started.
+    fn warm(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        let manager = self.inner.clone();
+        bridge::wait(py, "warm", async move { manager.warm().await })?.py()
+    }
+
+    /// Waits for every background job started so far (cache populate, services, push, deletions).
+    fn wait_background(&self, py: Python<'_>) -> PyResult<()> {
+        let manager = self.inner.clone();
+        bridge::wait(py, "wait_background", async move {
+            manager.wait_background().await
+        })
+    }
+
+    /// Names of the background jobs still running.
+    fn background_jobs(&self) -> Vec<String> {
+        self.inner.background_jobs()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "WorktreeManager(root_dir={:?})",
+            self.inner.root().display().to_string()
+        )
+    }
+}
