@@ -115,6 +115,12 @@ typedef enum vt_result {
 } vt_result;
 
 /**
+ * A node_modules cache (opaque). Thread-safe: one handle may be used from several threads at
+ * once (the cache takes its own locks); `vt_cache_free` must not race with other calls on it.
+ */
+typedef struct vt_cache vt_cache;
+
+/**
  * A task graph runner (opaque). Thread-safe: several threads may run graphs on one optimizer at
  * once; `vt_optimizer_free` must not race with other calls on the same handle.
  */
@@ -131,6 +137,14 @@ typedef struct vt_profiler vt_profiler;
  * function's call, and only on the thread that runs it.
  */
 typedef struct vt_task_context vt_task_context;
+
+/**
+ * Progress of a long file operation: `done` of `total` nodes placed so far. Called on library
+ * worker threads (possibly several, never at the same time for one call), at a bounded rate
+ * (about 20 times a second) and once at the end; never after the call that took it returns.
+ * It must return quickly.
+ */
+typedef void (*vt_count_progress_fn)(void *userdata, uint64_t done, uint64_t total);
 
 /**
  * The body of a C task.
@@ -184,6 +198,134 @@ typedef struct vt_task {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Gives the environment for faster container builds as a JSON object
+ * `{ "DOCKER_BUILDKIT": "1", "BUILDKIT_PROGRESS": "plain", "COMPOSE_DOCKER_CLI_BUILD": "1" }` in
+ * `*env_json_out` (free it with `vt_string_free`). Errors: `VT_NULL_ARGUMENT`.
+ *
+ * # Safety
+ * `env_json_out` is valid for one write.
+ */
+enum vt_result vt_cache_docker_env(char **env_json_out);
+
+/**
+ * Frees a cache handle (the cache on disk stays). `NULL` is a no-op.
+ *
+ * # Safety
+ * `cache` is NULL or a handle from `vt_cache_new`, not yet freed, not in use.
+ */
+void vt_cache_free(struct vt_cache *cache);
+
+/**
+ * Sets `*valid_out` to whether the cache holds an entry for the project in `project_dir` (its
+ * lockfiles and package.json decide the key). Cheap; a project without package.json is simply
+ * not valid. Errors: `VT_NULL_ARGUMENT`, `VT_INVALID_UTF8`.
+ *
+ * # Safety
+ * `cache` is a live handle; `project_dir` is NUL-terminated; `valid_out` is valid for one write.
+ */
+enum vt_result vt_cache_is_valid(const struct vt_cache *cache,
+                                 const char *project_dir,
+                                 bool *valid_out);
+
+/**
+ * Gives the cache key of the project in `project_dir` (64 lowercase hex digits) in `*key_out`
+ * (free it with `vt_string_free`). Errors: `VT_NOT_FOUND` (no package.json), `VT_IO`, `VT_PARSE`,
+ * `VT_NULL_ARGUMENT`, `VT_INVALID_UTF8`.
+ *
+ * # Safety
+ * `project_dir` is NUL-terminated; `key_out` is valid for one write.
+ */
+enum vt_result vt_cache_key(const char *project_dir, char **key_out);
+
+/**
+ * Opens (creating it if needed) a node_modules cache. `options_json` may be NULL (defaults) or a
+ * JSON object `{ "cacheDir": "/path", "method": "auto" | "hardlink" | "clone" | "copy" |
+ * "clone-or-copy", "workers": 4 }` (all optional; the folder defaults to `~/.vibetrees/cache`,
+ * the method to `auto`: hardlink, falling back per file to reflink then copy). `profiler` may be
+ * NULL; otherwise each phase of populate / restore / verify is recorded there.
+ * On success `*cache_out` receives the handle; free it with `vt_cache_free`.
+ * Errors: `VT_PARSE` (bad JSON, unknown key), `VT_INVALID_ARGUMENT` (unknown method), `VT_IO`
+ * (the folder cannot be made), `VT_NULL_ARGUMENT`, `VT_INVALID_UTF8`.
+ *
+ * # Safety
+ * `options_json` is NULL or NUL-terminated; `profiler` is NULL or a live handle; `cache_out` is
+ * valid for one write.
+ */
+enum vt_result vt_cache_new(const char *options_json,
+                            const struct vt_profiler *profiler,
+                            struct vt_cache **cache_out);
+
+/**
+ * Caches the node_modules folder at `source_node_modules` under the key of its project (the
+ * folder that holds it: its lockfiles and package.json). Blocks until done. On success
+ * `*report_json_out` receives `{ key, outcome: "created" | "existed", files, dirs, symlinks,
+ * bytes, durationMs, phases, ... }` (free it with `vt_string_free`).
+ * Errors: `VT_NOT_FOUND` (no package.json or no such folder), `VT_IO`, `VT_CACHE`, `VT_LOCK`,
+ * `VT_NULL_ARGUMENT`, `VT_INVALID_UTF8`.
+ *
+ * # Safety
+ * `cache` is a live handle; `source_node_modules` is NUL-terminated; `report_json_out` is valid
+ * for one write.
+ */
+enum vt_result vt_cache_populate(const struct vt_cache *cache,
+                                 const char *source_node_modules,
+                                 char **report_json_out);
+
+/**
+ * Evicts least recently used entries until the cache holds at most `budget_bytes` (0 empties it).
+ * On success `*report_json_out` receives the prune report (free it with `vt_string_free`).
+ * Errors: `VT_IO`, `VT_LOCK`, `VT_NULL_ARGUMENT`.
+ *
+ * # Safety
+ * `cache` is a live handle; `report_json_out` is valid for one write.
+ */
+enum vt_result vt_cache_prune(const struct vt_cache *cache,
+                              uint64_t budget_bytes,
+                              char **report_json_out);
+
+/**
+ * Restores the node_modules folder at `target_node_modules` from the entry of its project's key
+ * (an existing folder there is replaced atomically). Blocks until done. `progress` may be NULL;
+ * otherwise it is called as `vt_count_progress_fn` says, with `userdata`, and never after this
+ * call returns (userdata may be freed then).
+ * On success `*outcome_json_out` receives `{ restored: true|false, key, stats: { files, bytes,
+ * linked, cloned, copied, methodUsed, durationMs, ... } | null, reason }`: a cache miss (no entry,
+ * no package.json, a mutated entry that was evicted) is a success with `restored: false` and the
+ * reason. Errors: `VT_IO` (the target cannot be written), `VT_NULL_ARGUMENT`, `VT_INVALID_UTF8`.
+ *
+ * # Safety
+ * `cache` is a live handle; `target_node_modules` is NUL-terminated; `outcome_json_out` is valid
+ * for one write; `progress`, if not NULL, is safe to call from other threads with `userdata`.
+ */
+enum vt_result vt_cache_restore(const struct vt_cache *cache,
+                                const char *target_node_modules,
+                                vt_count_progress_fn progress,
+                                void *userdata,
+                                char **outcome_json_out);
+
+/**
+ * Gives the cache's statistics `{ entries, bytes, apparentBytes, files, hits, misses, ... }` in
+ * `*stats_json_out` (free it with `vt_string_free`). Errors: `VT_IO`, `VT_NULL_ARGUMENT`.
+ *
+ * # Safety
+ * `cache` is a live handle; `stats_json_out` is valid for one write.
+ */
+enum vt_result vt_cache_stats(const struct vt_cache *cache, char **stats_json_out);
+
+/**
+ * Checks every entry against its listing (sizes, modes, mtimes of the files on disk); with
+ * `evict_bad`, entries found mutated or half-written are removed. On success `*report_json_out`
+ * receives `{ checked, bad: [{ key, reason }], evicted, ... }` (free it with `vt_string_free`).
+ * Errors: `VT_IO`, `VT_LOCK`, `VT_NULL_ARGUMENT`.
+ *
+ * # Safety
+ * `cache` is a live handle; `report_json_out` is valid for one write.
+ */
+enum vt_result vt_cache_verify(const struct vt_cache *cache,
+                               bool evict_bad,
+                               char **report_json_out);
 
 /**
  * The status of the last `vt_` call that failed on the calling thread, or `VT_OK` if none has.

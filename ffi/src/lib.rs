@@ -16,6 +16,8 @@
 
 pub mod args;
 pub mod boundary;
+pub mod cache;
+pub mod gate;
 pub mod last_error;
 pub mod optimizer;
 pub mod profiler;

@@ -6,11 +6,12 @@ use crate::args::{
     required_str,
 };
 use crate::boundary::{Failure, FfiResult, ffi_call, ffi_call_or};
+use crate::gate::{CallGate, UserData};
 use crate::profiler::vt_profiler;
 use crate::result::vt_result;
 use serde::Deserialize;
 use std::ffi::{CString, c_char, c_int, c_void};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use vibetrees_core::optimizer::{
     FailurePolicy, GraphRun, OptimizerOptions, PerformanceOptimizer, Task, TaskBody, TaskError,
     TaskFuture, TaskInputs, blocking_future,
@@ -404,60 +405,6 @@ unsafe fn task_list(
     Ok(tasks)
 }
 
-/// The caller's userdata pointer, moved to the worker thread that runs the task. The C contract
-/// (documented on `vt_task_fn`) makes the C side responsible for its thread safety.
-#[derive(Clone, Copy)]
-struct UserData(*mut c_void);
-// SAFETY: the pointer is only handed back to the caller's own function, whose documented contract
-// is that it runs on library worker threads.
-unsafe impl Send for UserData {}
-// SAFETY: as above; the library never dereferences it.
-unsafe impl Sync for UserData {}
-
-/// Makes sure no C task function runs after the `vt_optimizer_*` call that owns the tasks returns
-/// (so the caller may free its userdata): calls enter the gate, and the owner closes it and waits
-/// for the calls inside to finish. A task that would start after closing is refused instead.
-#[derive(Default)]
-struct CallGate {
-    /// `(closed, calls inside)`.
-    state: Mutex<(bool, usize)>,
-    idle: Condvar,
-}
-
-impl CallGate {
-    /// Enters the gate, or `None` when it is closed.
-    fn enter(self: &Arc<Self>) -> Option<GateTicket> {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if s.0 {
-            return None;
-        }
-        s.1 += 1;
-        Some(GateTicket(Arc::clone(self)))
-    }
-
-    /// Closes the gate and waits until no call is inside.
-    fn close_and_wait(&self) {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        s.0 = true;
-        while s.1 > 0 {
-            s = self.idle.wait(s).unwrap_or_else(|p| p.into_inner());
-        }
-    }
-}
-
-/// A call inside the gate; leaving drops it.
-struct GateTicket(Arc<CallGate>);
-
-impl Drop for GateTicket {
-    fn drop(&mut self) {
-        let mut s = self.0.state.lock().unwrap_or_else(|p| p.into_inner());
-        s.1 -= 1;
-        if s.1 == 0 {
-            self.0.idle.notify_all();
-        }
-    }
-}
-
 /// A [`TaskBody`] that calls a C task function on a blocking worker thread.
 struct CTaskBody {
     name: String,
@@ -515,7 +462,7 @@ fn call_c_task(
         bad_output: None,
     };
     // SAFETY: the C contract of `vt_task_fn`; `inputs` and `ctx` outlive the call.
-    let rc = unsafe { f(userdata.0, inputs.as_ptr(), &mut ctx) };
+    let rc = unsafe { f(userdata.get(), inputs.as_ptr(), &mut ctx) };
     if let Some(bad) = ctx.bad_output {
         return Err(TaskError::with_code("PARSE", bad));
     }

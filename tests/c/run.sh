@@ -62,7 +62,8 @@ then docs_ok=0; fi
 # --- sanitizers or valgrind ---------------------------------------------------------------------
 cflags=(-std=c11 -g -O1 -Wall -Wextra -Werror -I "$root/include" -I "$root/tests/c")
 san=(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all)
-export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1:detect_stack_use_after_return=0"
+# fast_unwind_on_malloc=0: full stacks through Rust frames (needed by the suppressions, better reports).
+export ASAN_OPTIONS="detect_leaks=1:fast_unwind_on_malloc=0:abort_on_error=0:halt_on_error=1:detect_stack_use_after_return=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export LSAN_OPTIONS="suppressions=$root/tests/c/lsan.supp:print_suppressions=0"
 mode=asan

@@ -94,3 +94,85 @@ static inline int vt_test_done(void) {
 static const char VT_BAD_UTF8[] = {'a', (char)0xC0, (char)0xAF, 'b', 0};
 
 #endif
+
+/* ---- files and folders (for the cache and worktree tests) ---- */
+#ifndef VT_TEST_FS
+#define VT_TEST_FS
+#include <errno.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* A new empty folder under $VT_TEST_TMP (or /tmp), its path in `buf`. */
+static inline int vt_test_mkdtemp(char *buf, size_t len, const char *tag) {
+    const char *base = getenv("VT_TEST_TMP");
+    snprintf(buf, len, "%s/%s.XXXXXX", base && *base ? base : "/tmp", tag);
+    return mkdtemp(buf) != NULL ? 0 : -1;
+}
+
+/* mkdir -p */
+static inline int vt_test_mkdirs(const char *path) {
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
+            *p = '/';
+        }
+    }
+    return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* Writes `content` to `dir/rel` (making the parent folders). */
+static inline int vt_test_write(const char *dir, const char *rel, const char *content) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    char *slash = strrchr(path, '/');
+    *slash = 0;
+    if (vt_test_mkdirs(path) != 0) return -1;
+    *slash = '/';
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    fputs(content, f);
+    return fclose(f);
+}
+
+/* The content of `dir/rel` (malloc'd, free it), or NULL. */
+static inline char *vt_test_read(const char *dir, const char *rel) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    FILE *f = fopen(path, "r");
+    if (!f) return NULL;
+    char *buf = NULL;
+    size_t cap = 0, n = 0;
+    int c;
+    while ((c = fgetc(f)) != EOF) {
+        if (n + 2 > cap) {
+            cap = cap ? cap * 2 : 256;
+            buf = realloc(buf, cap);
+        }
+        buf[n++] = (char)c;
+    }
+    fclose(f);
+    if (!buf) buf = calloc(1, 1);
+    else buf[n] = 0;
+    return buf;
+}
+
+/* Whether `dir/rel` exists (without following a final symlink). */
+static inline int vt_test_exists(const char *dir, const char *rel) {
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    return lstat(path, &st) == 0;
+}
+
+/* Runs a shell command with `dir` as the working folder; returns its exit status. */
+static inline int vt_test_sh(const char *dir, const char *cmd) {
+    char full[8192];
+    snprintf(full, sizeof full, "cd '%s' && %s", dir, cmd);
+    int rc = system(full);
+    return rc == -1 ? -1 : WEXITSTATUS(rc);
+}
+#endif
