@@ -61,7 +61,7 @@ export declare class NativeOptimizer {
 /** The engine behind the JS `WorktreeManager`. Not meant to be used directly. */
 export declare class NativeWorktreeManager {
   /** Opens the project at `options.rootDir` (a git repository's main worktree). */
-  constructor(options: NativeWorktreeOptions, onProgress?: ProgressFn | undefined | null, hostSteps?: Array<HostStepSpec> | undefined | null, hostRunner?: HostRunner | undefined | null)
+  constructor(options: NativeWorktreeOptions, onProgress?: (event: ProgressEventJs) => void, hostSteps?: Array<HostStepSpec>, hostRunner?: (call: [number, any]) => Promise<any>)
   /** The built-in step names host steps may depend on. */
   static stepNames(): Array<string>
   /** The project root (canonical path). */

@@ -136,7 +136,10 @@ pub struct NativeWorktreeManager {
 #[napi]
 impl NativeWorktreeManager {
     /// Opens the project at `options.rootDir` (a git repository's main worktree).
-    #[napi(constructor)]
+    #[napi(
+        constructor,
+        ts_args_type = "options: NativeWorktreeOptions, onProgress?: (event: ProgressEventJs) => void, hostSteps?: Array<HostStepSpec>, hostRunner?: (call: [number, any]) => Promise<any>"
+    )]
     pub fn new(
         env: Env,
         options: NativeWorktreeOptions,

@@ -20,7 +20,7 @@ if [ ! -x node_modules/.bin/napi ] || [ package-lock.json -nt node_modules/.pack
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
-build_flags=(--platform --js binding.js --dts binding.d.ts)
+build_flags=(--platform --strip --js binding.js --dts binding.d.ts)
 if [ "${VIBETREES_NODE_PROFILE:-debug}" = release ]; then
   build_flags+=(--release)
 fi

@@ -1,0 +1,364 @@
+// Types of @vibetrees/native (the public API in index.js; the native classes come from the
+// generated binding.d.ts).
+import type { Profiler } from './binding';
+
+export { Profiler } from './binding';
+export type {
+  OperationResult,
+  OperationStats,
+  Report,
+  Metrics,
+  MetricsOperation,
+  ProfilerOptions,
+} from './binding';
+
+/** Every `err.code` of this package (the core's stable error codes). */
+export type ErrorCode =
+  | 'INVALID_ARGUMENT'
+  | 'NOT_FOUND'
+  | 'ALREADY_EXISTS'
+  | 'CYCLE'
+  | 'INVALID_GRAPH'
+  | 'TASK_FAILED'
+  | 'CANCELLED'
+  | 'TIMEOUT'
+  | 'IO'
+  | 'GIT'
+  | 'PROCESS'
+  | 'CACHE'
+  | 'LOCK'
+  | 'PARSE'
+  | 'INTERNAL';
+
+/** A rejected promise or thrown error of this package. */
+export interface VibetreesError extends Error {
+  code: ErrorCode;
+}
+
+/** The version of the native core the addon was built from. */
+export declare function coreVersion(): string;
+/** Every error code (`err.code`) this package can produce. */
+export declare function errorCodes(): ErrorCode[];
+
+// ---------------------------------------------------------------------------------------------
+// PerformanceOptimizer
+
+export interface OptimizerOptions {
+  /** Every task is recorded as an operation of this profiler, under its name. */
+  profiler?: Profiler | null;
+  /** Most tasks running at once; unset for no limit. */
+  concurrency?: number | null;
+  /** `'stop'` (default): nothing new starts after a failure; `'continue'`: independent tasks go on. */
+  failurePolicy?: 'stop' | 'continue';
+  /** A profiler operation id every task is a child of. */
+  parentSpan?: string;
+}
+
+/** A task of `runParallel`. */
+export interface ParallelTask<R = unknown> {
+  name: string;
+  fn: () => R | Promise<R>;
+}
+
+/** A task of `runWithDependencies`: `fn` receives its dependencies' results keyed by name. */
+export interface GraphTask<R = unknown> {
+  name: string;
+  fn: (deps: Record<string, any>) => R | Promise<R>;
+  dependencies?: string[];
+  /** An optional task's failure does not fail the run; its dependents still run without its result. */
+  optional?: boolean;
+}
+
+export interface TaskOutcome {
+  name: string;
+  status: 'ok' | 'failed' | 'skipped' | 'cancelled';
+  optional: boolean;
+  dependencies: string[];
+  startMs: number | null;
+  endMs: number | null;
+  durationMs: number | null;
+  error: { message: string; code?: string } | null;
+  reason: string | null;
+  spanId: string | null;
+}
+
+/** What a graph run did: per-task outcomes and the critical path. */
+export interface RunReport {
+  success: boolean;
+  cancelled: boolean;
+  failedTask: string | null;
+  totalMs: number;
+  criticalPath: string[];
+  criticalPathMs: number;
+  tasks: TaskOutcome[];
+}
+
+export interface GraphPlan {
+  tasks: Array<{ name: string; dependencies: string[]; optional: boolean; level: number }>;
+  order: string[];
+  levels: string[][];
+  longestChain: string[];
+}
+
+export declare class PerformanceOptimizer {
+  constructor(options?: OptimizerOptions);
+  readonly profiler: Profiler | null;
+  readonly concurrency: number | null;
+  /** The report of the last runWithDependencies / runGraph. */
+  lastRun: RunReport | null;
+  /** Runs the tasks at once; results in input order; rejects with the first failing task's own error. */
+  runParallel<R = unknown>(tasks: ParallelTask<R>[]): Promise<R[]>;
+  /** Runs a dependency graph; resolves to a Map name -> result. Rejects with a failing task's own error,
+   *  or (before anything runs) with code CYCLE / INVALID_GRAPH naming the tasks. */
+  runWithDependencies(tasks: GraphTask[]): Promise<Map<string, any>>;
+  /** Like runWithDependencies, but resolves even when tasks fail, with the run report. */
+  runGraph(tasks: GraphTask[]): Promise<{ results: Map<string, any>; report: RunReport; failures: Array<{ name: string; error: unknown }> }>;
+  /** Checks the graph and plans it without running anything. */
+  dryRun(tasks: GraphTask[]): GraphPlan;
+}
+
+// ---------------------------------------------------------------------------------------------
+// CacheManager
+
+export type RestoreMethod = 'auto' | 'hardlink' | 'clone' | 'copy' | 'clone-or-copy';
+
+export interface CacheManagerOptions {
+  /** Default `~/.vibetrees/cache`. */
+  cacheDir?: string;
+  /** Default `'auto'`: hardlink, falling back per file to a reflink or a copy. */
+  method?: RestoreMethod;
+  /** Restore worker threads; default one per core, at most 4. */
+  workers?: number;
+}
+
+export interface PhaseTime {
+  name: string;
+  ms: number;
+}
+
+export interface PopulateReport {
+  key: string;
+  outcome: 'created' | 'already-present';
+  files: number;
+  dirs: number;
+  symlinks: number;
+  specialSkipped: number;
+  bytes: number;
+  linked: number;
+  cloned: number;
+  copied: number;
+  durationMs: number;
+  phases: PhaseTime[];
+}
+
+export interface RestoreStats {
+  key: string;
+  target: string;
+  method: RestoreMethod;
+  methodUsed: string;
+  linked: number;
+  cloned: number;
+  copied: number;
+  files: number;
+  dirs: number;
+  symlinks: number;
+  bytes: number;
+  workers: number;
+  verified: boolean;
+  replacedExisting: boolean;
+  durationMs: number;
+  phases: PhaseTime[];
+}
+
+export interface RestoreOutcome {
+  restored: boolean;
+  key: string | null;
+  stats: RestoreStats | null;
+  /** Why nothing was restored. */
+  reason: string | null;
+}
+
+export interface CacheStats {
+  cacheDir: string;
+  entries: number;
+  files: number;
+  bytes: number;
+  apparentBytes: number;
+  hits: number;
+  misses: number;
+  [more: string]: unknown;
+}
+
+export interface VerifyReport {
+  entriesChecked: number;
+  filesChecked: number;
+  bad: Array<{ key: string; problemCount: number; problems: string[]; evicted: boolean }>;
+}
+
+export interface PruneReport {
+  evicted: string[];
+  busy: string[];
+  bytesFreed: number;
+  bytesLeft: number;
+  abandonedRemoved: number;
+}
+
+export declare class CacheManager {
+  constructor(options?: CacheManagerOptions | null, profiler?: Profiler | null);
+  readonly cacheDir: string;
+  /** Caches the node_modules at this path under its project's key (the folder holding it). */
+  cacheNodeModules(sourceNodeModulesPath: string): Promise<PopulateReport>;
+  /** Restores the node_modules at this path from its project's entry; a miss resolves `{ restored: false }`. */
+  restoreNodeModules(targetNodeModulesPath: string): Promise<RestoreOutcome>;
+  /** True when the cache holds an entry for the project (synchronous). */
+  isCacheValid(projectPath: string): boolean;
+  getDockerCacheEnv(): { DOCKER_BUILDKIT: '1'; BUILDKIT_PROGRESS: 'plain'; COMPOSE_DOCKER_CLI_BUILD: '1' } & Record<string, string>;
+  stats(): Promise<CacheStats>;
+  verify(evictBad?: boolean): Promise<VerifyReport>;
+  prune(budgetBytes: number): Promise<PruneReport>;
+  clear(): Promise<PruneReport>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// WorktreeManager
+
+/** A progress event, as the server broadcasts it (`worktree:progress`). */
+export interface ProgressEvent {
+  /** The worktree's name. */
+  name: string;
+  /** `git`, `ports`, `mcp`, `install`, `bootstrap`, `containers`, `database`, `complete`, `error`,
+   *  `cache`, or a host step's name. */
+  step: string;
+  /** A message starting with `✓` marks the step done. */
+  message: string;
+}
+
+/** The built-in steps a host step can depend on. */
+export type BuiltinStep =
+  | 'read-inputs'
+  | 'git-worktree-add'
+  | 'cache-restore'
+  | 'compose-services'
+  | 'allocate-ports'
+  | 'pull-images'
+  | 'write-env'
+  | 'mcp-discovery'
+  | 'npm-bootstrap'
+  | 'docker-compose-up';
+
+export interface HostStepInput {
+  name: string;
+  path: string;
+  branch: string;
+  /** Results (JSON) of the steps it depends on. */
+  dependencies: Record<string, any>;
+}
+
+/** The host's own step, run inside the creation graph and profile. Its result must be JSON. */
+export interface HostStep {
+  name: string;
+  dependencies?: Array<BuiltinStep | string>;
+  optional?: boolean;
+  fn: (input: HostStepInput) => unknown | Promise<unknown>;
+}
+
+export interface WorktreeManagerOptions {
+  /** The project's root (its main git worktree). */
+  rootDir: string;
+  /** Default `<rootDir>/.worktrees`. */
+  worktreeBase?: string;
+  /** node_modules cache folder; default `~/.vibetrees/cache`. */
+  cacheDir?: string;
+  /** Default `docker-compose.yml`. */
+  composeFile?: string;
+  /** Default `'auto'`. */
+  runtime?: 'auto' | 'docker' | 'podman' | 'none';
+  onProgress?: (event: ProgressEvent) => void;
+  hostSteps?: HostStep[];
+  /** Services started before the creation resolves; the others start in the background. */
+  criticalServices?: string[];
+  pushBranch?: boolean;
+  useCache?: boolean;
+  install?: boolean;
+  historyPath?: string;
+  recordHistory?: boolean;
+  /** Extra `mcpServers` entries (e.g. the host's bridge server) for every worktree. */
+  mcpServers?: Record<string, unknown>;
+}
+
+export interface StepTiming {
+  name: string;
+  status: string;
+  startMs: number | null;
+  durationMs: number | null;
+  error: string | null;
+}
+
+export interface CreatedWorktree {
+  name: string;
+  path: string;
+  branch: string;
+  ports: Record<string, number>;
+  dockerStatus: unknown[];
+  from: string;
+  createdBranch: boolean;
+  totalMs: number;
+  timings: StepTiming[];
+  criticalPath: string[];
+  cache: {
+    outcome: string;
+    key: string | null;
+    method: string | null;
+    files: number | null;
+    installCommand: string | null;
+    installError: string | null;
+    populating: boolean;
+  };
+  steps: Record<string, unknown>;
+  background: string[];
+  creationId: number | null;
+}
+
+export type CreateWorktreeResult =
+  | { success: true; worktree: CreatedWorktree }
+  | { success: true; name: string; path: string; branch: string; existed: true; message: 'Worktree already exists' }
+  | { success: false; error: string; code: ErrorCode };
+
+export interface WorktreeInfo {
+  name: string;
+  path: string;
+  branch: string | null;
+  ports: Record<string, number>;
+  isMain: boolean;
+  missing: boolean;
+  halfMade: boolean;
+}
+
+export interface RemoveOutcome {
+  success: true;
+  name: string;
+  releasedPorts: Record<string, number>;
+  trashedTo: string | null;
+  containers: string;
+}
+
+export declare class WorktreeManager {
+  constructor(options: WorktreeManagerOptions);
+  static readonly stepNames: BuiltinStep[];
+  readonly rootDir: string;
+  readonly worktreeBase: string;
+  readonly profiler: Profiler;
+  readonly optimizer: PerformanceOptimizer;
+  readonly cacheManager: CacheManager;
+  /** Never rejects for a failed creation: resolves `{ success: false, error, code }`. */
+  createWorktreeOptimized(branchName: string, fromBranch?: string): Promise<CreateWorktreeResult>;
+  /** Same as createWorktreeOptimized. */
+  createWorktree(branchName: string, fromBranch?: string): Promise<CreateWorktreeResult>;
+  removeWorktree(name: string): Promise<RemoveOutcome>;
+  listWorktrees(): Promise<WorktreeInfo[]>;
+  warm(): Promise<string[]>;
+  waitBackground(): Promise<void>;
+  backgroundJobs(): string[];
+  /** `{ operations, totalTime, avgWorktreeCreation }` (synchronous). */
+  getPerformanceMetrics(): import('./binding').Metrics;
+}
