@@ -1,0 +1,420 @@
+//! Benchmark of a whole worktree creation, per issue 4:
+//!
+//! `cargo bench -p vibetrees-core --bench worktree_create [-- --rounds N --files N --checkout]`
+//!
+//! On a generated project (a few thousand tracked files, a real node_modules from `npm install`
+//! of real packages, or a generated ~10k-file tree when npm cannot reach the registry), in one run
+//! and alternating the contenders each round (A B C D, A B C D, ... never deleting between runs:
+//! see BENCHMARKING.md's ext4 trap):
+//! - **sequential**: the original server's flow, `git worktree add` then `npm ci` (then compose up
+//!   when an engine is there; none runs here, so both sides skip containers);
+//! - **cold**: `create_worktree_optimized` with an empty cache (miss: install after checkout);
+//! - **warm**: `create_worktree_optimized` with the cache filled (hit);
+//! - **floors**: the checkout alone (`git worktree add`) and the cache restore alone.
+//!
+//! Prints medians and ratios: sequential / warm, sequential / cold, and warm / max(checkout,
+//! restore) (the floor). `--checkout` also compares libgit2's worktree add (with its checkout)
+//! with the git CLI's, with and without `checkout.workers=2`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+use vibetrees_core::cache::{CacheKey, CacheOptions, NodeModulesCache, RestoreOptions};
+use vibetrees_core::worktree::{
+    ContainerRuntime, CreateOutcome, CreatedWorktree, WorktreeManager, WorktreeOptions,
+};
+
+struct Args {
+    rounds: usize,
+    files: usize,
+    checkout: bool,
+    offline: bool,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        rounds: 5,
+        files: 4000,
+        checkout: false,
+        offline: false,
+    };
+    let v: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < v.len() {
+        match v[i].as_str() {
+            "--rounds" => {
+                a.rounds = v[i + 1].parse().expect("--rounds N");
+                i += 1;
+            }
+            "--files" => {
+                a.files = v[i + 1].parse().expect("--files N");
+                i += 1;
+            }
+            "--checkout" => a.checkout = true,
+            "--offline" => a.offline = true,
+            _ => {} // cargo bench passes --bench
+        }
+        i += 1;
+    }
+    a
+}
+
+fn run(program: &str, args: &[&str], dir: &Path) {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    if s.is_empty() {
+        return f64::NAN;
+    }
+    s[s.len() / 2]
+}
+
+fn count_files(dir: &Path) -> usize {
+    let mut n = 0;
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => n += count_files(&e.path()),
+                Ok(_) => n += 1,
+                Err(_) => {}
+            }
+        }
+    }
+    n
+}
+
+/// Packages whose install gives a node_modules of roughly 10k files.
+const DEPS: &[(&str, &str)] = &[
+    ("date-fns", "2.30.0"),
+    ("lodash", "4.17.21"),
+    ("rxjs", "7.8.1"),
+    ("core-js", "3.37.1"),
+    ("yargs", "17.7.2"),
+];
+
+fn build_project(root: &Path, files: usize, offline: bool) -> bool {
+    for i in 0..files {
+        let p = root.join(format!("src/area-{}/mod-{}/file-{i}.js", i % 16, i % 97));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(
+            &p,
+            format!("export const v{i} = {i};\n// {}\n", "x".repeat(i % 400)),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        root.join(".gitignore"),
+        "node_modules/\n.env\n.claude/\n.worktrees/\n",
+    )
+    .unwrap();
+    let deps: serde_json::Map<String, serde_json::Value> = DEPS
+        .iter()
+        .map(|(n, v)| (n.to_string(), serde_json::json!(v)))
+        .collect();
+    let pkg = serde_json::json!({ "name": "bench-app", "version": "1.0.0", "private": true, "dependencies": deps });
+    std::fs::write(
+        root.join("package.json"),
+        serde_json::to_string_pretty(&pkg).unwrap(),
+    )
+    .unwrap();
+    run("git", &["init", "-q", "-b", "main"], root);
+    run("git", &["config", "user.email", "b@example.invalid"], root);
+    run("git", &["config", "user.name", "bench"], root);
+    let mut real = false;
+    if !offline {
+        let st = Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--silent"])
+            .current_dir(root)
+            .status();
+        real = matches!(st, Ok(s) if s.success());
+    }
+    if !real {
+        // a generated tree of ~10k files and a lockfile naming it
+        let nm = root.join("node_modules");
+        let mut lock = serde_json::Map::new();
+        lock.insert(
+            "".into(),
+            serde_json::json!({ "name": "bench-app", "version": "1.0.0" }),
+        );
+        for p in 0..400 {
+            let d = nm.join(format!("gen-pkg-{p:03}"));
+            for f in 0..24 {
+                let sub = d.join(["lib", "lib/esm", "lib/cjs", "src"][f % 4]);
+                std::fs::create_dir_all(&sub).unwrap();
+                std::fs::write(
+                    sub.join(format!("f{f}.js")),
+                    format!("module.exports={f};\n").repeat(30),
+                )
+                .unwrap();
+            }
+            std::fs::write(
+                d.join("package.json"),
+                format!("{{\"name\":\"gen-pkg-{p:03}\",\"version\":\"1.0.0\"}}"),
+            )
+            .unwrap();
+            lock.insert(
+                format!("node_modules/gen-pkg-{p:03}"),
+                serde_json::json!({ "version": "1.0.0" }),
+            );
+        }
+        let lockfile = serde_json::json!({ "name": "bench-app", "lockfileVersion": 3, "requires": true, "packages": lock });
+        std::fs::write(
+            root.join("package-lock.json"),
+            serde_json::to_string_pretty(&lockfile).unwrap(),
+        )
+        .unwrap();
+    }
+    run("git", &["add", "-A"], root);
+    run("git", &["commit", "-q", "-m", "bench project"], root);
+    real
+}
+
+fn created(o: CreateOutcome) -> Box<CreatedWorktree> {
+    match o {
+        CreateOutcome::Created(w) => w,
+        CreateOutcome::Existed { name, .. } => panic!("{name} existed"),
+    }
+}
+
+fn main() {
+    let a = args();
+    let tmp = tempfile::Builder::new()
+        .prefix("vt-bench-")
+        .tempdir()
+        .unwrap();
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    // SAFETY: single-threaded here; the runtime starts later.
+    unsafe { std::env::set_var("HOME", &home) };
+    let root = tmp.path().join("projects").join("bench-app");
+    std::fs::create_dir_all(&root).unwrap();
+    println!(
+        "project: {} ({} tracked source files)",
+        root.display(),
+        a.files
+    );
+    let real_npm = build_project(&root, a.files, a.offline);
+    let nm_files = count_files(&root.join("node_modules"));
+    println!(
+        "node_modules: {nm_files} files ({})",
+        if real_npm {
+            "npm install of real packages"
+        } else {
+            "generated: npm unavailable"
+        }
+    );
+    let install: Vec<&str> = if real_npm {
+        vec![
+            "ci",
+            "--no-audit",
+            "--no-fund",
+            "--prefer-offline",
+            "--silent",
+        ]
+    } else {
+        Vec::new()
+    };
+
+    let warm_cache_dir = tmp.path().join("warm-cache");
+    let cache = NodeModulesCache::open(CacheOptions {
+        cache_dir: Some(warm_cache_dir.clone()),
+        ..Default::default()
+    })
+    .unwrap();
+    let key = CacheKey::from_project_dir(&root).unwrap();
+    cache.populate(&key, &root.join("node_modules")).unwrap();
+    let opts = |cache_dir: PathBuf| WorktreeOptions {
+        runtime: ContainerRuntime::None,
+        cache_dir: Some(cache_dir),
+        history_path: Some(tmp.path().join("history.sqlite")),
+        ..WorktreeOptions::new(&root)
+    };
+    let warm = WorktreeManager::new(opts(warm_cache_dir.clone())).unwrap();
+
+    let (mut seq, mut cold, mut hot, mut checkout, mut restore) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let floors_dir = tmp.path().join("floors");
+    std::fs::create_dir_all(&floors_dir).unwrap();
+    for r in 0..a.rounds {
+        // A: sequential flow
+        let p = root.join(format!(".worktrees/seq-{r}"));
+        let t = Instant::now();
+        run(
+            "git",
+            &[
+                "worktree",
+                "add",
+                "-q",
+                "-b",
+                &format!("seq-{r}"),
+                "--",
+                &p.to_string_lossy(),
+                "main",
+            ],
+            &root,
+        );
+        if !install.is_empty() {
+            run("npm", &install, &p);
+        }
+        seq.push(ms(t));
+        // B: cold creation (empty cache, populated in the background: awaited outside the timing)
+        let m = WorktreeManager::new(opts(tmp.path().join(format!("cold-cache-{r}")))).unwrap();
+        let w = created(
+            vibetrees_core::runtime::block_on(
+                m.create_worktree_optimized(&format!("cold-{r}"), "main"),
+            )
+            .unwrap(),
+        );
+        cold.push(w.total_ms);
+        vibetrees_core::runtime::block_on(m.wait_background());
+        // C: warm creation
+        let w = created(
+            vibetrees_core::runtime::block_on(
+                warm.create_worktree_optimized(&format!("warm-{r}"), "main"),
+            )
+            .unwrap(),
+        );
+        assert_eq!(w.cache.outcome, "hit");
+        hot.push(w.total_ms);
+        // D: floors, each alone
+        let p = root.join(format!(".worktrees/floor-{r}"));
+        let t = Instant::now();
+        run(
+            "git",
+            &[
+                "worktree",
+                "add",
+                "-q",
+                "-b",
+                &format!("floor-{r}"),
+                "--",
+                &p.to_string_lossy(),
+                "main",
+            ],
+            &root,
+        );
+        checkout.push(ms(t));
+        let t = Instant::now();
+        cache
+            .restore(
+                &key,
+                &floors_dir.join(format!("nm-{r}")),
+                &RestoreOptions::default(),
+            )
+            .unwrap();
+        restore.push(ms(t));
+        println!(
+            "round {r}: sequential {:.0} ms | cold {:.0} ms | warm {:.0} ms | checkout alone {:.0} ms | restore alone {:.0} ms",
+            seq[r], cold[r], hot[r], checkout[r], restore[r]
+        );
+    }
+    let (s, c, w, co, re) = (
+        median(&seq),
+        median(&cold),
+        median(&hot),
+        median(&checkout),
+        median(&restore),
+    );
+    let floor = co.max(re);
+    println!("\nmedians over {} rounds (alternating):", a.rounds);
+    println!(
+        "  sequential (git worktree add + {}) {s:>8.1} ms",
+        if real_npm { "npm ci" } else { "no install" }
+    );
+    println!(
+        "  cold creation, time to ready        {c:>8.1} ms   sequential/cold = {:.2}x",
+        s / c
+    );
+    println!(
+        "  warm creation, time to ready        {w:>8.1} ms   sequential/warm = {:.2}x (target >= 20x)",
+        s / w
+    );
+    println!(
+        "  floor max(checkout {co:.1}, restore {re:.1}) = {floor:.1} ms   warm/floor = {:.2} (target <= 1.25)",
+        w / floor
+    );
+    println!("  containers: no engine runs here; both flows skip compose up");
+
+    if a.checkout {
+        checkout_comparison(&root, a.rounds, tmp.path());
+    }
+    // delete after the series only
+    drop(warm);
+    let _ = std::fs::remove_dir_all(tmp.path());
+}
+
+/// libgit2's worktree add (registration + its own checkout) vs the git CLI's, alternating.
+fn checkout_comparison(root: &Path, rounds: usize, tmp: &Path) {
+    let repo = git2::Repository::open(root).unwrap();
+    let files = repo.index().unwrap().len();
+    let head = repo.head().unwrap().peel_to_commit().unwrap();
+    let (mut lib, mut cli, mut cli2) = (Vec::new(), Vec::new(), Vec::new());
+    let base = tmp.join("checkout-cmp");
+    std::fs::create_dir_all(&base).unwrap();
+    for r in 0..rounds {
+        let name = format!("lg-{r}");
+        let branch = repo.branch(&name, &head, false).unwrap();
+        let mut o = git2::WorktreeAddOptions::new();
+        o.reference(Some(branch.get()));
+        let t = Instant::now();
+        repo.worktree(&name, &base.join(&name), Some(&o)).unwrap();
+        lib.push(ms(t));
+        let t = Instant::now();
+        run(
+            "git",
+            &[
+                "worktree",
+                "add",
+                "-q",
+                "-b",
+                &format!("cli-{r}"),
+                "--",
+                &base.join(format!("cli-{r}")).to_string_lossy(),
+                "main",
+            ],
+            root,
+        );
+        cli.push(ms(t));
+        let t = Instant::now();
+        run(
+            "git",
+            &[
+                "-c",
+                "checkout.workers=2",
+                "worktree",
+                "add",
+                "-q",
+                "-b",
+                &format!("cli2-{r}"),
+                "--",
+                &base.join(format!("cli2-{r}")).to_string_lossy(),
+                "main",
+            ],
+            root,
+        );
+        cli2.push(ms(t));
+    }
+    println!("\ncheckout of {files} files, medians over {rounds} rounds (alternating):");
+    println!("  libgit2 worktree add            {:>8.1} ms", median(&lib));
+    println!("  git worktree add                {:>8.1} ms", median(&cli));
+    println!(
+        "  git -c checkout.workers=2 ...   {:>8.1} ms",
+        median(&cli2)
+    );
+}
