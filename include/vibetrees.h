@@ -139,6 +139,12 @@ typedef struct vt_profiler vt_profiler;
 typedef struct vt_task_context vt_task_context;
 
 /**
+ * The worktree manager of one project (opaque). Thread-safe: several threads may create worktrees
+ * with one manager at once; `vt_worktree_manager_free` must not race with other calls on it.
+ */
+typedef struct vt_worktree_manager vt_worktree_manager;
+
+/**
  * Progress of a long file operation: `done` of `total` nodes placed so far. Called on library
  * worker threads (possibly several, never at the same time for one call), at a bounded rate
  * (about 20 times a second) and once at the end; never after the call that took it returns.
@@ -194,6 +200,20 @@ typedef struct vt_task {
      */
     void *userdata;
 } vt_task;
+
+/**
+ * Receives progress events as JSON `{ "name": "<worktree>", "step": "git" | "ports" | "mcp" |
+ * "install" | "bootstrap" | "containers" | "database" | "complete" | "error" | ...,
+ * "message": "..." }` (a message starting with `✓` marks its step done). `event_json` is valid
+ * only during the call.
+ *
+ * Threads: called on library worker threads, never two calls at once for one manager (events of
+ * a step arrive in order). It must return quickly and must not call functions of the same
+ * manager. Background work after a creation (cache populate, non-critical services) may still
+ * send events after `vt_create_worktree_optimized` returns; none is sent once
+ * `vt_worktree_manager_free` has returned, so `userdata` may be freed then.
+ */
+typedef void (*vt_progress_fn)(void *userdata, const char *event_json);
 
 #ifdef __cplusplus
 extern "C" {
@@ -326,6 +346,32 @@ enum vt_result vt_cache_stats(const struct vt_cache *cache, char **stats_json_ou
 enum vt_result vt_cache_verify(const struct vt_cache *cache,
                                bool evict_bad,
                                char **report_json_out);
+
+/**
+ * Creates the worktree of `branch` from the ref `from` (NULL means `"main"`), the whole creation
+ * as one dependency graph (git checkout, node_modules from the cache or an install, ports, .env,
+ * MCP config, containers). Blocks until the worktree is usable; background work goes on
+ * (`vt_worktree_manager_wait_background`). The worktree's name and new branch is the branch name
+ * slugged (`Feature/Login Page` -> `feature-login-page`), at `<worktreeBase>/<slug>`.
+ *
+ * On success `*result_json_out` receives the contract's result (free it with `vt_string_free`):
+ * `{ "success": true, "worktree": { name, path, branch, from, createdBranch, ports: { service:
+ * port }, dockerStatus: [], totalMs, timings, criticalPath, cache: { outcome, ... }, steps,
+ * background, creationId } }`, or, when branch, folder and registration all exist already,
+ * `{ "success": true, name, path, branch, "existed": true, "message": "Worktree already exists" }`.
+ * Errors (nothing is created or left half-made): `VT_INVALID_ARGUMENT` (a name that slugs to
+ * nothing, `.`/`..`, or is not a valid ref), `VT_NOT_FOUND` (unknown `from`), `VT_GIT`, `VT_IO`,
+ * `VT_PROCESS`, `VT_LOCK`, `VT_NULL_ARGUMENT`, `VT_INVALID_UTF8`. An `error` progress event
+ * carries the message too.
+ *
+ * # Safety
+ * `manager` is a live handle; `branch` and `from` (if not NULL) are NUL-terminated;
+ * `result_json_out` is valid for one write.
+ */
+enum vt_result vt_create_worktree_optimized(const struct vt_worktree_manager *manager,
+                                            const char *branch,
+                                            const char *from,
+                                            char **result_json_out);
 
 /**
  * The status of the last `vt_` call that failed on the calling thread, or `VT_OK` if none has.
@@ -636,6 +682,108 @@ enum vt_result vt_task_set_output(struct vt_task_context *ctx, const char *outpu
  * The library's version as a static NUL-terminated string, e.g. `"0.1.0"`. Never free it.
  */
 const char *vt_version(void);
+
+/**
+ * Frees a manager: first waits for its background work (cache populate, non-critical services,
+ * branch push), then stops progress events: after it returns the progress callback is never
+ * called again. Worktrees on disk stay. `NULL` is a no-op.
+ *
+ * # Safety
+ * `manager` is NULL or a handle from `vt_worktree_manager_new`, not yet freed, not in use.
+ */
+void vt_worktree_manager_free(struct vt_worktree_manager *manager);
+
+/**
+ * Gives the project's worktrees as a JSON array `[{ name, path, branch, ports, isMain, missing,
+ * halfMade }]` (the main worktree first) in `*list_json_out` (free it with `vt_string_free`).
+ * Errors: `VT_GIT`, `VT_IO`, `VT_NULL_ARGUMENT`.
+ *
+ * # Safety
+ * `manager` is a live handle; `list_json_out` is valid for one write.
+ */
+enum vt_result vt_worktree_manager_list(const struct vt_worktree_manager *manager,
+                                        char **list_json_out);
+
+/**
+ * Gives the server's metrics (`GET /api/performance/metrics`) of this manager's creations:
+ * `{ operations: [{ name, count, avg, min, max, total }], totalTime, avgWorktreeCreation }` in
+ * `*metrics_json_out` (free it with `vt_string_free`). Errors: `VT_NULL_ARGUMENT`.
+ *
+ * # Safety
+ * `manager` is a live handle; `metrics_json_out` is valid for one write.
+ */
+enum vt_result vt_worktree_manager_metrics(const struct vt_worktree_manager *manager,
+                                           char **metrics_json_out);
+
+/**
+ * Opens the project whose main git worktree is `rootDir`. `options_json` is a JSON object:
+ * `{ "rootDir": "/path/to/project" (required), "worktreeBase": "<rootDir>/.worktrees",
+ * "cacheDir": "~/.vibetrees/cache", "composeFile": "docker-compose.yml",
+ * "runtime": "auto" | "docker" | "podman" | "none", "criticalServices": ["postgres"],
+ * "pushBranch": false, "useCache": true, "install": true,
+ * "historyPath": "~/.vibetrees/history.sqlite", "recordHistory": true,
+ * "mcpServers": { "<id>": { "command": "...", "args": [] } } }` (all but rootDir optional, shown
+ * with their defaults). `on_progress` may be NULL; otherwise it gets every progress event with
+ * `userdata`, as `vt_progress_fn` says. On success `*manager_out` receives the handle; free it
+ * with `vt_worktree_manager_free`.
+ * Errors: `VT_PARSE` (bad JSON, unknown key, missing rootDir), `VT_INVALID_ARGUMENT` (unknown
+ * runtime), `VT_IO` (rootDir cannot be opened), `VT_GIT` / `VT_NOT_FOUND` (not a git repository),
+ * `VT_NULL_ARGUMENT`, `VT_INVALID_UTF8`.
+ *
+ * # Safety
+ * `options_json` is NUL-terminated; `on_progress`, if not NULL, is safe to call from other
+ * threads with `userdata`; `manager_out` is valid for one write.
+ */
+enum vt_result vt_worktree_manager_new(const char *options_json,
+                                       vt_progress_fn on_progress,
+                                       void *userdata,
+                                       struct vt_worktree_manager **manager_out);
+
+/**
+ * Gives a new profiler handle sharing the manager's profiler (every creation's spans: stats,
+ * report, Chrome trace) in `*profiler_out`; free it with `vt_profiler_free` (the manager is not
+ * affected). Errors: `VT_NULL_ARGUMENT`.
+ *
+ * # Safety
+ * `manager` is a live handle; `profiler_out` is valid for one write.
+ */
+enum vt_result vt_worktree_manager_profiler(const struct vt_worktree_manager *manager,
+                                            struct vt_profiler **profiler_out);
+
+/**
+ * Removes the worktree `name`: stops its containers, releases its ports, unregisters it and moves
+ * its folder aside (deleted in the background). The branch is kept. On success
+ * `*result_json_out` receives `{ success, name, releasedPorts, trashedTo, containers }` (free it
+ * with `vt_string_free`). Errors: `VT_NOT_FOUND` (no such worktree), `VT_INVALID_ARGUMENT`,
+ * `VT_GIT`, `VT_IO`, `VT_NULL_ARGUMENT`, `VT_INVALID_UTF8`.
+ *
+ * # Safety
+ * `manager` is a live handle; `name` is NUL-terminated; `result_json_out` is valid for one write.
+ */
+enum vt_result vt_worktree_manager_remove(const struct vt_worktree_manager *manager,
+                                          const char *name,
+                                          char **result_json_out);
+
+/**
+ * Waits until the background work of every creation so far has finished (cache populate after an
+ * install, non-critical services, branch push): the "settled" point. Errors: `VT_NULL_ARGUMENT`.
+ *
+ * # Safety
+ * `manager` is a live handle.
+ */
+enum vt_result vt_worktree_manager_wait_background(const struct vt_worktree_manager *manager);
+
+/**
+ * Starts the warm-up for a server's start in the background (populates the cache from the main
+ * worktree's node_modules if its key is not cached, pre-pulls images) and gives the names of the
+ * jobs started as a JSON array in `*jobs_json_out` (free it with `vt_string_free`);
+ * `vt_worktree_manager_wait_background` waits for them. Errors: `VT_NULL_ARGUMENT`, `VT_IO`.
+ *
+ * # Safety
+ * `manager` is a live handle; `jobs_json_out` is valid for one write.
+ */
+enum vt_result vt_worktree_manager_warm(const struct vt_worktree_manager *manager,
+                                        char **jobs_json_out);
 
 #ifdef __cplusplus
 }  // extern "C"

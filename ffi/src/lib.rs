@@ -24,5 +24,6 @@ pub mod profiler;
 pub mod result;
 pub mod strings;
 pub mod version;
+pub mod worktree;
 
 pub use result::vt_result;

@@ -1,0 +1,323 @@
+//! `vt_worktree_manager`: creates, lists and removes the git worktrees of one Node project
+//! (`vt_create_worktree_optimized`), with progress events to a C callback.
+
+use crate::args::{json_c_string, optional_str, required_out, required_ref, required_str};
+use crate::boundary::{Failure, ffi_call, ffi_call_or};
+use crate::gate::{CallGate, UserData};
+use crate::profiler::vt_profiler;
+use crate::result::vt_result;
+use serde::Deserialize;
+use std::ffi::{CString, c_char, c_void};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use vibetrees_core::progress::{ProgressEvent, ProgressSink};
+use vibetrees_core::runtime::block_on;
+use vibetrees_core::worktree::{ContainerRuntime, WorktreeManager, WorktreeOptions};
+
+/// The worktree manager of one project (opaque). Thread-safe: several threads may create worktrees
+/// with one manager at once; `vt_worktree_manager_free` must not race with other calls on it.
+pub struct vt_worktree_manager {
+    inner: WorktreeManager,
+    progress_gate: Arc<CallGate>,
+}
+
+/// Receives progress events as JSON `{ "name": "<worktree>", "step": "git" | "ports" | "mcp" |
+/// "install" | "bootstrap" | "containers" | "database" | "complete" | "error" | ...,
+/// "message": "..." }` (a message starting with `✓` marks its step done). `event_json` is valid
+/// only during the call.
+///
+/// Threads: called on library worker threads, never two calls at once for one manager (events of
+/// a step arrive in order). It must return quickly and must not call functions of the same
+/// manager. Background work after a creation (cache populate, non-critical services) may still
+/// send events after `vt_create_worktree_optimized` returns; none is sent once
+/// `vt_worktree_manager_free` has returned, so `userdata` may be freed then.
+pub type vt_progress_fn =
+    Option<unsafe extern "C" fn(userdata: *mut c_void, event_json: *const c_char)>;
+
+/// The options JSON of `vt_worktree_manager_new` (the Node package's names).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ManagerJsonOptions {
+    root_dir: PathBuf,
+    worktree_base: Option<PathBuf>,
+    cache_dir: Option<PathBuf>,
+    compose_file: Option<String>,
+    runtime: Option<String>,
+    critical_services: Option<Vec<String>>,
+    push_branch: Option<bool>,
+    use_cache: Option<bool>,
+    install: Option<bool>,
+    history_path: Option<PathBuf>,
+    record_history: Option<bool>,
+    mcp_servers: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Opens the project whose main git worktree is `rootDir`. `options_json` is a JSON object:
+/// `{ "rootDir": "/path/to/project" (required), "worktreeBase": "<rootDir>/.worktrees",
+/// "cacheDir": "~/.vibetrees/cache", "composeFile": "docker-compose.yml",
+/// "runtime": "auto" | "docker" | "podman" | "none", "criticalServices": ["postgres"],
+/// "pushBranch": false, "useCache": true, "install": true,
+/// "historyPath": "~/.vibetrees/history.sqlite", "recordHistory": true,
+/// "mcpServers": { "<id>": { "command": "...", "args": [] } } }` (all but rootDir optional, shown
+/// with their defaults). `on_progress` may be NULL; otherwise it gets every progress event with
+/// `userdata`, as `vt_progress_fn` says. On success `*manager_out` receives the handle; free it
+/// with `vt_worktree_manager_free`.
+/// Errors: `VT_PARSE` (bad JSON, unknown key, missing rootDir), `VT_INVALID_ARGUMENT` (unknown
+/// runtime), `VT_IO` (rootDir cannot be opened), `VT_GIT` / `VT_NOT_FOUND` (not a git repository),
+/// `VT_NULL_ARGUMENT`, `VT_INVALID_UTF8`.
+///
+/// # Safety
+/// `options_json` is NUL-terminated; `on_progress`, if not NULL, is safe to call from other
+/// threads with `userdata`; `manager_out` is valid for one write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vt_worktree_manager_new(
+    options_json: *const c_char,
+    on_progress: vt_progress_fn,
+    userdata: *mut c_void,
+    manager_out: *mut *mut vt_worktree_manager,
+) -> vt_result {
+    ffi_call(|| {
+        let text = unsafe { required_str(options_json, "options_json") }?;
+        let out = unsafe { required_out(manager_out, "manager_out") }?;
+        let o: ManagerJsonOptions = serde_json::from_str(text).map_err(|e| {
+            Failure::from(vibetrees_core::Error::Parse {
+                what: "argument 'options_json'".into(),
+                message: e.to_string(),
+            })
+        })?;
+        let mut opts = WorktreeOptions::new(o.root_dir);
+        opts.worktree_base = o.worktree_base;
+        opts.cache_dir = o.cache_dir;
+        opts.compose_file = o.compose_file;
+        if let Some(runtime) = o.runtime {
+            opts.runtime = runtime.parse::<ContainerRuntime>()?;
+        }
+        opts.critical_services = o.critical_services;
+        if let Some(push) = o.push_branch {
+            opts.push_branch = push;
+        }
+        if let Some(use_cache) = o.use_cache {
+            opts.use_cache = use_cache;
+        }
+        if let Some(install) = o.install {
+            opts.install = install;
+        }
+        opts.history_path = o.history_path;
+        if let Some(record) = o.record_history {
+            opts.record_history = record;
+        }
+        if let Some(extra) = o.mcp_servers {
+            opts.mcp_extra = extra;
+        }
+        let progress_gate = Arc::new(CallGate::default());
+        if let Some(f) = on_progress {
+            opts.on_progress = Some(progress_sink(f, UserData(userdata), &progress_gate));
+        }
+        let inner = WorktreeManager::new(opts)?;
+        *out = Box::into_raw(Box::new(vt_worktree_manager {
+            inner,
+            progress_gate,
+        }));
+        Ok(())
+    })
+}
+
+/// A progress sink calling `f` with each event as JSON, one call at a time, through `gate`.
+fn progress_sink(
+    f: unsafe extern "C" fn(*mut c_void, *const c_char),
+    userdata: UserData,
+    gate: &Arc<CallGate>,
+) -> ProgressSink {
+    let gate = Arc::clone(gate);
+    let one_at_a_time = Arc::new(Mutex::new(()));
+    Arc::new(move |event: &ProgressEvent| {
+        let Ok(json) = serde_json::to_string(event) else {
+            return;
+        };
+        let Ok(json) = CString::new(json) else {
+            return;
+        };
+        let Some(_ticket) = gate.enter() else {
+            return;
+        };
+        let _serial = one_at_a_time.lock().unwrap_or_else(|p| p.into_inner());
+        // SAFETY: the C contract of `vt_progress_fn`; `json` outlives the call.
+        unsafe { f(userdata.get(), json.as_ptr()) }
+    })
+}
+
+/// Frees a manager: first waits for its background work (cache populate, non-critical services,
+/// branch push), then stops progress events: after it returns the progress callback is never
+/// called again. Worktrees on disk stay. `NULL` is a no-op.
+///
+/// # Safety
+/// `manager` is NULL or a handle from `vt_worktree_manager_new`, not yet freed, not in use.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vt_worktree_manager_free(manager: *mut vt_worktree_manager) {
+    ffi_call_or((), || {
+        if manager.is_null() {
+            return;
+        }
+        // SAFETY: from `Box::into_raw` in `vt_worktree_manager_new`.
+        let m = unsafe { Box::from_raw(manager) };
+        block_on(m.inner.wait_background());
+        m.progress_gate.close_and_wait();
+        drop(m);
+    })
+}
+
+/// Creates the worktree of `branch` from the ref `from` (NULL means `"main"`), the whole creation
+/// as one dependency graph (git checkout, node_modules from the cache or an install, ports, .env,
+/// MCP config, containers). Blocks until the worktree is usable; background work goes on
+/// (`vt_worktree_manager_wait_background`). The worktree's name and new branch is the branch name
+/// slugged (`Feature/Login Page` -> `feature-login-page`), at `<worktreeBase>/<slug>`.
+///
+/// On success `*result_json_out` receives the contract's result (free it with `vt_string_free`):
+/// `{ "success": true, "worktree": { name, path, branch, from, createdBranch, ports: { service:
+/// port }, dockerStatus: [], totalMs, timings, criticalPath, cache: { outcome, ... }, steps,
+/// background, creationId } }`, or, when branch, folder and registration all exist already,
+/// `{ "success": true, name, path, branch, "existed": true, "message": "Worktree already exists" }`.
+/// Errors (nothing is created or left half-made): `VT_INVALID_ARGUMENT` (a name that slugs to
+/// nothing, `.`/`..`, or is not a valid ref), `VT_NOT_FOUND` (unknown `from`), `VT_GIT`, `VT_IO`,
+/// `VT_PROCESS`, `VT_LOCK`, `VT_NULL_ARGUMENT`, `VT_INVALID_UTF8`. An `error` progress event
+/// carries the message too.
+///
+/// # Safety
+/// `manager` is a live handle; `branch` and `from` (if not NULL) are NUL-terminated;
+/// `result_json_out` is valid for one write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vt_create_worktree_optimized(
+    manager: *const vt_worktree_manager,
+    branch: *const c_char,
+    from: *const c_char,
+    result_json_out: *mut *mut c_char,
+) -> vt_result {
+    ffi_call(|| {
+        let m = unsafe { required_ref(manager, "manager") }?;
+        let branch = unsafe { required_str(branch, "branch") }?;
+        let from = unsafe { optional_str(from, "from") }?.unwrap_or("main");
+        let out = unsafe { required_out(result_json_out, "result_json_out") }?;
+        let outcome = block_on(m.inner.create_worktree_optimized(branch, from))?;
+        *out = json_c_string(&outcome)?;
+        Ok(())
+    })
+}
+
+/// Waits until the background work of every creation so far has finished (cache populate after an
+/// install, non-critical services, branch push): the "settled" point. Errors: `VT_NULL_ARGUMENT`.
+///
+/// # Safety
+/// `manager` is a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vt_worktree_manager_wait_background(
+    manager: *const vt_worktree_manager,
+) -> vt_result {
+    ffi_call(|| {
+        let m = unsafe { required_ref(manager, "manager") }?;
+        block_on(m.inner.wait_background());
+        Ok(())
+    })
+}
+
+/// Removes the worktree `name`: stops its containers, releases its ports, unregisters it and moves
+/// its folder aside (deleted in the background). The branch is kept. On success
+/// `*result_json_out` receives `{ success, name, releasedPorts, trashedTo, containers }` (free it
+/// with `vt_string_free`). Errors: `VT_NOT_FOUND` (no such worktree), `VT_INVALID_ARGUMENT`,
+/// `VT_GIT`, `VT_IO`, `VT_NULL_ARGUMENT`, `VT_INVALID_UTF8`.
+///
+/// # Safety
+/// `manager` is a live handle; `name` is NUL-terminated; `result_json_out` is valid for one write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vt_worktree_manager_remove(
+    manager: *const vt_worktree_manager,
+    name: *const c_char,
+    result_json_out: *mut *mut c_char,
+) -> vt_result {
+    ffi_call(|| {
+        let m = unsafe { required_ref(manager, "manager") }?;
+        let name = unsafe { required_str(name, "name") }?;
+        let out = unsafe { required_out(result_json_out, "result_json_out") }?;
+        let outcome = block_on(m.inner.remove_worktree(name))?;
+        *out = json_c_string(&outcome)?;
+        Ok(())
+    })
+}
+
+/// Gives the project's worktrees as a JSON array `[{ name, path, branch, ports, isMain, missing,
+/// halfMade }]` (the main worktree first) in `*list_json_out` (free it with `vt_string_free`).
+/// Errors: `VT_GIT`, `VT_IO`, `VT_NULL_ARGUMENT`.
+///
+/// # Safety
+/// `manager` is a live handle; `list_json_out` is valid for one write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vt_worktree_manager_list(
+    manager: *const vt_worktree_manager,
+    list_json_out: *mut *mut c_char,
+) -> vt_result {
+    ffi_call(|| {
+        let m = unsafe { required_ref(manager, "manager") }?;
+        let out = unsafe { required_out(list_json_out, "list_json_out") }?;
+        let list = block_on(m.inner.list_worktrees())?;
+        *out = json_c_string(&list)?;
+        Ok(())
+    })
+}
+
+/// Gives the server's metrics (`GET /api/performance/metrics`) of this manager's creations:
+/// `{ operations: [{ name, count, avg, min, max, total }], totalTime, avgWorktreeCreation }` in
+/// `*metrics_json_out` (free it with `vt_string_free`). Errors: `VT_NULL_ARGUMENT`.
+///
+/// # Safety
+/// `manager` is a live handle; `metrics_json_out` is valid for one write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vt_worktree_manager_metrics(
+    manager: *const vt_worktree_manager,
+    metrics_json_out: *mut *mut c_char,
+) -> vt_result {
+    ffi_call(|| {
+        let m = unsafe { required_ref(manager, "manager") }?;
+        let out = unsafe { required_out(metrics_json_out, "metrics_json_out") }?;
+        *out = json_c_string(&m.inner.get_performance_metrics())?;
+        Ok(())
+    })
+}
+
+/// Gives a new profiler handle sharing the manager's profiler (every creation's spans: stats,
+/// report, Chrome trace) in `*profiler_out`; free it with `vt_profiler_free` (the manager is not
+/// affected). Errors: `VT_NULL_ARGUMENT`.
+///
+/// # Safety
+/// `manager` is a live handle; `profiler_out` is valid for one write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vt_worktree_manager_profiler(
+    manager: *const vt_worktree_manager,
+    profiler_out: *mut *mut vt_profiler,
+) -> vt_result {
+    ffi_call(|| {
+        let m = unsafe { required_ref(manager, "manager") }?;
+        let out = unsafe { required_out(profiler_out, "profiler_out") }?;
+        *out = vt_profiler::share(m.inner.profiler());
+        Ok(())
+    })
+}
+
+/// Starts the warm-up for a server's start in the background (populates the cache from the main
+/// worktree's node_modules if its key is not cached, pre-pulls images) and gives the names of the
+/// jobs started as a JSON array in `*jobs_json_out` (free it with `vt_string_free`);
+/// `vt_worktree_manager_wait_background` waits for them. Errors: `VT_NULL_ARGUMENT`, `VT_IO`.
+///
+/// # Safety
+/// `manager` is a live handle; `jobs_json_out` is valid for one write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vt_worktree_manager_warm(
+    manager: *const vt_worktree_manager,
+    jobs_json_out: *mut *mut c_char,
+) -> vt_result {
+    ffi_call(|| {
+        let m = unsafe { required_ref(manager, "manager") }?;
+        let out = unsafe { required_out(jobs_json_out, "jobs_json_out") }?;
+        let jobs = block_on(m.inner.warm())?;
+        *out = json_c_string(&jobs)?;
+        Ok(())
+    })
+}
