@@ -58,46 +58,28 @@ export declare class NativeOptimizer {
   dryRun(tasks: Array<TaskSpec>): any
 }
 
-/** The engine behind the JS `WorktreeManager`. Not meant to be used directly. */
-export declare class NativeWorktreeManager {
-  /** Opens the project at `options.rootDir` (a git repository's main worktree). */
-  constructor(options: NativeWorktreeOptions, onProgress?: (event: ProgressEventJs) => void, hostSteps?: Array<HostStepSpec>, hostRunner?: (call: [number, any]) => Promise<any>)
-  /** The built-in step names host steps may depend on. */
-  static stepNames(): Array<string>
-  /** The project root (canonical path). */
-  get rootDir(): string
-  /** The folder worktrees are made in. */
-  get worktreeBase(): string
-  /** The profiler every creation's spans go into (shared with the manager). */
-  get profiler(): Profiler
-  /**
-   * Creates the worktree; resolves to the contract's result, never rejects for a failed
-   * creation (`{ success: false, error, code }`). After the creation's last progress event a
-   * marker event `{ name: flushToken, step: '\0flush' }` follows, so the wrapper can resolve
-   * only once every event was delivered.
-   */
-  createWorktreeOptimized(branchName: string, fromBranch: string, flushToken?: string | undefined | null): Promise<any>
-  /** Stops its containers, releases its ports, unregisters it and trashes its folder. */
-  removeWorktree(name: string): Promise<any>
-  /** The project's worktrees with their ports. */
-  listWorktrees(): Promise<any>
-  /** Starts the warm-up jobs (cache populate from the main worktree, image pulls). */
-  warm(): Promise<Array<string>>
-  /** Resolves when every background job started so far has finished. */
-  waitBackground(): Promise<undefined>
-  /** Names of the background jobs still running. */
-  backgroundJobs(): Array<string>
-  /** `{ operations: [{ name, count, avg, min, max, total }], totalTime, avgWorktreeCreation }`. */
-  getPerformanceMetrics(): Metrics
-}
-
 /**
- * Times operations: `start(name, parentId?)` -> id, `end(id)` -> result; statistics per name
- * in constant memory; a bounded window of completed results.
+ * The native profiler behind the JS `Profiler` (index.js): `start(name, parentId?)` -> id,
+ * `end(id)` -> result; statistics per name in constant memory; a bounded window of results.
+ *
+ * The hot path (`startRoot` / `endNum`) passes operation numbers and writes times into a
+ * `Float64Array` shared with the wrapper, so a start+end pair of a root operation creates no
+ * object and no string on the native side: building objects property by property through
+ * Node-API costs far more than the profiler itself.
  */
-export declare class Profiler {
+export declare class NativeProfiler {
   /** A new profiler. */
   constructor(options?: ProfilerOptions | undefined | null)
+  /** Gives the profiler the wrapper's `Float64Array` (at least 3 slots) for `endNum`. */
+  attachTimes(times: Float64Array): void
+  /** Starts a root operation and returns its number (the id is `op-<number>`). */
+  startRoot(name: string): number
+  /**
+   * Ends operation `op-<n>`. For a root without children that succeeded (the common case),
+   * writes `[startTime, endTime, duration]` into the attached array and returns `0`, or its
+   * name when `wantName`; otherwise returns the whole result object.
+   */
+  endNum(n: number, wantName: boolean): number | string | OperationResult
   /** Starts an operation (under `parentId` if given) and returns its id. */
   start(name: string, parentId?: string | undefined | null): string
   /**
@@ -124,7 +106,40 @@ export declare class Profiler {
   /** Forgets every running and completed operation and every statistic. */
   clear(): void
 }
-export type JsProfiler = Profiler
+export type JsProfiler = NativeProfiler
+
+/** The engine behind the JS `WorktreeManager`. Not meant to be used directly. */
+export declare class NativeWorktreeManager {
+  /** Opens the project at `options.rootDir` (a git repository's main worktree). */
+  constructor(options: NativeWorktreeOptions, onProgress?: (event: ProgressEventJs) => void, hostSteps?: Array<HostStepSpec>, hostRunner?: (call: [number, any]) => Promise<any>)
+  /** The built-in step names host steps may depend on. */
+  static stepNames(): Array<string>
+  /** The project root (canonical path). */
+  get rootDir(): string
+  /** The folder worktrees are made in. */
+  get worktreeBase(): string
+  /** The profiler every creation's spans go into (shared with the manager). */
+  get profiler(): NativeProfiler
+  /**
+   * Creates the worktree; resolves to the contract's result, never rejects for a failed
+   * creation (`{ success: false, error, code }`). After the creation's last progress event a
+   * marker event `{ name: flushToken, step: '\0flush' }` follows, so the wrapper can resolve
+   * only once every event was delivered.
+   */
+  createWorktreeOptimized(branchName: string, fromBranch: string, flushToken?: string | undefined | null): Promise<any>
+  /** Stops its containers, releases its ports, unregisters it and trashes its folder. */
+  removeWorktree(name: string): Promise<any>
+  /** The project's worktrees with their ports. */
+  listWorktrees(): Promise<any>
+  /** Starts the warm-up jobs (cache populate from the main worktree, image pulls). */
+  warm(): Promise<Array<string>>
+  /** Resolves when every background job started so far has finished. */
+  waitBackground(): Promise<undefined>
+  /** Names of the background jobs still running. */
+  backgroundJobs(): Array<string>
+  /** `{ operations: [{ name, count, avg, min, max, total }], totalTime, avgWorktreeCreation }`. */
+  getPerformanceMetrics(): Metrics
+}
 
 /** Options of `new CacheManager(options?)`. */
 export interface CacheManagerJsOptions {

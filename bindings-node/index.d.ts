@@ -1,8 +1,7 @@
 // Types of @vibetrees/native (the public API in index.js; the native classes come from the
 // generated binding.d.ts).
-import type { Profiler } from './binding';
+import type { OperationResult, OperationStats, Report, Metrics, ProfilerOptions } from './binding';
 
-export { Profiler } from './binding';
 export type {
   OperationResult,
   OperationStats,
@@ -33,6 +32,31 @@ export type ErrorCode =
 /** A rejected promise or thrown error of this package. */
 export interface VibetreesError extends Error {
   code: ErrorCode;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Profiler
+
+export declare class Profiler {
+  constructor(options?: ProfilerOptions);
+  /** Starts an operation (nested under `parentId` when given); returns its id, e.g. `op-17`. */
+  start(name: string, parentId?: string | null): string;
+  /** Ends the operation and returns its result; an unknown or ended id throws (code NOT_FOUND). */
+  end(id: string): OperationResult;
+  /** Ends the operation as failed. */
+  endFailed(id: string, error: unknown): OperationResult;
+  isRunning(id: string): boolean;
+  /** The result of an ended operation still in the window of kept results, or null. */
+  getResult(id: string): OperationResult | null;
+  getStats(name: string): OperationStats | null;
+  generateReport(): Report;
+  /** The `GET /api/performance/metrics` shape. */
+  getMetrics(): Metrics;
+  /** Trace Event Format JSON (Perfetto, chrome://tracing). */
+  toChromeTrace(): string;
+  /** Milliseconds since the profiler was made. */
+  now(): number;
+  clear(): void;
 }
 
 /** The version of the native core the addon was built from. */
@@ -360,5 +384,5 @@ export declare class WorktreeManager {
   waitBackground(): Promise<void>;
   backgroundJobs(): string[];
   /** `{ operations, totalTime, avgWorktreeCreation }` (synchronous). */
-  getPerformanceMetrics(): import('./binding').Metrics;
+  getPerformanceMetrics(): Metrics;
 }

@@ -72,6 +72,227 @@ function messageOf(error) {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Profiler
+
+const RING = 1024; // names of recently started operations, by number (see Profiler.end)
+
+/**
+ * Times operations: `start(name, parentId?)` returns an id, `end(id)` its result
+ * `{ id, name, duration, startTime, endTime, children }`. Statistics per name are kept in constant
+ * memory (count, avg, min, max, total, p50/p95/p99); results are kept in a bounded window.
+ */
+class Profiler {
+  constructor(options) {
+    const opts = checkOptions(options, 'new Profiler');
+    if (opts.maxResults !== undefined && opts.maxResults !== null) {
+      if (!Number.isInteger(opts.maxResults) || opts.maxResults < 0 || opts.maxResults > 0xffffffff) {
+        throw argError(`new Profiler: maxResults must be a positive integer, got ${describe(opts.maxResults)}`);
+      }
+    }
+    initProfiler(this, new native.NativeProfiler(opts.maxResults == null ? undefined : { maxResults: opts.maxResults }));
+  }
+
+  /** A Profiler object for a native profiler shared with another object (a WorktreeManager). */
+  static _wrap(nativeProfiler) {
+    const p = Object.create(Profiler.prototype);
+    initProfiler(p, nativeProfiler);
+    return p;
+  }
+
+  /** Starts an operation (nested under `parentId` when given) and returns its id. */
+  start(name, parentId) {
+    if (typeof name !== 'string') throw argError(`Profiler.start: name must be a string, got ${describe(name)}`);
+    let n;
+    let id;
+    if (parentId === undefined || parentId === null) {
+      n = this._native.startRoot(name);
+      id = 'op-' + n;
+    } else {
+      if (typeof parentId !== 'string') {
+        throw argError(`Profiler.start: parentId must be a string, got ${describe(parentId)}`);
+      }
+      id = this._native.start(name, parentId);
+      n = Number(id.slice(3));
+    }
+    const slot = n % RING;
+    this._ringIds[slot] = n;
+    this._ringNames[slot] = name;
+    return id;
+  }
+
+  /**
+   * Ends the operation and returns its result. An unknown or already ended id throws an Error
+   * with `code: 'NOT_FOUND'` naming the id.
+   */
+  end(id) {
+    if (typeof id !== 'string') throw argError(`Profiler.end: id must be a string, got ${describe(id)}`);
+    const n = id.length > 3 && id.length < 20 && id.startsWith('op-') ? Number(id.slice(3)) : -1;
+    if (!(n >= 0 && Number.isSafeInteger(n) && 'op-' + n === id)) return this._native.end(id);
+    const slot = n % RING;
+    const known = this._ringIds[slot] === n;
+    const r = this._native.endNum(n, !known);
+    if (typeof r === 'object') return r;
+    const t = this._times;
+    return {
+      id,
+      name: known ? this._ringNames[slot] : r,
+      duration: t[2],
+      startTime: t[0],
+      endTime: t[1],
+      children: [],
+      failed: false,
+    };
+  }
+
+  /** Ends the operation as failed, with `error` as its message. */
+  endFailed(id, error) {
+    if (typeof id !== 'string') throw argError(`Profiler.endFailed: id must be a string, got ${describe(id)}`);
+    return this._native.endFailed(id, messageOf(error));
+  }
+
+  /** True while the operation is started and not ended. */
+  isRunning(id) {
+    return typeof id === 'string' && this._native.isRunning(id);
+  }
+
+  /** The result of an ended operation (still in the window of kept results), or null. */
+  getResult(id) {
+    if (typeof id !== 'string') return null;
+    return this._native.getResult(id) ?? null;
+  }
+
+  /** `{ name, count, avg, min, max, total, p50, p95, p99, failures }` of every ended `name`, or null. */
+  getStats(name) {
+    if (typeof name !== 'string') throw argError(`Profiler.getStats: name must be a string, got ${describe(name)}`);
+    return this._native.getStats(name) ?? null;
+  }
+
+  /** `{ operations: [stats, largest total first], totalDuration }`. */
+  generateReport() {
+    return this._native.generateReport();
+  }
+
+  /** `{ operations: [{ name, count, avg, min, max, total }], totalTime, avgWorktreeCreation }`. */
+  getMetrics() {
+    return this._native.getMetrics();
+  }
+
+  /** The kept results as Trace Event Format JSON (open in Perfetto or chrome://tracing). */
+  toChromeTrace() {
+    return this._native.toChromeTrace();
+  }
+
+  /** Milliseconds since the profiler was made (monotonic). */
+  now() {
+    return this._native.now();
+  }
+
+  /** Forgets every operation and statistic. */
+  clear() {
+    this._native.clear();
+    this._ringIds.fill(-1);
+  }
+}
+
+function initProfiler(p, nativeProfiler) {
+  const times = new Float64Array(16); // 128 bytes: stored off the V8 heap, so its address is stable
+  nativeProfiler.attachTimes(times);
+  Object.defineProperties(p, {
+    _native: { value: nativeProfiler },
+    _times: { value: times },
+    _ringIds: { value: new Float64Array(RING).fill(-1) },
+    _ringNames: { value: new Array(RING).fill('') },
+  });
+}
+
+function nativeProfilerOf(profiler, where) {
+  if (profiler === undefined || profiler === null) return undefined;
+  if (!(profiler instanceof Profiler)) throw argError(`${where}: profiler must be a Profiler of @vibetrees/native`);
+  return profiler._native;
+}
+
+// ---------------------------------------------------------------------------------------------
+// CacheManager
+
+/**
+ * The node_modules cache: `cacheNodeModules(path)` and `restoreNodeModules(path)` (Promises),
+ * `isCacheValid(projectPath)` and `getDockerCacheEnv()` (synchronous), plus stats, verify, prune, clear.
+ */
+class CacheManager {
+  constructor(options, profiler) {
+    const opts = checkOptions(options, 'new CacheManager');
+    for (const key of ['cacheDir', 'method']) {
+      if (opts[key] !== undefined && opts[key] !== null && typeof opts[key] !== 'string') {
+        throw argError(`new CacheManager: ${key} must be a string, got ${describe(opts[key])}`);
+      }
+    }
+    Object.defineProperty(this, '_native', {
+      value: new native.CacheManager(
+        { cacheDir: opts.cacheDir ?? undefined, method: opts.method ?? undefined, workers: opts.workers ?? undefined },
+        nativeProfilerOf(profiler, 'new CacheManager'),
+      ),
+    });
+  }
+
+  /** The cache folder. */
+  get cacheDir() {
+    return this._native.cacheDir;
+  }
+
+  /** Caches the node_modules folder at this path under its project's key (the folder holding it). */
+  cacheNodeModules(sourceNodeModulesPath) {
+    checkPath(sourceNodeModulesPath, 'cacheNodeModules', 'sourceNodeModulesPath');
+    return this._native.cacheNodeModules(sourceNodeModulesPath);
+  }
+
+  /** Restores the node_modules folder at this path from its project's entry; a miss resolves `{ restored: false, reason }`. */
+  restoreNodeModules(targetNodeModulesPath) {
+    checkPath(targetNodeModulesPath, 'restoreNodeModules', 'targetNodeModulesPath');
+    return this._native.restoreNodeModules(targetNodeModulesPath);
+  }
+
+  /** True when the cache holds an entry for the project (synchronous). */
+  isCacheValid(projectPath) {
+    checkPath(projectPath, 'isCacheValid', 'projectPath');
+    return this._native.isCacheValid(projectPath);
+  }
+
+  /** `{ DOCKER_BUILDKIT: '1', BUILDKIT_PROGRESS: 'plain', COMPOSE_DOCKER_CLI_BUILD: '1' }`. */
+  getDockerCacheEnv() {
+    return this._native.getDockerCacheEnv();
+  }
+
+  /** Entries, files, bytes, hits and misses. */
+  stats() {
+    return this._native.stats();
+  }
+
+  /** Checks every entry against its manifest; `evictBad` removes the damaged ones. */
+  verify(evictBad = false) {
+    return this._native.verify(Boolean(evictBad));
+  }
+
+  /** Evicts least recently used entries until the cache fits in `budgetBytes`. */
+  prune(budgetBytes) {
+    if (typeof budgetBytes !== 'number' || !(budgetBytes >= 0)) {
+      throw argError(`prune: budgetBytes must be a non-negative number, got ${describe(budgetBytes)}`);
+    }
+    return this._native.prune(budgetBytes);
+  }
+
+  /** Removes every entry. */
+  clear() {
+    return this._native.clear();
+  }
+}
+
+function checkPath(value, where, what) {
+  if (typeof value !== 'string' || value === '') {
+    throw argError(`${where}: ${what} must be a non-empty string, got ${describe(value)}`);
+  }
+}
+
 /**
  * Runs the tasks' functions for the native scheduler: `runner(index)` calls task `index`'s fn with
  * its dependencies' results and resolves to null (success) or the error message (failure).
@@ -123,9 +344,7 @@ function taskError(nativeError, failures, failedTask) {
 class PerformanceOptimizer {
   constructor(options) {
     const opts = checkOptions(options, 'new PerformanceOptimizer');
-    if (opts.profiler !== undefined && opts.profiler !== null && !(opts.profiler instanceof native.Profiler)) {
-      throw argError('new PerformanceOptimizer: profiler must be a Profiler of @vibetrees/native');
-    }
+    const nativeProfiler = nativeProfilerOf(opts.profiler, 'new PerformanceOptimizer');
     const concurrency = checkConcurrency(opts.concurrency, 'new PerformanceOptimizer');
     const failurePolicy = opts.failurePolicy;
     if (failurePolicy !== undefined && failurePolicy !== 'stop' && failurePolicy !== 'continue') {
@@ -136,7 +355,7 @@ class PerformanceOptimizer {
     /** The report of the last runWithDependencies / runGraph (critical path, per-task timings). */
     this.lastRun = null;
     Object.defineProperty(this, '_native', {
-      value: new native.NativeOptimizer(this.profiler ?? undefined, {
+      value: new native.NativeOptimizer(nativeProfiler, {
         concurrency,
         failurePolicy,
         parentSpan: opts.parentSpan,
@@ -309,7 +528,7 @@ class WorktreeManager {
     this.rootDir = nativeManager.rootDir;
     this.worktreeBase = nativeManager.worktreeBase;
     /** The profiler every creation's spans go into. */
-    this.profiler = nativeManager.profiler;
+    this.profiler = Profiler._wrap(nativeManager.profiler);
     /** An optimizer recording into the same profiler, for the host's own task graphs. */
     this.optimizer = new PerformanceOptimizer({ profiler: this.profiler });
     let cacheManager = null;
@@ -317,10 +536,7 @@ class WorktreeManager {
       enumerable: true,
       get: () => {
         if (!cacheManager) {
-          cacheManager = new native.CacheManager(
-            options.cacheDir ? { cacheDir: options.cacheDir } : undefined,
-            this.profiler,
-          );
+          cacheManager = new CacheManager(options.cacheDir ? { cacheDir: options.cacheDir } : undefined, this.profiler);
         }
         return cacheManager;
       },
@@ -390,9 +606,9 @@ class WorktreeManager {
 }
 
 module.exports = {
-  Profiler: native.Profiler,
+  Profiler,
   PerformanceOptimizer,
-  CacheManager: native.CacheManager,
+  CacheManager,
   WorktreeManager,
   coreVersion: native.coreVersion,
   errorCodes: native.errorCodes,

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use napi::Env;
+use napi::bindgen_prelude::{Either, Float64Array};
 use napi_derive::napi;
 use vibetrees_core::profiler as core;
 
@@ -157,18 +158,32 @@ pub struct ProfilerOptions {
     pub max_results: Option<u32>,
 }
 
-/// Times operations: `start(name, parentId?)` -> id, `end(id)` -> result; statistics per name
-/// in constant memory; a bounded window of completed results.
-#[napi(js_name = "Profiler")]
+/// The native profiler behind the JS `Profiler` (index.js): `start(name, parentId?)` -> id,
+/// `end(id)` -> result; statistics per name in constant memory; a bounded window of results.
+///
+/// The hot path (`startRoot` / `endNum`) passes operation numbers and writes times into a
+/// `Float64Array` shared with the wrapper, so a start+end pair of a root operation creates no
+/// object and no string on the native side: building objects property by property through
+/// Node-API costs far more than the profiler itself.
+#[napi(js_name = "NativeProfiler")]
 pub struct JsProfiler {
     pub(crate) inner: Arc<core::Profiler>,
+    times: Option<Float64Array>,
 }
 
 impl JsProfiler {
     /// Wraps a core profiler shared with other objects (a manager, an optimizer).
     pub(crate) fn from_arc(inner: Arc<core::Profiler>) -> Self {
-        Self { inner }
+        Self { inner, times: None }
     }
+}
+
+/// The number inside an id string `op-<n>` (the core's format).
+fn id_number(id: &str) -> Option<f64> {
+    id.strip_prefix("op-")?
+        .parse::<u64>()
+        .ok()
+        .map(|n| n as f64)
 }
 
 #[napi]
@@ -186,7 +201,66 @@ impl JsProfiler {
         };
         Ok(Self {
             inner: Arc::new(inner),
+            times: None,
         })
+    }
+
+    /// Gives the profiler the wrapper's `Float64Array` (at least 3 slots) for `endNum`.
+    #[napi]
+    pub fn attach_times(&mut self, env: Env, times: Float64Array) -> napi::Result<()> {
+        if times.len() < 3 {
+            return Err(invalid_argument(&env, "the times array needs 3 slots"));
+        }
+        self.times = Some(times);
+        Ok(())
+    }
+
+    /// Starts a root operation and returns its number (the id is `op-<number>`).
+    #[napi]
+    pub fn start_root(&self, env: Env, name: String) -> napi::Result<f64> {
+        let id = self
+            .inner
+            .start(&name, None)
+            .map_err(|e| core_error(&env, &e))?;
+        id_number(&id).ok_or_else(|| {
+            core_error(
+                &env,
+                &vibetrees_core::Error::Internal(format!("unexpected id format '{id}'")),
+            )
+        })
+    }
+
+    /// Ends operation `op-<n>`. For a root without children that succeeded (the common case),
+    /// writes `[startTime, endTime, duration]` into the attached array and returns `0`, or its
+    /// name when `wantName`; otherwise returns the whole result object.
+    #[napi(ts_return_type = "number | string | OperationResult")]
+    pub fn end_num(
+        &mut self,
+        env: Env,
+        n: f64,
+        want_name: bool,
+    ) -> napi::Result<Either<Either<u32, String>, OperationResult>> {
+        let id = format!("op-{}", n as u64);
+        let result = self.inner.end(&id).map_err(|e| core_error(&env, &e))?;
+        let simple = result.children.is_empty()
+            && result.parent_id.is_none()
+            && !result.failed
+            && result.running_children.is_empty();
+        match (&mut self.times, simple) {
+            (Some(times), true) => {
+                // SAFETY: called on the JS thread, which is the only one touching the array.
+                let slots = unsafe { times.as_mut() };
+                slots[0] = result.start_time;
+                slots[1] = result.end_time;
+                slots[2] = result.duration;
+                Ok(Either::A(if want_name {
+                    Either::B(result.name)
+                } else {
+                    Either::A(0)
+                }))
+            }
+            _ => Ok(Either::B(result.into())),
+        }
     }
 
     /// Starts an operation (under `parentId` if given) and returns its id.

@@ -118,3 +118,27 @@ test('errors: ending an unknown or ended id names it; wrong argument types throw
   assert.throws(() => profiler.end(), /string/i);
   assert.throws(() => new Profiler({ maxResults: 0 }), { code: 'INVALID_ARGUMENT' });
 });
+
+test('results stay right with many operations running at once, nested or not', () => {
+  const profiler = new Profiler({ maxResults: 5000 });
+  const started = [];
+  for (let i = 0; i < 3000; i++) started.push([profiler.start(`op-name-${i}`), `op-name-${i}`]);
+  const parent = profiler.start('parent');
+  const child = profiler.start('child', parent);
+  for (const [id, name] of started.reverse()) {
+    const r = profiler.end(id);
+    assert.equal(r.id, id);
+    assert.equal(r.name, name);
+    assert.deepEqual(r.children, []);
+    assert.ok(r.duration >= 0 && r.endTime >= r.startTime);
+  }
+  assert.equal(profiler.end(child).parentId, parent);
+  assert.equal(profiler.end(parent).children[0].id, child);
+  assert.equal(profiler.getStats('op-name-0').count, 1);
+  // ids that are not the canonical 'op-<n>' take the checked path
+  for (const bad of ['op-01', 'op-', 'op-1.5', 'x', '']) {
+    assert.throws(() => profiler.end(bad), { code: 'NOT_FOUND' }, bad);
+  }
+  assert.throws(() => profiler.start(42), { code: 'INVALID_ARGUMENT', message: /name must be a string/ });
+  assert.throws(() => profiler.start('x', 7), { code: 'INVALID_ARGUMENT', message: /parentId must be a string/ });
+});
