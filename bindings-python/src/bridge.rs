@@ -11,7 +11,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{RecvTimeoutError, sync_channel};
 use std::time::Duration;
 
@@ -120,66 +119,77 @@ pub fn to_asyncio_future<'py, F>(
 where
     F: Future<Output = PyResult<Py<PyAny>>> + Send + 'static,
 {
-    spawn_resolving(py, event_loop, None, fut)
+    spawn_resolving(py, event_loop, true, async move { (fut.await, None) })
 }
 
-/// As [`to_asyncio_future`], but cancelling the asyncio future only sets `cancelled`: `fut` runs
-/// to its end and decides what to undo (for work that must not stop half-way).
-pub fn to_asyncio_future_with_cancel_flag<'py, F>(
+/// Work to run when a result arrives for an asyncio future whose awaiter already cancelled it
+/// (e.g. undo a creation nobody is waiting for any more).
+pub type OrphanHook = Box<dyn FnOnce() + Send>;
+
+/// As [`to_asyncio_future`] for work that must not stop half-way: cancelling the asyncio future
+/// does not drop `fut`; it runs to its end, and if the asyncio future was cancelled by then, the
+/// hook `fut` returned with its result runs instead of delivering it. Cancellation and delivery
+/// both happen on the loop's thread, so exactly one of them wins.
+pub fn to_asyncio_future_undoable<'py, F>(
     py: Python<'py>,
     event_loop: Py<PyAny>,
-    cancelled: Arc<AtomicBool>,
     fut: F,
 ) -> PyResult<Bound<'py, PyAny>>
 where
-    F: Future<Output = PyResult<Py<PyAny>>> + Send + 'static,
+    F: Future<Output = (PyResult<Py<PyAny>>, Option<OrphanHook>)> + Send + 'static,
 {
-    spawn_resolving(py, event_loop, Some(cancelled), fut)
+    spawn_resolving(py, event_loop, false, fut)
 }
 
 fn spawn_resolving<'py, F>(
     py: Python<'py>,
     event_loop: Py<PyAny>,
-    cancel_flag: Option<Arc<AtomicBool>>,
+    abort_on_cancel: bool,
     fut: F,
 ) -> PyResult<Bound<'py, PyAny>>
 where
-    F: Future<Output = PyResult<Py<PyAny>>> + Send + 'static,
+    F: Future<Output = (PyResult<Py<PyAny>>, Option<OrphanHook>)> + Send + 'static,
 {
     let py_fut = event_loop.bind(py).call_method0("create_future")?;
     let py_fut_owned = py_fut.clone().unbind();
     let loop_owned = event_loop.clone_ref(py);
     let handle = runtime().spawn(async move {
-        let out = fut.await;
+        let (out, hook) = fut.await;
+        let hook = Arc::new(Mutex::new(hook));
         Python::attach(|py| {
-            let resolve = match out {
-                Ok(value) => PyCFunction::new_closure(py, None, None, move |args, _kw| {
-                    resolve_future(args, Ok(&value))
-                }),
-                Err(err) => PyCFunction::new_closure(py, None, None, move |args, _kw| {
-                    resolve_future(args, Err(&err))
-                }),
-            };
-            if let Ok(resolve) = resolve {
-                // Fails only when the loop is closed, and then nobody is awaiting.
-                let _ = loop_owned
+            let hook_for_loop = Arc::clone(&hook);
+            let out = Mutex::new(Some(out));
+            let resolve = PyCFunction::new_closure(py, None, None, move |args, _kw| {
+                let Some(out) = out.lock().take() else {
+                    return Ok(());
+                };
+                let delivered = resolve_future(args, out)?;
+                if !delivered && let Some(hook) = hook_for_loop.lock().take() {
+                    hook();
+                }
+                Ok::<(), PyErr>(())
+            });
+            let scheduled = resolve.and_then(|resolve| {
+                loop_owned
                     .bind(py)
-                    .call_method1("call_soon_threadsafe", (resolve, py_fut_owned.bind(py)));
+                    .call_method1("call_soon_threadsafe", (resolve, py_fut_owned.bind(py)))
+            });
+            if scheduled.is_err() {
+                // The loop is closed: nobody will ever get the result.
+                if let Some(hook) = hook.lock().take() {
+                    py.detach(hook);
+                }
             }
         });
     });
     let abort = Mutex::new(Some(handle.abort_handle()));
     let on_done = PyCFunction::new_closure(py, None, None, move |args, _kw| -> PyResult<()> {
         let fut = args.get_item(0)?;
-        if fut.call_method0("cancelled")?.is_truthy()? {
-            match &cancel_flag {
-                Some(flag) => flag.store(true, Ordering::SeqCst),
-                None => {
-                    if let Some(abort) = abort.lock().take() {
-                        abort.abort();
-                    }
-                }
-            }
+        if abort_on_cancel
+            && fut.call_method0("cancelled")?.is_truthy()?
+            && let Some(abort) = abort.lock().take()
+        {
+            abort.abort();
         }
         Ok(())
     })?;
@@ -188,18 +198,18 @@ where
 }
 
 /// Sets the result or exception of the asyncio future `args[0]` unless it is already done
-/// (cancelled by its awaiter). Runs on the loop's thread.
-fn resolve_future(args: &Bound<'_, PyTuple>, out: Result<&Py<PyAny>, &PyErr>) -> PyResult<()> {
+/// (cancelled by its awaiter); returns whether it was delivered. Runs on the loop's thread.
+fn resolve_future(args: &Bound<'_, PyTuple>, out: PyResult<Py<PyAny>>) -> PyResult<bool> {
     let py = args.py();
     let fut = args.get_item(0)?;
     if fut.call_method0("done")?.is_truthy()? {
-        return Ok(());
+        return Ok(false);
     }
     match out {
         Ok(value) => fut.call_method1("set_result", (value.bind(py),))?,
-        Err(err) => fut.call_method1("set_exception", (err.clone_ref(py).into_value(py),))?,
+        Err(err) => fut.call_method1("set_exception", (err.into_value(py),))?,
     };
-    Ok(())
+    Ok(true)
 }
 
 /// Runs the coroutine `coro` on `event_loop` (from any thread) and waits for its outcome without

@@ -11,7 +11,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyMapping};
@@ -288,6 +287,13 @@ impl PyWorktreeManager {
         loop {
             match py.detach(|| rx.lock().recv_timeout(bridge::SIGNAL_POLL)) {
                 Ok((out, manager)) => {
+                    // A Ctrl-C that came while the last step ran is still pending: honour it
+                    // here, where the creation can be undone, not after returning.
+                    if interrupt.is_none()
+                        && let Err(e) = py.check_signals()
+                    {
+                        interrupt = Some(e);
+                    }
                     if let Some(interrupt) = interrupt {
                         if let Ok(outcome) = &out {
                             let undone =
@@ -319,8 +325,8 @@ impl PyWorktreeManager {
     }
 
     /// Awaitable `create_worktree_optimized`: `await manager.create_worktree_optimized_async(b)`.
-    /// Several can run at once (`asyncio.gather`). Cancelling the awaiting task undoes the
-    /// creation once it has reached its end.
+    /// Several can run at once (`asyncio.gather`). Cancelling the awaiting task lets the creation
+    /// reach its end and then undoes it (in the background).
     #[pyo3(signature = (branch, from_branch="main"))]
     fn create_worktree_optimized_async<'py>(
         &self,
@@ -331,19 +337,25 @@ impl PyWorktreeManager {
         let event_loop = bridge::running_loop(py)?;
         let manager = self.inner.clone();
         let from = from_branch.to_string();
-        let cancelled = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&cancelled);
-        bridge::to_asyncio_future_with_cancel_flag(py, event_loop, flag, async move {
+        bridge::to_asyncio_future_undoable(py, event_loop, async move {
             let out = manager.create_worktree_optimized(&branch, &from).await;
-            if cancelled.load(Ordering::SeqCst) {
-                if let Ok(outcome) = &out {
-                    let _ = undo_creation(&manager, outcome).await;
+            let hook: Option<bridge::OrphanHook> = match &out {
+                Ok(outcome @ CreateOutcome::Created(_)) => {
+                    let outcome = outcome.clone();
+                    Some(Box::new(move || {
+                        // Nobody awaits this creation any more: undo it in the background.
+                        runtime().spawn(async move {
+                            let _ = undo_creation(&manager, &outcome).await;
+                        });
+                    }))
                 }
-                return Err(to_py_err(Error::Cancelled(format!(
-                    "creation of {branch:?} was cancelled and undone"
-                ))));
-            }
-            Python::attach(|py| Ok(to_py(py, &out.py()?)?.unbind()))
+                _ => None,
+            };
+            let value = Python::attach(|py| match out {
+                Ok(outcome) => Ok(to_py(py, &outcome)?.unbind()),
+                Err(e) => Err(to_py_err(e)),
+            });
+            (value, hook)
         })
     }
 

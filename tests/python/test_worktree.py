@@ -302,9 +302,12 @@ def assert_nothing_left(repo: Path, name: str, private_home: Path):
 
 
 def test_ctrl_c_during_a_creation_leaves_nothing_half_made(node_project, warm_cache, private_home):
+    pressed = threading.Event()
+
     def on_progress(event):
-        if event["step"] == "git":
-            _thread.interrupt_main()  # what Ctrl-C does
+        if event["step"] == "git" and not pressed.is_set():
+            pressed.set()
+            _thread.interrupt_main()  # what Ctrl-C does (once: the events of a step repeat)
 
     mgr = vibetrees.WorktreeManager(node_project, cache_dir=warm_cache, runtime="none", on_progress=on_progress)
     with pytest.raises(KeyboardInterrupt):
