@@ -1,6 +1,5 @@
 //! Operation ids: a number inside the profiler, the string `op-<n>` outside it.
 
-use std::fmt::Write as _;
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// Prefix of every id string.
@@ -9,9 +8,11 @@ const PREFIX: &str = "op-";
 /// The id string of operation number `n`, e.g. `op-17`.
 #[inline]
 pub(crate) fn format_id(n: u64) -> String {
-    let mut s = String::with_capacity(PREFIX.len() + 20);
+    let mut buf = itoa::Buffer::new();
+    let digits = buf.format(n);
+    let mut s = String::with_capacity(PREFIX.len() + digits.len());
     s.push_str(PREFIX);
-    let _ = write!(s, "{n}");
+    s.push_str(digits);
     s
 }
 

@@ -213,8 +213,8 @@ impl Window {
 
     /// The result of `done` with its ended children's results, nested, built without recursion
     /// (deep chains of spans must not overflow the stack).
-    fn build_result(&self, done: &Done) -> OperationResult {
-        let mut stack: Vec<(&Done, usize, OperationResult)> = vec![(done, 0, shell(done))];
+    fn build_result(&self, done: &Done, id: Option<&str>) -> OperationResult {
+        let mut stack: Vec<(&Done, usize, OperationResult)> = vec![(done, 0, shell(done, id))];
         loop {
             let top = stack
                 .last_mut()
@@ -223,7 +223,7 @@ impl Window {
                 let child = top.0.ended_children[top.1];
                 top.1 += 1;
                 if let Some(c) = self.get(child) {
-                    stack.push((c, 0, shell(c)));
+                    stack.push((c, 0, shell(c, None)));
                 }
             } else {
                 let (_, _, result) = stack.pop().expect("non-empty");
@@ -238,11 +238,15 @@ impl Window {
 
 const NS_PER_MS: f64 = 1_000_000.0;
 
-/// An [`OperationResult`] of `done` without its children.
-fn shell(done: &Done) -> OperationResult {
+/// An [`OperationResult`] of `done` without its children; `id` is its id string when the caller
+/// has it already.
+fn shell(done: &Done, id: Option<&str>) -> OperationResult {
     OperationResult {
-        id: ids::format_id(done.num),
-        name: done.name.to_string(),
+        id: match id {
+            Some(id) => id.to_owned(),
+            None => ids::format_id(done.num),
+        },
+        name: String::from(&*done.name),
         duration: (done.end_ns - done.start_ns) as f64 / NS_PER_MS,
         start_time: done.start_ns as f64 / NS_PER_MS,
         end_time: done.end_ns as f64 / NS_PER_MS,
@@ -267,7 +271,7 @@ pub struct Profiler {
     config: ProfilerConfig,
     next_num: AtomicU64,
     shards: Box<[Shard]>,
-    names: RwLock<HashMap<Arc<str>, Arc<NameEntry>>>,
+    names: RwLock<HashMap<Arc<str>, Arc<NameEntry>, foldhash::fast::RandomState>>,
     other: Arc<NameEntry>,
     window: Mutex<Window>,
 }
@@ -302,7 +306,7 @@ impl Profiler {
             shards: (0..SHARDS)
                 .map(|_| Shard(Mutex::new(HashMap::default())))
                 .collect(),
-            names: RwLock::new(HashMap::new()),
+            names: RwLock::new(HashMap::default()),
             other: NameEntry::new(Arc::from(OTHER_NAMES)),
             window: Mutex::new(Window::new(config.max_results)),
             config,
@@ -455,7 +459,7 @@ impl Profiler {
         num: u64,
         error: Option<&str>,
     ) -> Result<OperationResult> {
-        match self.finish_inner(num, error, true) {
+        match self.finish_inner(num, Some(id), error, true) {
             Ok(r) => Ok(r.expect("a result was asked for")),
             Err(()) => Err(self.not_running_error(id, Some(num))),
         }
@@ -463,7 +467,7 @@ impl Profiler {
 
     /// Ends without building a result (a guard's drop).
     pub(crate) fn finish_quiet(&self, num: u64, error: Option<&str>) -> Result<()> {
-        self.finish_inner(num, error, false)
+        self.finish_inner(num, None, error, false)
             .map(|_| ())
             .map_err(|()| self.not_running_error(&ids::format_id(num), Some(num)))
     }
@@ -471,6 +475,7 @@ impl Profiler {
     fn finish_inner(
         &self,
         num: u64,
+        id: Option<&str>,
         error: Option<&str>,
         want_result: bool,
     ) -> std::result::Result<Option<OperationResult>, ()> {
@@ -519,7 +524,7 @@ impl Profiler {
             Some(r) => {
                 // Root without children: nobody else looks for it, no lock needed around both.
                 let done = make_done(r, Vec::new(), Vec::new());
-                let result = want_result.then(|| shell(&done));
+                let result = want_result.then(|| shell(&done, id));
                 self.window.lock().push(done);
                 Ok(result)
             }
@@ -533,7 +538,7 @@ impl Profiler {
                     .expect("claimed above, only the claimer removes");
                 let done = make_done(r, ended_children, running_children);
                 let mut w = self.window.lock();
-                let result = want_result.then(|| w.build_result(&done));
+                let result = want_result.then(|| w.build_result(&done, id));
                 w.push(done);
                 Ok(result)
             }
@@ -593,7 +598,7 @@ impl Profiler {
         let n = ids::parse_id(id)?;
         let w = self.window.lock();
         let done = w.get(n)?;
-        Some(w.build_result(done))
+        Some(w.build_result(done, Some(id)))
     }
 
     /// Statistics of every ended operation named `name`, or `None` when none ended.
