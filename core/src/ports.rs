@@ -231,6 +231,18 @@ impl PortRegistry {
     ) -> Result<T> {
         let dir = self.path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(|e| Error::io_path("create directory", dir, e))?;
+        // proper-lockfile resolves the real path of the file it locks, so the Node server needs the
+        // file to exist: create it as `{}` if absent (O_EXCL: an existing registry is untouched).
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&self.path)
+        {
+            Ok(mut f) => std::io::Write::write_all(&mut f, b"{}")
+                .map_err(|e| Error::io_path("write", &self.path, e))?,
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io_path("create", &self.path, e)),
+        }
         let lock = FileLock::acquire(&self.path, &self.lock)?;
         let mut entries = read_entries(&self.path)?;
         let (out, changed) = f(&mut entries)?;
