@@ -193,12 +193,14 @@ impl PerformanceOptimizer {
     }
 
     /// [`PerformanceOptimizer::run_parallel`] for synchronous callers (C, Python, CLI), on the
-    /// shared runtime ([`crate::runtime::block_on`]).
+    /// shared runtime ([`crate::runtime::block_on`]). The run is driven from a runtime worker, not
+    /// from the calling thread, so no completion needs a thread wake-up to reach the scheduler.
     pub fn run_parallel_blocking<T: Send + Sync + 'static>(
         &self,
         tasks: Vec<Task<T>>,
     ) -> Result<Vec<Arc<T>>> {
-        crate::runtime::block_on(self.run_parallel(tasks))
+        let this = self.clone();
+        block_on_worker(async move { this.run_parallel(tasks).await })
     }
 
     /// [`PerformanceOptimizer::run_with_dependencies`] for synchronous callers.
@@ -206,7 +208,8 @@ impl PerformanceOptimizer {
         &self,
         tasks: Vec<Task<T>>,
     ) -> Result<GraphRun<T>> {
-        crate::runtime::block_on(self.run_with_dependencies(tasks))
+        let this = self.clone();
+        block_on_worker(async move { this.run_with_dependencies(tasks).await })
     }
 
     /// [`PerformanceOptimizer::run_graph`] for synchronous callers.
@@ -214,8 +217,27 @@ impl PerformanceOptimizer {
         &self,
         tasks: Vec<Task<T>>,
     ) -> Result<GraphRun<T>> {
-        crate::runtime::block_on(self.run_graph(tasks))
+        let this = self.clone();
+        block_on_worker(async move { this.run_graph(tasks).await })
     }
+}
+
+/// Blocks on `fut` run as a task of the runtime (a worker thread drives it, so the scheduler and
+/// the tasks it starts meet on the runtime's own threads). A panic is passed on to the caller.
+fn block_on_worker<R, F>(fut: F) -> Result<R>
+where
+    R: Send + 'static,
+    F: std::future::Future<Output = Result<R>> + Send + 'static,
+{
+    crate::runtime::block_on(async move {
+        match tokio::spawn(fut).await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(Error::Cancelled(
+                "the task graph's runtime shut down before the run finished".into(),
+            )),
+        }
+    })
 }
 
 fn specs<T>(tasks: &[Task<T>]) -> Vec<TaskSpec<'_>> {

@@ -428,3 +428,44 @@ fn dot_escape(s: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optimizer::graph::TaskSpec;
+
+    #[test]
+    fn critical_path_ends_at_the_last_task_and_follows_the_latest_dependency() {
+        let names = ["a", "b", "c", "d", "e"];
+        let deps: Vec<Vec<String>> = vec![
+            vec![],
+            vec![],
+            vec!["a".into(), "b".into()],
+            vec!["c".into()],
+            vec!["a".into()],
+        ];
+        let specs: Vec<TaskSpec<'_>> = names
+            .iter()
+            .zip(&deps)
+            .map(|(n, d)| TaskSpec {
+                name: n,
+                dependencies: d,
+                optional: false,
+            })
+            .collect();
+        let graph = Graph::build(&specs).unwrap();
+        // b ends after a, so c's path goes through b; e never ran; d ends last.
+        let end = [Some(10.0), Some(30.0), Some(40.0), Some(45.0), None];
+        assert_eq!(critical_path(&graph, &end), [1, 2, 3]);
+        // Now e ends last: its only dependency is a.
+        let end = [Some(10.0), Some(30.0), Some(40.0), Some(45.0), Some(50.0)];
+        assert_eq!(critical_path(&graph, &end), [0, 4]);
+        // Nothing ran: no path.
+        assert!(critical_path(&graph, &[None; 5]).is_empty());
+    }
+
+    #[test]
+    fn dot_escapes_quotes_and_backslashes() {
+        assert_eq!(dot_escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}
