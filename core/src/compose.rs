@@ -5,6 +5,9 @@
 //! folder; with no container runtime the compose YAML itself is parsed. Env var names come from the
 //! raw YAML (`"${POSTGRES_PORT:-5432}:5432"` names `POSTGRES_PORT`), since rendering replaces them.
 //!
+//! Services with `profiles` none of which is active (`COMPOSE_PROFILES`) are left out, as a plain
+//! `compose up` leaves them out.
+//!
 //! Port naming (as the Node server): a service's first published port is keyed by the service name;
 //! further ports are `<service>-ui` (temporal's second), `<service>-console` (minio's second), else
 //! `<service>-port<N>` with N the 1-based position. Env var: the one the YAML names, else the
@@ -268,10 +271,26 @@ fn parse_services(text: &str, what: &str) -> Result<Vec<RawService>> {
             });
         }
     };
+    let active: Vec<String> = std::env::var("COMPOSE_PROFILES")
+        .unwrap_or_default()
+        .split(',')
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect();
     Ok(services
         .iter()
         .filter_map(|(k, v)| {
             let name = k.as_str()?.to_string();
+            // A service with `profiles` is not part of a plain `up` unless one of its profiles is
+            // active (COMPOSE_PROFILES), as compose itself decides.
+            if let Some(Value::Sequence(profiles)) = v.get("profiles")
+                && !profiles.is_empty()
+                && !profiles
+                    .iter()
+                    .any(|p| p.as_str().is_some_and(|p| active.iter().any(|a| a == p)))
+            {
+                return None;
+            }
             let image = v.get("image").and_then(|i| i.as_str()).map(String::from);
             let builds = v.get("build").is_some_and(|b| !b.is_null());
             let ports = match v.get("ports") {

@@ -39,6 +39,11 @@ services:
   worker:
     image: busybox
     command: ["sleep", "3600"]
+  debug-tools:
+    image: busybox
+    profiles: ["debug"]
+    ports:
+      - "7777:7777"
 "#;
 
 fn port(name: &str, env: &str, base: u16) -> ServicePort {

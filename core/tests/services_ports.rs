@@ -473,3 +473,44 @@ fn node_takes_over_our_stale_lock_and_we_take_over_nodes() {
     lock.release().unwrap();
     assert!(!lock_dir.exists());
 }
+
+#[test]
+fn our_refresher_keeps_the_lock_fresh_for_node() {
+    let Some(plf) = proper_lockfile_dir() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ports.json");
+    std::fs::write(&file, "{}").unwrap();
+    // We refresh every 300 ms; node judges staleness at 2 s (proper-lockfile's minimum), and
+    // checks three times after the lock was taken, the last past 2 s: a lock nobody refreshed
+    // would be stale by then.
+    let opts = LockOptions {
+        update: Duration::from_millis(300),
+        ..LockOptions::default()
+    };
+    let lock = FileLock::acquire(&file, &opts).unwrap();
+    let script = r#"
+      const lockfile = require('proper-lockfile');
+      const file = process.argv[process.argv.length - 1];
+      const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+      (async () => {
+        for (let i = 0; i < 3; i++) {
+          await sleep(1100);
+          const held = await lockfile.check(file, { stale: 2000 });
+          let code = 'none';
+          try { const rel = await lockfile.lock(file, { stale: 2000 }); await rel(); code = 'acquired'; }
+          catch (e) { code = e.code; }
+          console.log(held + ' ' + code);
+        }
+      })().catch((e) => { console.log('error ' + e.message); process.exit(1); });
+    "#;
+    let mut child = node(plf, script, &[file.to_str().unwrap()]);
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    for _ in 0..3 {
+        assert_eq!(read_line(&mut out), "true ELOCKED");
+    }
+    assert!(child.wait().unwrap().success());
+    assert!(!lock.is_compromised());
+    lock.release().unwrap();
+}
