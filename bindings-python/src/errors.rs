@@ -137,7 +137,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("VibetreesError", base)?;
     for code in Error::ALL_CODES {
         let class = class_for_code(py, code);
-        if class.is(&py.get_type::<VibetreesError>()) {
+        if class.is(py.get_type::<VibetreesError>()) {
             return Err(InternalError::new_err(format!(
                 "the Python binding has no exception class for core error code {code}"
             )));
