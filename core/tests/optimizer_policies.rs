@@ -399,3 +399,41 @@ fn synchronous_callers_use_the_blocking_wrappers() {
         .unwrap();
     assert_eq!(run.error().unwrap().to_string(), "task 'a' failed: no");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_cancelled_before_the_run_starts_nothing() {
+    let ran = Arc::new(Mutex::new(Vec::new()));
+    let token = CancellationToken::new();
+    token.cancel();
+    let run = PerformanceOptimizer::default()
+        .with_cancel(token)
+        .run_graph(vec![ok("a", &[], &ran), ok("b", &["a"], &ran)])
+        .await
+        .unwrap();
+    assert!(ran.lock().unwrap().is_empty());
+    assert!(run.is_cancelled());
+    for o in run.outcomes() {
+        assert_eq!(o.status, TaskStatus::Skipped);
+        assert_eq!(
+            o.reason.as_deref(),
+            Some("the run was cancelled before it started")
+        );
+    }
+    assert_eq!(run.error().unwrap().code(), "CANCELLED");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_graph_is_a_successful_run() {
+    let opt = PerformanceOptimizer::default();
+    let run = opt
+        .run_with_dependencies(Vec::<Task<u8>>::new())
+        .await
+        .unwrap();
+    assert!(run.is_success() && run.outcomes().is_empty() && run.critical_path().is_empty());
+    assert!(
+        opt.run_parallel(Vec::<Task<u8>>::new())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -16,6 +16,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 /// What a finished tokio task sends back to the loop.
 struct Completion<T> {
@@ -125,6 +126,10 @@ where
     let cancel = options.cancel.clone();
 
     loop {
+        if cancel.as_ref().is_some_and(CancellationToken::is_cancelled) {
+            cancelled = true;
+            break;
+        }
         if !stopping {
             while running.len() < limit {
                 let Some(i) = ready.pop_front() else { break };
@@ -168,17 +173,6 @@ where
                 joined = running.join_next() => joined,
                 () = token.cancelled() => {
                     cancelled = true;
-                    running.abort_all();
-                    // Drain: tasks that had finished keep their result; the others are cancelled.
-                    while let Some(joined) = running.join_next().await {
-                        if let Ok(c) = joined {
-                            record(c, &mut Records {
-                                state: &mut state, results: &mut results, errors: &mut errors,
-                                spans: &mut spans, started: &mut started, ended: &mut ended,
-                                statuses: &mut statuses,
-                            });
-                        }
-                    }
                     break;
                 }
             },
@@ -218,6 +212,30 @@ where
             remaining[j] -= 1;
             if remaining[j] == 0 && !blocked[j] {
                 ready.push_back(j);
+            }
+        }
+    }
+
+    if cancelled {
+        running.abort_all();
+        // Drain: tasks that had finished keep their result; the others end up cancelled.
+        while let Some(joined) = running.join_next().await {
+            if let Ok(c) = joined {
+                if c.result.is_err() && !graph.optional[c.index] && first_failure.is_none() {
+                    first_failure = Some(c.index);
+                }
+                record(
+                    c,
+                    &mut Records {
+                        state: &mut state,
+                        results: &mut results,
+                        errors: &mut errors,
+                        spans: &mut spans,
+                        started: &mut started,
+                        ended: &mut ended,
+                        statuses: &mut statuses,
+                    },
+                );
             }
         }
     }
