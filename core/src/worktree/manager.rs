@@ -85,6 +85,7 @@ struct Inputs {
     lockfiles: Vec<String>,
     compose_text: Option<String>,
     cache_key: Option<CacheKey>,
+    key_inputs: Option<crate::cache::KeyInputs>,
 }
 
 /// Shared state of one creation, filled by the steps (the graph orders writes before reads).
@@ -499,9 +500,15 @@ impl WorktreeManager {
         {
             let src = ctx.path.join("node_modules");
             let c2 = ctx.clone();
+            let popts = crate::cache::PopulateOptions {
+                inputs: ctx.inputs.get().and_then(|i| i.key_inputs.clone()),
+                ..Default::default()
+            };
             names.push("cache-populate".to_string());
             self.spawn_background("cache-populate".into(), async move {
-                let r = tokio::task::spawn_blocking(move || cache.populate(&key, &src)).await;
+                let r =
+                    tokio::task::spawn_blocking(move || cache.populate_with(&key, &src, &popts))
+                        .await;
                 match r {
                     Ok(Ok(rep)) => c2.emit(
                         "cache",
@@ -763,13 +770,21 @@ impl WorktreeManager {
             && root.join("node_modules").is_dir()
             && root.join("package.json").is_file()
         {
-            let key = CacheKey::from_project_dir(&root)?;
+            let inputs = crate::cache::KeyInputs::from_project_dir(&root)?;
+            let key = inputs.key();
+            let popts = crate::cache::PopulateOptions {
+                inputs: Some(inputs),
+                ..Default::default()
+            };
             if !cache.contains(&key) {
                 jobs.push("cache-populate".to_string());
                 let sink = self.inner.opts.on_progress.clone();
                 self.spawn_background("warm-cache".into(), async move {
                     let src = root.join("node_modules");
-                    let r = tokio::task::spawn_blocking(move || cache.populate(&key, &src)).await;
+                    let r = tokio::task::spawn_blocking(move || {
+                        cache.populate_with(&key, &src, &popts)
+                    })
+                    .await;
                     if let Some(p) = sink {
                         let msg = match r {
                             Ok(Ok(rep)) => format!("✓ cache warmed ({} files)", rep.files),
@@ -841,6 +856,34 @@ pub fn chrome_trace(total: &OperationResult) -> String {
     json!({ "traceEvents": events, "displayTimeUnit": "ms" }).to_string()
 }
 
+/// The newest cache entry of the same project (populated from a folder under `root`) for the
+/// same Node ABI, platform, architecture and lockfile names, with other dependencies.
+fn near_entry(
+    cache: &NodeModulesCache,
+    root: &Path,
+    inputs: &crate::cache::KeyInputs,
+) -> Option<CacheKey> {
+    let root = root.to_string_lossy();
+    cache
+        .entries()
+        .ok()?
+        .into_iter()
+        .filter(|e| e.manifest.source.starts_with(root.as_ref()))
+        .filter(|e| {
+            e.manifest.inputs.as_ref().is_some_and(|i| {
+                i.node_abi == inputs.node_abi
+                    && i.platform == inputs.platform
+                    && i.arch == inputs.arch
+                    && i.lockfiles
+                        .iter()
+                        .map(|l| &l.name)
+                        .eq(inputs.lockfiles.iter().map(|l| &l.name))
+            })
+        })
+        .max_by_key(|e| e.manifest.created_ms)
+        .map(|e| e.manifest.key)
+}
+
 fn inputs_of(ctx: &Ctx) -> Result<&Inputs, TaskError> {
     ctx.inputs
         .get()
@@ -870,14 +913,18 @@ fn build_tasks(ctx: &Arc<Ctx>, opts: &WorktreeOptions) -> Vec<Task<Value>> {
         let compose_text = git::read_blob(&repo, tree_id, &compose_file(&c.inner.opts))
             .map_err(terr)?
             .and_then(|b| String::from_utf8(b).ok());
-        let cache_key = if package_json.is_some() {
+        let key_inputs = if package_json.is_some() {
             let tree = repo
                 .find_tree(tree_id)
                 .map_err(|e| terr(Error::git("tree", e)))?;
-            Some(CacheKey::from_git_tree(&repo, &tree).map_err(terr)?)
+            Some(
+                crate::cache::KeyInputs::from_git_tree(&repo, &tree, Path::new(""))
+                    .map_err(terr)?,
+            )
         } else {
             None
         };
+        let cache_key = key_inputs.as_ref().map(|i| i.key());
         let summary = json!({
             "packageJson": package_json.is_some(),
             "lockfiles": lockfiles,
@@ -890,6 +937,7 @@ fn build_tasks(ctx: &Arc<Ctx>, opts: &WorktreeOptions) -> Vec<Task<Value>> {
             lockfiles,
             compose_text,
             cache_key,
+            key_inputs,
         });
         Ok(summary)
     }));
@@ -939,26 +987,49 @@ fn build_tasks(ctx: &Arc<Ctx>, opts: &WorktreeOptions) -> Vec<Task<Value>> {
                 };
                 return Ok(json!({ "outcome": "disabled" }));
             };
+            let mut outcome = "hit";
+            let mut restore_key = key.clone();
             if !cache.contains(&key) {
-                *c.cache.lock() = CacheReport {
-                    outcome: "miss".into(),
-                    key: Some(key.as_str().into()),
-                    ..Default::default()
-                };
-                return Ok(json!({ "outcome": "miss" }));
+                let near = install::incremental_install(&inputs.lockfiles)
+                    .and(inputs.key_inputs.as_ref())
+                    .and_then(|ki| near_entry(&cache, &c.inner.root, ki));
+                match near {
+                    Some(k) => {
+                        outcome = "near";
+                        restore_key = k;
+                    }
+                    None => {
+                        *c.cache.lock() = CacheReport {
+                            outcome: "miss".into(),
+                            key: Some(key.as_str().into()),
+                            ..Default::default()
+                        };
+                        return Ok(json!({ "outcome": "miss" }));
+                    }
+                }
             }
-            c.emit("install", "Restoring node_modules from cache");
+            c.emit(
+                "install",
+                if outcome == "hit" {
+                    "Restoring node_modules from cache".to_string()
+                } else {
+                    format!(
+                        "Restoring node_modules from a near cache entry ({})",
+                        &restore_key.as_str()[..12]
+                    )
+                },
+            );
             std::fs::create_dir_all(&c.staging)
                 .map_err(|e| terr(Error::io_path("create directory", &c.staging, e)))?;
             let target = c.staging.join("node_modules");
             let opts = crate::cache::RestoreOptions::default();
             match cache
-                .restore(&key, &target, &opts)
+                .restore(&restore_key, &target, &opts)
                 .map(|st| (st.files, st.method_used))
             {
                 Ok((files, method)) => {
                     let rep = CacheReport {
-                        outcome: "hit".into(),
+                        outcome: outcome.into(),
                         key: Some(key.as_str().into()),
                         method: Some(method.clone()),
                         files: Some(files),
@@ -966,7 +1037,10 @@ fn build_tasks(ctx: &Arc<Ctx>, opts: &WorktreeOptions) -> Vec<Task<Value>> {
                     };
                     *c.staged.lock() = Some((target, rep.clone()));
                     *c.cache.lock() = rep;
-                    Ok(json!({ "outcome": "hit", "files": files, "method": method }))
+                    Ok(json!({
+                        "outcome": outcome, "files": files, "method": method,
+                        "entry": restore_key.as_str(),
+                    }))
                 }
                 Err(e) => {
                     // an unusable entry is a miss, never a failed creation
@@ -1150,7 +1224,54 @@ fn build_tasks(ctx: &Arc<Ctx>, opts: &WorktreeOptions) -> Vec<Task<Value>> {
             async move {
                 let staged = c.staged.lock().take();
                 let target = c.path.join("node_modules");
-                if let Some((staged, rep)) = staged {
+                let inputs = inputs_of(&c)?.clone();
+                let near = staged.as_ref().is_some_and(|(_, r)| r.outcome == "near");
+                if let (true, Some((staged, rep))) = (near, staged.as_ref()) {
+                    if std::fs::symlink_metadata(&target).is_err() {
+                        std::fs::rename(staged, &target).map_err(|e| {
+                            terr(Error::io_path("move node_modules into", &target, e))
+                        })?;
+                    }
+                    let cmd = install::incremental_install(&inputs.lockfiles)
+                        .ok_or_else(|| TaskError::new("near entry without npm lockfile"))?;
+                    if !do_install {
+                        return Ok(json!({ "outcome": "near", "command": null }));
+                    }
+                    c.emit(cmd.step, format!("Installing the difference: {}", cmd.display()));
+                    c.cache.lock().install_command = Some(cmd.display());
+                    match install::run(&cmd, &c.path, &c.name, c.progress.as_ref()).await {
+                        Ok(()) => {
+                            c.emit(
+                                cmd.step,
+                                format!(
+                                    "✓ Dependencies installed ({} files from a near entry, then {})",
+                                    rep.files.unwrap_or(0),
+                                    cmd.display()
+                                ),
+                            );
+                            let populate = c.inner.cache.is_some() && inputs.cache_key.is_some();
+                            *c.populate_after.lock() = populate;
+                            c.cache.lock().populating = populate;
+                            return Ok(json!({ "outcome": "near", "command": cmd.display() }));
+                        }
+                        Err(e) => {
+                            // fall back to the clean install, on a fresh node_modules
+                            c.emit(
+                                cmd.step,
+                                format!(
+                                    "incremental install failed, clean install instead: {}",
+                                    e.full_message()
+                                ),
+                            );
+                            let _ = std::fs::create_dir_all(&c.staging);
+                            let _ = std::fs::rename(&target, c.staging.join("node_modules.failed"));
+                            let mut r = c.cache.lock();
+                            r.outcome = "miss".into();
+                            r.method = None;
+                            r.files = None;
+                        }
+                    }
+                } else if let Some((staged, rep)) = staged {
                     if std::fs::symlink_metadata(&target).is_err() {
                         std::fs::rename(&staged, &target).map_err(|e| {
                             terr(Error::io_path("move node_modules into", &target, e))
@@ -1166,7 +1287,6 @@ fn build_tasks(ctx: &Arc<Ctx>, opts: &WorktreeOptions) -> Vec<Task<Value>> {
                     );
                     return Ok(json!({ "outcome": "hit" }));
                 }
-                let inputs = inputs_of(&c)?.clone();
                 let Some(cmd) =
                     install::clean_install(inputs.package_json.as_ref(), &inputs.lockfiles)
                 else {
