@@ -246,14 +246,15 @@ impl PortRegistry {
         let lock = FileLock::acquire(&self.path, &self.lock)?;
         let mut entries = read_entries(&self.path)?;
         let (out, changed) = f(&mut entries)?;
-        if changed {
-            write_entries(&self.path, &entries)?;
-        }
         if lock.is_compromised() {
+            // Someone judged our lock stale and took it: do not write over what they may write.
             return Err(Error::Lock(format!(
-                "{} was taken over by another process while held",
+                "{} was taken over by another process while held; nothing written",
                 lock.lock_path().display()
             )));
+        }
+        if changed {
+            write_entries(&self.path, &entries)?;
         }
         lock.release()?;
         Ok(out)
