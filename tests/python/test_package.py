@@ -41,3 +41,61 @@ def test_stubs_match_the_built_module():
         timeout=240,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+TYPED_USAGE = '''
+import asyncio
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import vibetrees
+from vibetrees.types import CreateResult, Metrics, OperationResult, ProgressEvent
+
+
+def on_progress(event: ProgressEvent) -> None:
+    print(event["step"], event["message"])
+
+
+def use(root: Path) -> None:
+    p = vibetrees.Profiler(max_results=10)
+    op: str = p.start("x")
+    result: OperationResult = p.end(op)
+    children: List[OperationResult] = result["children"]
+    with p.span("y", parent_id=None) as span:
+        ident: Optional[str] = span.id
+    opt = vibetrees.PerformanceOptimizer(profiler=p, concurrency=2)
+    out: Dict[str, Any] = opt.run_with_dependencies([{"name": "a", "fn": lambda deps: 1}])
+    cache = vibetrees.CacheManager(root / "cache", method="copy")
+    valid: bool = cache.is_cache_valid(root)
+    hits: int = cache.stats()["hits"]
+    mgr = vibetrees.WorktreeManager(root, runtime="none", on_progress=on_progress)
+    created: CreateResult = mgr.create_worktree_optimized("b", from_branch="main")
+    metrics: Metrics = mgr.get_performance_metrics()
+    avg: Optional[float] = metrics["avgWorktreeCreation"]
+    try:
+        pass
+    except vibetrees.TaskFailedError as e:
+        task: str = e.task
+        code: str = e.code
+
+
+async def use_async(root: Path) -> None:
+    mgr = vibetrees.WorktreeManager(root)
+    created = await mgr.create_worktree_optimized_async("c")
+    opt = vibetrees.PerformanceOptimizer()
+    results = await opt.run_with_dependencies_async([])
+'''
+
+
+def test_the_stubs_type_check_user_code(tmp_path):
+    """mypy --strict accepts typical user code against the shipped stubs and TypedDicts."""
+    script = tmp_path / "usage.py"
+    script.write_text(TYPED_USAGE)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(script)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
