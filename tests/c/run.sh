@@ -8,6 +8,7 @@
 # sanitizers and run under `valgrind --error-exitcode` instead (the log says which).
 #
 # Usage: tests/c/run.sh [name-filter]      e.g. tests/c/run.sh profiler
+#        VT_C_TESTS_MODE=valgrind tests/c/run.sh   forces the valgrind mode
 # Needs: cargo, gcc, zlib headers, git, npm (installed with apt-get when missing and running as root).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -69,7 +70,9 @@ export LSAN_OPTIONS="suppressions=$root/tests/c/lsan.supp:print_suppressions=0"
 mode=asan
 printf '#include <stdlib.h>\nint main(void){ void *p = malloc(8); free(p); return 0; }\n' >"$work/probe.c"
 printf '#include <stdlib.h>\nvoid *keep; int main(void){ keep = malloc(8); keep = 0; return 0; }\n' >"$work/leak.c"
-if gcc "${san[@]}" "$work/probe.c" -o "$work/probe" 2>"$work/probe.log" && "$work/probe" >>"$work/probe.log" 2>&1 \
+[ "${VT_C_TESTS_MODE:-}" = valgrind ] && echo "VT_C_TESTS_MODE=valgrind asked for valgrind" >"$work/probe.log"
+if [ "${VT_C_TESTS_MODE:-}" != valgrind ] \
+   && gcc "${san[@]}" "$work/probe.c" -o "$work/probe" 2>"$work/probe.log" && "$work/probe" >>"$work/probe.log" 2>&1 \
    && gcc "${san[@]}" "$work/leak.c" -o "$work/leak" 2>>"$work/probe.log" && ! "$work/leak" >>"$work/probe.log" 2>&1 \
    && grep -q "LeakSanitizer: detected memory leaks" "$work/probe.log"; then
   echo "c tests: AddressSanitizer + UndefinedBehaviorSanitizer, leak checks on"
@@ -100,7 +103,8 @@ for src in "$root"/tests/c/test_*.c "$root"/tests/c/example.c; do
   # Each test gets its own HOME (never the real ~/.vibetrees) and scratch folder.
   home="$work/home-$name"; mkdir -p "$home"
   run=("$exe")
-  [ $mode = valgrind ] && run=(valgrind -q --error-exitcode=97 --leak-check=full --errors-for-leak-kinds=definite "$exe")
+  [ $mode = valgrind ] && run=(valgrind -q --error-exitcode=97 --leak-check=full --errors-for-leak-kinds=definite \
+      --suppressions="$root/tests/c/valgrind.supp" "$exe")
   t0=$(date +%s.%N)
   HOME="$home" VT_TEST_TMP="$work" timeout 300 "${run[@]}" >"$log" 2>&1
   rc=$?
