@@ -141,7 +141,9 @@ fn try_once(lock_dir: &Path, stale: Duration) -> Result<Attempt> {
                     let _ = std::fs::remove_dir(lock_dir);
                     return Err(Error::io_path("set the mtime of lock", lock_dir, e));
                 }
-                return Ok(Attempt::Taken(t));
+                // Keep what the filesystem stored (a coarse-timestamp filesystem rounds it), so
+                // the refresher's "is the mtime still ours" check compares like with like.
+                return Ok(Attempt::Taken(mtime_of(lock_dir).unwrap_or(t)));
             }
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
             Err(e) => return Err(Error::io_path("create lock directory", lock_dir, e)),
@@ -296,7 +298,7 @@ fn refresh_loop(dir: &Path, first_mtime: SystemTime, update: Duration, shared: &
         }
         let t = now_ms();
         match set_mtime(dir, t) {
-            Ok(()) => ours = t,
+            Ok(()) => ours = mtime_of(dir).unwrap_or(t),
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 shared.compromised.store(true, Ordering::SeqCst);
                 return;
