@@ -21,6 +21,11 @@ pub fn setup() -> &'static Path {
             .keep();
         // SAFETY: every test calls setup() first; Once blocks the others until HOME is set.
         unsafe { std::env::set_var("HOME", &dir) };
+        if std::env::var_os("CONTAINERS_CONF").is_none() {
+            let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/containers.conf");
+            // SAFETY: as above.
+            unsafe { std::env::set_var("CONTAINERS_CONF", conf) };
+        }
         HOME.set(dir).unwrap();
     });
     HOME.get().unwrap()
