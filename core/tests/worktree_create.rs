@@ -131,7 +131,11 @@ fn cache_hit_creation_is_a_real_worktree_with_everything_in_place() {
     }
     // the critical path is a chain of steps of this run, ending with the last step to finish
     assert!(!w.critical_path.is_empty());
-    assert!(w.critical_path.iter().all(|n| w.timings.iter().any(|t| &t.name == n)));
+    assert!(
+        w.critical_path
+            .iter()
+            .all(|n| w.timings.iter().any(|t| &t.name == n))
+    );
     let h = vibetrees_core::worktree::history::History::open(&p.history).unwrap();
     let recent = h.recent(10).unwrap();
     assert_eq!(recent.len(), 1);
