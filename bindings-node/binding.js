@@ -843,3 +843,5 @@ module.exports.JsProfiler = nativeBinding.JsProfiler
 module.exports.NativeWorktreeManager = nativeBinding.NativeWorktreeManager
 module.exports.coreVersion = nativeBinding.coreVersion
 module.exports.errorCodes = nativeBinding.errorCodes
+module.exports.profilerEndNum = nativeBinding.profilerEndNum
+module.exports.profilerStartRoot = nativeBinding.profilerStartRoot

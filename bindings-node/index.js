@@ -106,7 +106,7 @@ class Profiler {
     let n;
     let id;
     if (parentId === undefined || parentId === null) {
-      n = this._native.startRoot(name);
+      n = native.profilerStartRoot(this._handle, name);
       id = 'op-' + n;
     } else {
       if (typeof parentId !== 'string') {
@@ -131,7 +131,7 @@ class Profiler {
     if (!(n >= 0 && Number.isSafeInteger(n) && 'op-' + n === id)) return this._native.end(id);
     const slot = n % RING;
     const known = this._ringIds[slot] === n;
-    const r = this._native.endNum(n, !known);
+    const r = native.profilerEndNum(this._handle, n, !known);
     if (typeof r === 'object') return r;
     const t = this._times;
     return {
@@ -197,9 +197,9 @@ class Profiler {
 
 function initProfiler(p, nativeProfiler) {
   const times = new Float64Array(16); // 128 bytes: stored off the V8 heap, so its address is stable
-  nativeProfiler.attachTimes(times);
   Object.defineProperties(p, {
     _native: { value: nativeProfiler },
+    _handle: { value: nativeProfiler.fastHandle(times) },
     _times: { value: times },
     _ringIds: { value: new Float64Array(RING).fill(-1) },
     _ringNames: { value: new Array(RING).fill('') },

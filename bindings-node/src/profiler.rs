@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use napi::Env;
-use napi::bindgen_prelude::{Either, Float64Array};
+use napi::bindgen_prelude::{Either, External, Float64Array};
 use napi_derive::napi;
 use vibetrees_core::profiler as core;
 
@@ -161,21 +161,27 @@ pub struct ProfilerOptions {
 /// The native profiler behind the JS `Profiler` (index.js): `start(name, parentId?)` -> id,
 /// `end(id)` -> result; statistics per name in constant memory; a bounded window of results.
 ///
-/// The hot path (`startRoot` / `endNum`) passes operation numbers and writes times into a
+/// The hot path (`profilerStartRoot` / `profilerEndNum`) passes operation numbers and writes times into a
 /// `Float64Array` shared with the wrapper, so a start+end pair of a root operation creates no
 /// object and no string on the native side: building objects property by property through
 /// Node-API costs far more than the profiler itself.
 #[napi(js_name = "NativeProfiler")]
 pub struct JsProfiler {
     pub(crate) inner: Arc<core::Profiler>,
-    times: Option<Float64Array>,
 }
 
 impl JsProfiler {
     /// Wraps a core profiler shared with other objects (a manager, an optimizer).
     pub(crate) fn from_arc(inner: Arc<core::Profiler>) -> Self {
-        Self { inner, times: None }
+        Self { inner }
     }
+}
+
+/// What the hot-path functions work on: the profiler and the wrapper's times array. Held by the
+/// wrapper as an `External`, which is much cheaper to unwrap than a class instance.
+pub struct ProfilerHandle {
+    inner: Arc<core::Profiler>,
+    times: Float64Array,
 }
 
 /// The number inside an id string `op-<n>` (the core's format).
@@ -184,6 +190,81 @@ fn id_number(id: &str) -> Option<f64> {
         .parse::<u64>()
         .ok()
         .map(|n| n as f64)
+}
+
+/// Writes `op-<n>` into `buf` without allocating and returns it.
+fn format_id(n: u64, buf: &mut [u8; 24]) -> &str {
+    let mut digits = [0u8; 20];
+    let mut len = 0;
+    let mut rest = n;
+    loop {
+        digits[len] = b'0' + (rest % 10) as u8;
+        len += 1;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    buf[..3].copy_from_slice(b"op-");
+    for i in 0..len {
+        buf[3 + i] = digits[len - 1 - i];
+    }
+    // SAFETY: only ASCII bytes were written.
+    unsafe { std::str::from_utf8_unchecked(&buf[..3 + len]) }
+}
+
+/// Starts a root operation and returns its number (the id is `op-<number>`).
+#[napi(ts_args_type = "handle: ExternalObject<ProfilerHandle>, name: string")]
+pub fn profiler_start_root(
+    env: Env,
+    handle: &External<ProfilerHandle>,
+    name: String,
+) -> napi::Result<f64> {
+    let id = handle
+        .inner
+        .start(&name, None)
+        .map_err(|e| core_error(&env, &e))?;
+    id_number(&id).ok_or_else(|| {
+        core_error(
+            &env,
+            &vibetrees_core::Error::Internal(format!("unexpected id format '{id}'")),
+        )
+    })
+}
+
+/// Ends operation `op-<n>`. For a root without children that succeeded (the common case),
+/// writes `[startTime, endTime, duration]` into the handle's array and returns `0`, or the
+/// operation's name when `wantName`; otherwise returns the whole result object.
+#[napi(
+    ts_args_type = "handle: ExternalObject<ProfilerHandle>, n: number, wantName: boolean",
+    ts_return_type = "number | string | OperationResult"
+)]
+pub fn profiler_end_num(
+    env: Env,
+    handle: &mut External<ProfilerHandle>,
+    n: f64,
+    want_name: bool,
+) -> napi::Result<Either<Either<u32, String>, OperationResult>> {
+    let mut buf = [0u8; 24];
+    let id = format_id(n as u64, &mut buf);
+    let result = handle.inner.end(id).map_err(|e| core_error(&env, &e))?;
+    let simple = result.children.is_empty()
+        && result.parent_id.is_none()
+        && !result.failed
+        && result.running_children.is_empty();
+    if !simple {
+        return Ok(Either::B(result.into()));
+    }
+    // SAFETY: called on the JS thread, the only one touching the array.
+    let slots = unsafe { handle.times.as_mut() };
+    slots[0] = result.start_time;
+    slots[1] = result.end_time;
+    slots[2] = result.duration;
+    Ok(Either::A(if want_name {
+        Either::B(result.name)
+    } else {
+        Either::A(0)
+    }))
 }
 
 #[napi]
@@ -201,66 +282,24 @@ impl JsProfiler {
         };
         Ok(Self {
             inner: Arc::new(inner),
-            times: None,
         })
     }
 
-    /// Gives the profiler the wrapper's `Float64Array` (at least 3 slots) for `endNum`.
-    #[napi]
-    pub fn attach_times(&mut self, env: Env, times: Float64Array) -> napi::Result<()> {
+    /// The handle of the hot path (`profilerStartRoot` / `profilerEndNum`), writing times into
+    /// `times` (a `Float64Array` of at least 3 slots owned by the wrapper).
+    #[napi(ts_return_type = "ExternalObject<ProfilerHandle>")]
+    pub fn fast_handle(
+        &self,
+        env: Env,
+        times: Float64Array,
+    ) -> napi::Result<External<ProfilerHandle>> {
         if times.len() < 3 {
             return Err(invalid_argument(&env, "the times array needs 3 slots"));
         }
-        self.times = Some(times);
-        Ok(())
-    }
-
-    /// Starts a root operation and returns its number (the id is `op-<number>`).
-    #[napi]
-    pub fn start_root(&self, env: Env, name: String) -> napi::Result<f64> {
-        let id = self
-            .inner
-            .start(&name, None)
-            .map_err(|e| core_error(&env, &e))?;
-        id_number(&id).ok_or_else(|| {
-            core_error(
-                &env,
-                &vibetrees_core::Error::Internal(format!("unexpected id format '{id}'")),
-            )
-        })
-    }
-
-    /// Ends operation `op-<n>`. For a root without children that succeeded (the common case),
-    /// writes `[startTime, endTime, duration]` into the attached array and returns `0`, or its
-    /// name when `wantName`; otherwise returns the whole result object.
-    #[napi(ts_return_type = "number | string | OperationResult")]
-    pub fn end_num(
-        &mut self,
-        env: Env,
-        n: f64,
-        want_name: bool,
-    ) -> napi::Result<Either<Either<u32, String>, OperationResult>> {
-        let id = format!("op-{}", n as u64);
-        let result = self.inner.end(&id).map_err(|e| core_error(&env, &e))?;
-        let simple = result.children.is_empty()
-            && result.parent_id.is_none()
-            && !result.failed
-            && result.running_children.is_empty();
-        match (&mut self.times, simple) {
-            (Some(times), true) => {
-                // SAFETY: called on the JS thread, which is the only one touching the array.
-                let slots = unsafe { times.as_mut() };
-                slots[0] = result.start_time;
-                slots[1] = result.end_time;
-                slots[2] = result.duration;
-                Ok(Either::A(if want_name {
-                    Either::B(result.name)
-                } else {
-                    Either::A(0)
-                }))
-            }
-            _ => Ok(Either::B(result.into())),
-        }
+        Ok(External::new(ProfilerHandle {
+            inner: self.inner.clone(),
+            times,
+        }))
     }
 
     /// Starts an operation (under `parentId` if given) and returns its id.
