@@ -81,7 +81,7 @@ export declare class NativeProfiler {
    * The handle of the hot path (`profilerStartRoot` / `profilerEndNum`), writing times into
    * `times` (a `Float64Array` of at least 3 slots owned by the wrapper).
    */
-  fastHandle(times: Float64Array): ExternalObject<ProfilerHandle>
+  fastHandle(times: Float64Array): ExternalObject<unknown>
   /** Starts an operation (under `parentId` if given) and returns its id. */
   start(name: string, parentId?: string | undefined | null): string
   /**
@@ -290,7 +290,7 @@ export interface OperationStats {
  * writes `[startTime, endTime, duration]` into the handle's array and returns `0`, or the
  * operation's name when `wantName`; otherwise returns the whole result object.
  */
-export declare function profilerEndNum(handle: ExternalObject<ProfilerHandle>, n: number, wantName: boolean): number | string | OperationResult
+export declare function profilerEndNum(handle: ExternalObject<unknown>, n: number, wantName: boolean): number | string | OperationResult
 
 /** Options of `new Profiler(options?)`. */
 export interface ProfilerOptions {
@@ -302,7 +302,7 @@ export interface ProfilerOptions {
 }
 
 /** Starts a root operation and returns its number (the id is `op-<number>`). */
-export declare function profilerStartRoot(handle: ExternalObject<ProfilerHandle>, name: string): number
+export declare function profilerStartRoot(handle: ExternalObject<unknown>, name: string): number
 
 /** One progress event: `{ name, step, message }`. */
 export interface ProgressEventJs {

@@ -214,7 +214,7 @@ fn format_id(n: u64, buf: &mut [u8; 24]) -> &str {
 }
 
 /// Starts a root operation and returns its number (the id is `op-<number>`).
-#[napi(ts_args_type = "handle: ExternalObject<ProfilerHandle>, name: string")]
+#[napi(ts_args_type = "handle: ExternalObject<unknown>, name: string")]
 pub fn profiler_start_root(
     env: Env,
     handle: &External<ProfilerHandle>,
@@ -236,7 +236,7 @@ pub fn profiler_start_root(
 /// writes `[startTime, endTime, duration]` into the handle's array and returns `0`, or the
 /// operation's name when `wantName`; otherwise returns the whole result object.
 #[napi(
-    ts_args_type = "handle: ExternalObject<ProfilerHandle>, n: number, wantName: boolean",
+    ts_args_type = "handle: ExternalObject<unknown>, n: number, wantName: boolean",
     ts_return_type = "number | string | OperationResult"
 )]
 pub fn profiler_end_num(
@@ -287,7 +287,7 @@ impl JsProfiler {
 
     /// The handle of the hot path (`profilerStartRoot` / `profilerEndNum`), writing times into
     /// `times` (a `Float64Array` of at least 3 slots owned by the wrapper).
-    #[napi(ts_return_type = "ExternalObject<ProfilerHandle>")]
+    #[napi(ts_return_type = "ExternalObject<unknown>")]
     pub fn fast_handle(
         &self,
         env: Env,
