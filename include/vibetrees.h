@@ -724,19 +724,34 @@ enum vt_result vt_worktree_manager_metrics(const struct vt_worktree_manager *man
  * "historyPath": "~/.vibetrees/history.sqlite", "recordHistory": true,
  * "mcpServers": { "<id>": { "command": "...", "args": [] } } }` (all but rootDir optional, shown
  * with their defaults). `on_progress` may be NULL; otherwise it gets every progress event with
- * `userdata`, as `vt_progress_fn` says. On success `*manager_out` receives the handle; free it
- * with `vt_worktree_manager_free`.
+ * `userdata`, as `vt_progress_fn` says.
+ *
+ * `host_steps` (may be NULL when `host_step_count` is 0) are the host's own steps, run in every
+ * creation's graph: each `vt_task` names the built-in steps (`read-inputs`, `git-worktree-add`,
+ * `cache-restore`, `compose-services`, `allocate-ports`, `pull-images`, `write-env`,
+ * `mcp-discovery`, `npm-bootstrap`, `docker-compose-up`) or other host steps it waits for. Its
+ * function receives `{ "name", "path", "branch", "dependencies": { step: result } }` as
+ * `inputs_json` and works as `vt_task_fn` says; its output appears in the result's `steps`. A
+ * non-optional host step that fails fails the creation. The step descriptions are copied; their
+ * `userdata` must stay valid until `vt_worktree_manager_free` returns (no call after that).
+ *
+ * On success `*manager_out` receives the handle; free it with `vt_worktree_manager_free`.
  * Errors: `VT_PARSE` (bad JSON, unknown key, missing rootDir), `VT_INVALID_ARGUMENT` (unknown
  * runtime), `VT_IO` (rootDir cannot be opened), `VT_GIT` / `VT_NOT_FOUND` (not a git repository),
- * `VT_NULL_ARGUMENT`, `VT_INVALID_UTF8`.
+ * `VT_INVALID_GRAPH` (a host step with an unknown dependency or a duplicate name, found at the
+ * first creation), `VT_NULL_ARGUMENT` (also a host step's NULL name or function),
+ * `VT_INVALID_UTF8`.
  *
  * # Safety
  * `options_json` is NUL-terminated; `on_progress`, if not NULL, is safe to call from other
- * threads with `userdata`; `manager_out` is valid for one write.
+ * threads with `userdata`; `host_steps` points to `host_step_count` valid `vt_task`s;
+ * `manager_out` is valid for one write.
  */
 enum vt_result vt_worktree_manager_new(const char *options_json,
                                        vt_progress_fn on_progress,
                                        void *userdata,
+                                       const struct vt_task *host_steps,
+                                       size_t host_step_count,
                                        struct vt_worktree_manager **manager_out);
 
 /**

@@ -447,8 +447,8 @@ impl TaskBody<String> for CTaskBody {
     }
 }
 
-/// Calls the C function and turns what it did into the task's result.
-fn call_c_task(
+/// Calls the C function and turns what it did into the task's result (its output JSON text).
+pub(crate) fn call_c_task(
     f: unsafe extern "C" fn(*mut c_void, *const c_char, *mut vt_task_context) -> c_int,
     userdata: UserData,
     inputs_json: &str,

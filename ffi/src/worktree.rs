@@ -1,18 +1,23 @@
 //! `vt_worktree_manager`: creates, lists and removes the git worktrees of one Node project
 //! (`vt_create_worktree_optimized`), with progress events to a C callback.
 
+use crate::args::required_slice;
 use crate::args::{json_c_string, optional_str, required_out, required_ref, required_str};
 use crate::boundary::{Failure, ffi_call, ffi_call_or};
 use crate::gate::{CallGate, UserData};
+use crate::optimizer::{call_c_task, vt_task};
 use crate::profiler::vt_profiler;
 use crate::result::vt_result;
 use serde::Deserialize;
 use std::ffi::{CString, c_char, c_void};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use vibetrees_core::optimizer::{TaskError, blocking_future};
 use vibetrees_core::progress::{ProgressEvent, ProgressSink};
 use vibetrees_core::runtime::block_on;
-use vibetrees_core::worktree::{ContainerRuntime, WorktreeManager, WorktreeOptions};
+use vibetrees_core::worktree::{
+    ContainerRuntime, HostStep, HostStepFn, HostStepInput, WorktreeManager, WorktreeOptions,
+};
 
 /// The worktree manager of one project (opaque). Thread-safe: several threads may create worktrees
 /// with one manager at once; `vt_worktree_manager_free` must not race with other calls on it.
@@ -60,24 +65,40 @@ struct ManagerJsonOptions {
 /// "historyPath": "~/.vibetrees/history.sqlite", "recordHistory": true,
 /// "mcpServers": { "<id>": { "command": "...", "args": [] } } }` (all but rootDir optional, shown
 /// with their defaults). `on_progress` may be NULL; otherwise it gets every progress event with
-/// `userdata`, as `vt_progress_fn` says. On success `*manager_out` receives the handle; free it
-/// with `vt_worktree_manager_free`.
+/// `userdata`, as `vt_progress_fn` says.
+///
+/// `host_steps` (may be NULL when `host_step_count` is 0) are the host's own steps, run in every
+/// creation's graph: each `vt_task` names the built-in steps (`read-inputs`, `git-worktree-add`,
+/// `cache-restore`, `compose-services`, `allocate-ports`, `pull-images`, `write-env`,
+/// `mcp-discovery`, `npm-bootstrap`, `docker-compose-up`) or other host steps it waits for. Its
+/// function receives `{ "name", "path", "branch", "dependencies": { step: result } }` as
+/// `inputs_json` and works as `vt_task_fn` says; its output appears in the result's `steps`. A
+/// non-optional host step that fails fails the creation. The step descriptions are copied; their
+/// `userdata` must stay valid until `vt_worktree_manager_free` returns (no call after that).
+///
+/// On success `*manager_out` receives the handle; free it with `vt_worktree_manager_free`.
 /// Errors: `VT_PARSE` (bad JSON, unknown key, missing rootDir), `VT_INVALID_ARGUMENT` (unknown
 /// runtime), `VT_IO` (rootDir cannot be opened), `VT_GIT` / `VT_NOT_FOUND` (not a git repository),
-/// `VT_NULL_ARGUMENT`, `VT_INVALID_UTF8`.
+/// `VT_INVALID_GRAPH` (a host step with an unknown dependency or a duplicate name, found at the
+/// first creation), `VT_NULL_ARGUMENT` (also a host step's NULL name or function),
+/// `VT_INVALID_UTF8`.
 ///
 /// # Safety
 /// `options_json` is NUL-terminated; `on_progress`, if not NULL, is safe to call from other
-/// threads with `userdata`; `manager_out` is valid for one write.
+/// threads with `userdata`; `host_steps` points to `host_step_count` valid `vt_task`s;
+/// `manager_out` is valid for one write.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn vt_worktree_manager_new(
     options_json: *const c_char,
     on_progress: vt_progress_fn,
     userdata: *mut c_void,
+    host_steps: *const vt_task,
+    host_step_count: usize,
     manager_out: *mut *mut vt_worktree_manager,
 ) -> vt_result {
     ffi_call(|| {
         let text = unsafe { required_str(options_json, "options_json") }?;
+        let steps = unsafe { required_slice(host_steps, host_step_count, "host_steps") }?;
         let out = unsafe { required_out(manager_out, "manager_out") }?;
         let o: ManagerJsonOptions = serde_json::from_str(text).map_err(|e| {
             Failure::from(vibetrees_core::Error::Parse {
@@ -109,10 +130,12 @@ pub unsafe extern "C" fn vt_worktree_manager_new(
         if let Some(extra) = o.mcp_servers {
             opts.mcp_extra = extra;
         }
+        // One gate for every callback of this manager: closed by vt_worktree_manager_free.
         let progress_gate = Arc::new(CallGate::default());
         if let Some(f) = on_progress {
             opts.on_progress = Some(progress_sink(f, UserData(userdata), &progress_gate));
         }
+        opts.host_steps = unsafe { c_host_steps(steps, &progress_gate) }?;
         let inner = WorktreeManager::new(opts)?;
         *out = Box::into_raw(Box::new(vt_worktree_manager {
             inner,
@@ -120,6 +143,57 @@ pub unsafe extern "C" fn vt_worktree_manager_new(
         }));
         Ok(())
     })
+}
+
+/// The host steps C describes, each calling its C function through `gate`.
+///
+/// # Safety
+/// Every `vt_task` is valid as documented on [`vt_task`].
+unsafe fn c_host_steps(specs: &[vt_task], gate: &Arc<CallGate>) -> Result<Vec<HostStep>, Failure> {
+    let mut steps = Vec::with_capacity(specs.len());
+    for (i, spec) in specs.iter().enumerate() {
+        let name = unsafe { required_str(spec.name, &format!("host_steps[{i}].name")) }?;
+        let dep_ptrs = unsafe {
+            required_slice(
+                spec.dependencies,
+                spec.dependency_count,
+                &format!("host_steps[{i}].dependencies"),
+            )
+        }?;
+        let mut dependencies = Vec::with_capacity(dep_ptrs.len());
+        for (j, d) in dep_ptrs.iter().enumerate() {
+            let dep = unsafe { required_str(*d, &format!("host_steps[{i}].dependencies[{j}]")) }?;
+            dependencies.push(dep.to_owned());
+        }
+        let f = spec
+            .run
+            .ok_or_else(|| Failure::null(&format!("host_steps[{i}].run ('{name}')")))?;
+        let userdata = UserData(spec.userdata);
+        let gate = Arc::clone(gate);
+        let step_name = name.to_owned();
+        let body: HostStepFn = Arc::new(move |input: HostStepInput| {
+            let gate = Arc::clone(&gate);
+            let step_name = step_name.clone();
+            let input_json = serde_json::to_string(&input);
+            blocking_future(move || {
+                let Some(_ticket) = gate.enter() else {
+                    return Err(TaskError::with_code(
+                        "CANCELLED",
+                        format!("host step '{step_name}' was not started: its manager was freed"),
+                    ));
+                };
+                let output = call_c_task(f, userdata, &input_json?)?;
+                Ok(serde_json::from_str(&output)?)
+            })
+        });
+        steps.push(HostStep {
+            name: name.to_owned(),
+            dependencies,
+            optional: spec.optional,
+            body,
+        });
+    }
+    Ok(steps)
 }
 
 /// A progress sink calling `f` with each event as JSON, one call at a time, through `gate`.

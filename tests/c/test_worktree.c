@@ -35,6 +35,33 @@ static void on_progress(void *userdata, const char *event_json) {
     pthread_mutex_unlock(&p->lock);
 }
 
+/* A host step: writes NOTES.txt into the new worktree (its path comes in the inputs JSON). */
+static int write_notes(void *userdata, const char *inputs_json, vt_task_context *ctx) {
+    int *calls = userdata;
+    (*calls)++;
+    const char *p = strstr(inputs_json, "\"path\":\"");
+    if (!p || !strstr(inputs_json, "\"git-worktree-add\"")) {
+        vt_task_set_error(ctx, "inputs lack the path or the git step's result");
+        return 1;
+    }
+    p += 8;
+    char path[2048];
+    size_t n = (size_t)(strchr(p, '"') - p);
+    snprintf(path, sizeof path, "%.*s", (int)n, p);
+    if (vt_test_write(path, "NOTES.txt", "made by a C host step\n") != 0) {
+        vt_task_set_error(ctx, "cannot write NOTES.txt");
+        return 1;
+    }
+    return vt_task_set_output(ctx, "{\"wrote\":\"NOTES.txt\"}") == VT_OK ? 0 : 1;
+}
+
+static int refuse(void *userdata, const char *inputs_json, vt_task_context *ctx) {
+    (void)userdata;
+    (void)inputs_json;
+    vt_task_set_error(ctx, "policy check refused this worktree");
+    return 1;
+}
+
 /* Output of a shell command run in `dir` (malloc'd), or NULL. */
 static char *sh_output(const char *dir, const char *cmd) {
     char full[4096];
@@ -66,7 +93,7 @@ int main(void) {
                   "{\n  \"name\": \"app\",\n  \"version\": \"1.0.0\",\n"
                   "  \"dependencies\": { \"greet\": \"file:vendor/greet-1.0.0.tgz\" }\n}\n");
     vt_test_write(root, "src/index.js", "console.log(require('greet')('world'));\n");
-    vt_test_write(root, ".gitignore", "node_modules/\n.env\n.claude/\n.worktrees/\n");
+    vt_test_write(root, ".gitignore", "node_modules/\n.env\n.claude/\n.worktrees/\nNOTES.txt\n");
     CHECK(vt_test_sh(root, "cd vendor/greet && npm pack --pack-destination .. >/dev/null 2>&1 && cd .. && rm -rf greet") == 0,
           "npm pack made the local package tarball");
     CHECK(vt_test_sh(root, "npm install --no-audit --no-fund --offline >/dev/null 2>&1") == 0,
@@ -84,8 +111,11 @@ int main(void) {
     progress_log progress;
     memset(&progress, 0, sizeof progress);
     pthread_mutex_init(&progress.lock, NULL);
+    int host_calls = 0;
+    const char *after_git[] = {"git-worktree-add"};
+    vt_task host_steps[] = {{"host-notes", after_git, 1, false, write_notes, &host_calls}};
     vt_worktree_manager *m = NULL;
-    CHECK_RC(vt_worktree_manager_new(options, on_progress, &progress, &m), VT_OK, "open the project");
+    CHECK_RC(vt_worktree_manager_new(options, on_progress, &progress, host_steps, 1, &m), VT_OK, "open the project");
 
     /* 1. First creation: cache miss, npm ci inside the new worktree. */
     char *result = NULL;
@@ -97,6 +127,7 @@ int main(void) {
     CHECK_HAS(result, "\"dockerStatus\":[]", "dockerStatus is []");
     CHECK_HAS(result, "\"ports\":{", "ports are reported");
     CHECK_HAS(result, "\"outcome\":\"miss\"", "the first creation is a cache miss");
+    CHECK_HAS(result, "\"host-notes\":{\"wrote\":\"NOTES.txt\"}", "the host step's output is in steps");
     vt_string_free(result);
     char wt[1400];
     snprintf(wt, sizeof wt, "%s/.worktrees/feature-greet-page", root);
@@ -115,8 +146,11 @@ int main(void) {
     CHECK_HAS(list, "branch refs/heads/feature-greet-page", "git lists the worktree on its branch");
     free(list);
     char *status = sh_output(wt, "git status --porcelain");
-    CHECK(status && status[0] == 0, "the worktree is clean (node_modules and .env are ignored)");
+    CHECK(status && status[0] == 0, "the worktree is clean (node_modules, .env and NOTES.txt are ignored)");
     free(status);
+    char *notes = vt_test_read(wt, "NOTES.txt");
+    CHECK_HAS(notes, "C host step", "the C host step ran in the creation graph and wrote into the worktree");
+    free(notes);
     char *run = sh_output(wt, "node src/index.js");
     CHECK_HAS(run, "hello world", "node runs the project in the worktree with its node_modules");
     free(run);
@@ -209,22 +243,37 @@ int main(void) {
     CHECK_RC(vt_worktree_manager_wait_background(NULL), VT_NULL_ARGUMENT, "wait NULL manager");
     CHECK(out == (char *)"untouched", "no output written by failed calls");
 
+    /* A failing host step fails the creation, and nothing is left behind. */
+    vt_task refusing[] = {{"policy", after_git, 1, false, refuse, NULL}};
+    vt_worktree_manager *strict = NULL;
+    CHECK_RC(vt_worktree_manager_new(options, NULL, NULL, refusing, 1, &strict), VT_OK, "a manager with a refusing host step");
+    out = (char *)"untouched";
+    CHECK_RC(vt_create_worktree_optimized(strict, "refused", NULL, &out), VT_TASK_FAILED, "the creation fails");
+    CHECK_MSG_HAS("policy check refused this worktree", "with the host step's message");
+    CHECK(!vt_test_exists(root, ".worktrees/refused/package.json"), "no worktree is left for a failed creation");
+    vt_worktree_manager_free(strict);
+    vt_task nameless[] = {{NULL, NULL, 0, false, refuse, NULL}};
+    vt_task fnless[] = {{"x", NULL, 0, false, NULL, NULL}};
     vt_worktree_manager *bad = (vt_worktree_manager *)1;
+    CHECK_RC(vt_worktree_manager_new(options, NULL, NULL, nameless, 1, &bad), VT_NULL_ARGUMENT, "a host step without a name");
+    CHECK_RC(vt_worktree_manager_new(options, NULL, NULL, fnless, 1, &bad), VT_NULL_ARGUMENT, "a host step without a function");
+    CHECK_MSG_HAS("host_steps[0].run", "the message names the slot");
+    CHECK_RC(vt_worktree_manager_new(options, NULL, NULL, NULL, 2, &bad), VT_NULL_ARGUMENT, "NULL host_steps with a count");
     char not_repo[1400], bad_opts[1600];
     snprintf(not_repo, sizeof not_repo, "%s/not-a-repo", tmp);
     vt_test_mkdirs(not_repo);
     snprintf(bad_opts, sizeof bad_opts, "{\"rootDir\": \"%s\", \"recordHistory\": false}", not_repo);
-    rc = vt_worktree_manager_new(bad_opts, NULL, NULL, &bad);
+    rc = vt_worktree_manager_new(bad_opts, NULL, NULL, NULL, 0, &bad);
     CHECK(rc == VT_GIT || rc == VT_NOT_FOUND || rc == VT_INVALID_ARGUMENT, "a folder that is not a git repository");
     CHECK_MSG_HAS("not-a-repo", "the message names the folder");
-    CHECK_RC(vt_worktree_manager_new("{\"rootDir\": ", NULL, NULL, &bad), VT_PARSE, "invalid options JSON");
-    CHECK_RC(vt_worktree_manager_new("{}", NULL, NULL, &bad), VT_PARSE, "options without rootDir");
+    CHECK_RC(vt_worktree_manager_new("{\"rootDir\": ", NULL, NULL, NULL, 0, &bad), VT_PARSE, "invalid options JSON");
+    CHECK_RC(vt_worktree_manager_new("{}", NULL, NULL, NULL, 0, &bad), VT_PARSE, "options without rootDir");
     CHECK_MSG_HAS("rootDir", "the message names rootDir");
     snprintf(bad_opts, sizeof bad_opts, "{\"rootDir\": \"%s\", \"runtime\": \"vm\"}", root);
-    CHECK_RC(vt_worktree_manager_new(bad_opts, NULL, NULL, &bad), VT_INVALID_ARGUMENT, "an unknown runtime");
-    CHECK_RC(vt_worktree_manager_new(NULL, NULL, NULL, &bad), VT_NULL_ARGUMENT, "NULL options");
-    CHECK_RC(vt_worktree_manager_new(VT_BAD_UTF8, NULL, NULL, &bad), VT_INVALID_UTF8, "bad UTF-8 options");
-    CHECK_RC(vt_worktree_manager_new(options, NULL, NULL, NULL), VT_NULL_ARGUMENT, "NULL manager_out");
+    CHECK_RC(vt_worktree_manager_new(bad_opts, NULL, NULL, NULL, 0, &bad), VT_INVALID_ARGUMENT, "an unknown runtime");
+    CHECK_RC(vt_worktree_manager_new(NULL, NULL, NULL, NULL, 0, &bad), VT_NULL_ARGUMENT, "NULL options");
+    CHECK_RC(vt_worktree_manager_new(VT_BAD_UTF8, NULL, NULL, NULL, 0, &bad), VT_INVALID_UTF8, "bad UTF-8 options");
+    CHECK_RC(vt_worktree_manager_new(options, NULL, NULL, NULL, 0, NULL), VT_NULL_ARGUMENT, "NULL manager_out");
     CHECK(bad == (vt_worktree_manager *)1, "no handle written on failure");
 
     vt_worktree_manager_free(m);
@@ -234,6 +283,7 @@ int main(void) {
     CHECK(strstr(progress.steps, "git,") != NULL, "progress had a git step");
     CHECK(strstr(progress.steps, "complete,") != NULL, "progress had a complete step");
     CHECK(progress.max_concurrent == 1, "progress calls never overlap");
+    CHECK(host_calls == 2, "the host step ran once per new worktree (not for the existing one)");
     usleep(100000);
     CHECK(progress.events == after_free, "no progress event after vt_worktree_manager_free");
     pthread_mutex_destroy(&progress.lock);
