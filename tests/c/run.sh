@@ -18,6 +18,7 @@ filter=${1:-}
 # --- tools -----------------------------------------------------------------------------------
 need_apt=()
 command -v gcc >/dev/null || need_apt+=(gcc libc6-dev)
+command -v g++ >/dev/null || need_apt+=(g++)
 command -v git >/dev/null || need_apt+=(git)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 command -v npm >/dev/null || need_apt+=(npm)
@@ -90,6 +91,18 @@ failed=0
 failed_names=()
 if [ $docs_ok = 1 ]; then passed=$((passed + 1)); echo "ok   docs/c.md example == tests/c/example.c"
 else failed=$((failed + 1)); failed_names+=("docs-example"); echo "FAIL docs/c.md example == tests/c/example.c"; fi
+
+# The header alone: strict C99 and C++17 (its extern "C" block), linked and called from C++.
+if [ -z "$filter" ] || [[ header == *"$filter"* ]]; then
+  printf '#include "vibetrees.h"\nint main() { vt_result r = vt_profiler_new(nullptr, nullptr);\n  return r == VT_NULL_ARGUMENT && vt_last_error_code() == VT_NULL_ARGUMENT ? 0 : 1; }\n' >"$work/header.cpp"
+  if gcc -std=c99 -pedantic -Wall -Wextra -Werror -fsyntax-only -I "$root/include" -x c "$root/include/vibetrees.h" >"$work/header.log" 2>&1 \
+     && g++ -std=c++17 -Wall -Wextra -Werror -I "$root/include" "$work/header.cpp" "$lib" "${native_libs[@]}" -o "$work/header-cpp" >>"$work/header.log" 2>&1 \
+     && "$work/header-cpp" >>"$work/header.log" 2>&1; then
+    passed=$((passed + 1)); echo "ok   header: C99 -pedantic, and C++17 calling the library"
+  else
+    failed=$((failed + 1)); failed_names+=("header"); echo "FAIL header"; sed 's/^/    /' "$work/header.log" | tail -n 30
+  fi
+fi
 
 for src in "$root"/tests/c/test_*.c "$root"/tests/c/example.c; do
   name=$(basename "$src" .c)
