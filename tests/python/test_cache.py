@@ -176,3 +176,27 @@ def test_other_threads_run_during_a_restore(node_project, tmp_path):
     outcome = cache.restore_node_modules(other / "node_modules", on_progress=on_progress)
     t.join()
     assert outcome["restored"] and answered.is_set()
+
+
+def test_ctrl_c_during_a_restore_leaves_a_whole_tree_or_none(node_project, tmp_path):
+    """A restore is atomic on disk: Ctrl-C lets it finish, then raises KeyboardInterrupt."""
+    import _thread
+
+    cache = vibetrees.CacheManager(tmp_path / "cache", workers=1)
+    report = cache.cache_node_modules(node_project / "node_modules")
+    other = copy_project_without_node_modules(node_project, tmp_path / "checkout")
+    pressed = threading.Event()
+
+    def on_progress(done, total):
+        if not pressed.is_set():
+            pressed.set()
+            _thread.interrupt_main()
+
+    with pytest.raises(KeyboardInterrupt):
+        cache.restore_node_modules(other / "node_modules", on_progress=on_progress)
+    assert pressed.is_set()
+    files = [p for p in (other / "node_modules").rglob("*") if p.is_file()]
+    assert len(files) == report["files"]
+    # Nothing but the project's own files and the finished node_modules beside it.
+    assert sorted(p.name for p in other.iterdir()) == ["node_modules", "package-lock.json", "package.json"]
+    assert cache.verify()["bad"] == []

@@ -126,7 +126,9 @@ def test_span_context_manager_ends_the_operation():
         assert p.is_running(outer.id)
         with p.span("inner", outer.id) as inner:
             pass
-    assert outer.result["name"] == "outer"
+    assert outer.result["name"] == "outer" and outer.name == "outer"
+    assert repr(outer) == f'Span(name="outer", id="{outer.id}")'
+    assert repr(p).startswith("Profiler(")
     assert inner.result["parentId"] == outer.id
     assert not p.is_running(outer.id)
 

@@ -345,3 +345,16 @@ def test_cancelling_an_async_creation_leaves_nothing_half_made(node_project, war
     mgr = asyncio.run(main())
     mgr.wait_background()
     assert_nothing_left(node_project, "cancelled", private_home)
+
+
+def test_warm_populates_the_cache_from_the_main_worktree(node_project, tmp_path):
+    cache_dir = tmp_path / "warm-cache"
+    mgr = manager(node_project, cache_dir)
+    assert "WorktreeManager(" in repr(mgr)
+    jobs = mgr.warm()
+    assert isinstance(jobs, list) and jobs
+    mgr.wait_background()
+    assert mgr.background_jobs() == []
+    assert vibetrees.CacheManager(cache_dir).is_cache_valid(node_project)
+    assert mgr.create_worktree_optimized("after-warm")["worktree"]["cache"]["outcome"] == "hit"
+    mgr.wait_background()
