@@ -130,7 +130,32 @@ fn count_files(root: &Path) -> u64 {
     n
 }
 
+/// CPU time (user + system) of this process's threads, or of its waited-for children.
+fn cpu_time(who: i32) -> Duration {
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage only writes the struct it is given.
+    unsafe { libc::getrusage(who, &mut ru) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+thread_local! {
+    /// CPU time of the last timed run, read by `series`.
+    static LAST_CPU: std::cell::Cell<Duration> = const { std::cell::Cell::new(Duration::ZERO) };
+}
+
+/// Times `f` (wall clock returned, CPU time of this process kept in LAST_CPU).
+fn timed_in_process(f: impl FnOnce()) -> Duration {
+    let c = cpu_time(libc::RUSAGE_SELF);
+    let t = Instant::now();
+    f();
+    let d = t.elapsed();
+    LAST_CPU.with(|l| l.set(cpu_time(libc::RUSAGE_SELF).saturating_sub(c)));
+    d
+}
+
 fn run(cmd: &mut Command) -> Duration {
+    let c = cpu_time(libc::RUSAGE_CHILDREN);
     let t = Instant::now();
     let out = cmd
         .stdin(Stdio::null())
@@ -139,6 +164,7 @@ fn run(cmd: &mut Command) -> Duration {
         .output()
         .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     let d = t.elapsed();
+    LAST_CPU.with(|l| l.set(cpu_time(libc::RUSAGE_CHILDREN).saturating_sub(c)));
     assert!(
         out.status.success(),
         "{cmd:?} failed: {}",
@@ -168,15 +194,19 @@ fn series(
     contenders: &mut [Contender<'_>],
 ) -> String {
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); contenders.len()];
+    let mut cpus: Vec<Vec<f64>> = vec![Vec::new(); contenders.len()];
     for round in 0..rounds {
         for (i, (name, f)) in contenders.iter_mut().enumerate() {
             let dest = runs.join(format!("{}-{round}", name.replace([' ', '/'], "_")));
             std::fs::create_dir_all(&dest).unwrap();
             let d = f(&dest);
+            let cpu = LAST_CPU.with(|l| l.get());
             times[i].push(d.as_secs_f64() * 1e3);
+            cpus[i].push(cpu.as_secs_f64() * 1e3);
             eprintln!(
-                "  {title} round {round}: {name}: {:.1} ms",
-                d.as_secs_f64() * 1e3
+                "  {title} round {round}: {name}: {:.1} ms (cpu {:.1} ms)",
+                d.as_secs_f64() * 1e3,
+                cpu.as_secs_f64() * 1e3
             );
         }
     }
@@ -193,8 +223,12 @@ fn series(
         .iter()
         .position(|(n, _)| *n == "cp -al")
         .map(|i| median(&times[i]));
+    let cp_al_cpu = contenders
+        .iter()
+        .position(|(n, _)| *n == "cp -al")
+        .map(|i| median(&cpus[i]));
     let mut out = format!(
-        "\n### {title}: {files} files, {rounds} rounds\n\n| contender | median | min | max | vs `cp -al` | files/s |\n| --- | ---: | ---: | ---: | ---: | ---: |\n"
+        "\n### {title}: {files} files, {rounds} rounds\n\n| contender | median | min | max | vs `cp -al` | files/s | CPU median | CPU vs `cp -al` |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
     );
     for (i, (name, _)) in contenders.iter().enumerate() {
         let m = median(&times[i]);
@@ -203,8 +237,12 @@ fn series(
         let ratio = cp_al
             .map(|c| format!("{:.2}×", m / c))
             .unwrap_or_else(|| "-".into());
+        let cpu = median(&cpus[i]);
+        let cpu_ratio = cp_al_cpu
+            .map(|c| format!("{:.2}×", cpu / c))
+            .unwrap_or_else(|| "-".into());
         out.push_str(&format!(
-            "| {name} | {m:.1} ms | {min:.1} ms | {max:.1} ms | {ratio} | {:.0} |\n",
+            "| {name} | {m:.1} ms | {min:.1} ms | {max:.1} ms | {ratio} | {:.0} | {cpu:.1} ms | {cpu_ratio} |\n",
             files as f64 / (m / 1e3)
         ));
     }
@@ -218,19 +256,19 @@ fn vibetrees_contenders<'a>(
 ) -> Vec<Contender<'a>> {
     let lib = move |skip_verify: bool| {
         move |dest: &Path| {
-            let t = Instant::now();
-            cache
-                .restore(
-                    key,
-                    &dest.join("node_modules"),
-                    &RestoreOptions {
-                        method: RestoreMethod::Auto,
-                        skip_verify,
-                        ..Default::default()
-                    },
-                )
-                .unwrap();
-            t.elapsed()
+            timed_in_process(|| {
+                cache
+                    .restore(
+                        key,
+                        &dest.join("node_modules"),
+                        &RestoreOptions {
+                            method: RestoreMethod::Auto,
+                            skip_verify,
+                            ..Default::default()
+                        },
+                    )
+                    .unwrap();
+            })
         }
     };
     vec![

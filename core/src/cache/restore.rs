@@ -155,7 +155,9 @@ struct Ctx<'a> {
 }
 
 const PROGRESS_INTERVAL_MS: u64 = 50;
-const FLAT_CHUNK: usize = 512;
+/// Files of one folder are never split over workers: two threads linking into one folder contend
+/// on its lock.
+const FLAT_CHUNK: usize = usize::MAX;
 
 impl NodeModulesCache {
     /// Restores entry `key` as the node_modules folder `target` (its parent is created if needed).
