@@ -61,6 +61,44 @@ where
     }
 }
 
+/// As [`wait`] for work that must not stop half-way (e.g. a removal): a Ctrl-C lets the future
+/// run to its end, then raises `KeyboardInterrupt` (the outcome is dropped, the work is done).
+pub fn wait_to_end<F, T>(py: Python<'_>, what: &str, fut: F) -> PyResult<T>
+where
+    F: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let (tx, rx) = sync_channel::<T>(1);
+    let rx = Mutex::new(rx);
+    runtime().spawn(async move {
+        let out = fut.await;
+        let _ = tx.send(out);
+    });
+    let mut interrupt: Option<PyErr> = None;
+    loop {
+        match py.detach(|| rx.lock().recv_timeout(SIGNAL_POLL)) {
+            Ok(out) => {
+                return match interrupt {
+                    Some(e) => Err(e),
+                    None => Ok(out),
+                };
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                if interrupt.is_none()
+                    && let Err(e) = py.check_signals()
+                {
+                    interrupt = Some(e);
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(to_py_err(Error::Internal(format!(
+                    "{what} panicked; the operation was abandoned"
+                ))));
+            }
+        }
+    }
+}
+
 /// Runs the blocking closure `f` on a blocking thread of the core's runtime and waits for it with
 /// the interpreter released. A blocking core operation cannot be stopped from outside, and each
 /// one is atomic on disk (staged, then renamed into place), so a Ctrl-C lets it finish (or fail)

@@ -3,6 +3,7 @@
 //! Calls block with the interpreter released (or are awaitable, `*_async`). Progress events and
 //! host steps are Python callables called from the core's worker threads.
 //!
+//! A removal or a warm-up interrupted by Ctrl-C finishes before `KeyboardInterrupt` is raised.
 //! Ctrl-C (or cancelling the awaiting task) during a creation: some of the creation's steps run
 //! child processes and blocking threads that cannot be stopped half-way without leaving debris,
 //! so the binding lets the creation reach its end, then undoes it completely (containers, ports,
@@ -370,7 +371,7 @@ impl PyWorktreeManager {
     /// trashedTo, containers}`.
     fn remove_worktree<'py>(&self, py: Python<'py>, name: String) -> PyResult<Bound<'py, PyAny>> {
         let manager = self.inner.clone();
-        let out = bridge::wait(py, "remove_worktree", async move {
+        let out = bridge::wait_to_end(py, "remove_worktree", async move {
             manager.remove_worktree(&name).await
         })?
         .py()?;
@@ -392,7 +393,7 @@ impl PyWorktreeManager {
     /// the background; returns the names of the jobs started.
     fn warm(&self, py: Python<'_>) -> PyResult<Vec<String>> {
         let manager = self.inner.clone();
-        bridge::wait(py, "warm", async move { manager.warm().await })?.py()
+        bridge::wait_to_end(py, "warm", async move { manager.warm().await })?.py()
     }
 
     /// Waits for every background job started so far (cache populate, services, push, deletions).
