@@ -222,3 +222,57 @@ fn a_second_populate_of_a_key_changes_nothing() {
         .collect();
     assert_eq!(names, [key.to_string()]);
 }
+
+#[test]
+fn background_populate_and_profiler_spans_for_every_phase() {
+    let t = tempdir();
+    let src = t.path().join("project/node_modules");
+    gen_tree(&src, 6, 2, false);
+    let profiler = Arc::new(vibetrees_core::profiler::Profiler::new());
+    let cache = Arc::new(
+        vibetrees_core::cache::NodeModulesCache::open(vibetrees_core::cache::CacheOptions {
+            cache_dir: Some(t.path().join("cache")),
+            profiler: Some(profiler.clone()),
+            ..Default::default()
+        })
+        .unwrap(),
+    );
+    let key = test_key(5);
+    let handle = cache.populate_in_background(key.clone(), src.clone(), Default::default());
+    let report = handle.join().unwrap().unwrap();
+    assert_eq!(report.outcome, PopulateOutcome::Created);
+    let parent = profiler.start("create-worktree-total", None).unwrap();
+    let stats = cache
+        .restore(
+            &key,
+            &t.path().join("wt/node_modules"),
+            &RestoreOptions {
+                parent_span: Some(parent.clone()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let tree = profiler.end(&parent).unwrap();
+    let names: Vec<_> = stats.phases.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "cache-restore-open",
+            "cache-restore-plan",
+            "cache-restore-place",
+            "cache-restore-commit"
+        ]
+    );
+    for name in names
+        .iter()
+        .chain(&["cache-restore", "cache-populate", "cache-populate-copy"])
+    {
+        assert!(profiler.get_stats(name).is_some(), "no span {name}");
+    }
+    assert_eq!(
+        tree.children.len(),
+        1,
+        "the restore nests under the caller's span"
+    );
+    assert_eq!(tree.children[0].name, "cache-restore");
+}

@@ -97,6 +97,21 @@ impl NodeModulesCache {
         self.populate_with(key, source, &PopulateOptions::default())
     }
 
+    /// Runs [`populate_with`](Self::populate_with) on a new thread (a worktree is usable at once;
+    /// the cache fills behind it). Join the handle for the report, or drop it.
+    pub fn populate_in_background(
+        self: &std::sync::Arc<Self>,
+        key: CacheKey,
+        source: PathBuf,
+        opts: PopulateOptions,
+    ) -> std::thread::JoinHandle<Result<PopulateReport>> {
+        let cache = self.clone();
+        std::thread::Builder::new()
+            .name("vibetrees-cache-populate".into())
+            .spawn(move || cache.populate_with(&key, &source, &opts))
+            .expect("spawn the cache populate thread")
+    }
+
     /// [`populate`](Self::populate) with options.
     pub fn populate_with(
         &self,
