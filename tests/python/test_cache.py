@@ -100,7 +100,7 @@ def test_a_miss_is_reported_not_raised(node_project, tmp_path):
 def test_errors_name_the_path(tmp_path):
     cache = vibetrees.CacheManager(tmp_path / "cache")
     missing = tmp_path / "no-such-project" / "node_modules"
-    with pytest.raises(vibetrees.VibetreesError) as info:
+    with pytest.raises(vibetrees.NotFoundError) as info:
         cache.cache_node_modules(missing)
     assert str(tmp_path / "no-such-project") in str(info.value)
     with pytest.raises(vibetrees.InvalidArgumentError, match="restore method 'teleport'"):
@@ -113,9 +113,13 @@ def test_errors_name_the_path(tmp_path):
         cache.prune(-1)
     not_a_dir = tmp_path / "file"
     not_a_dir.write_text("x")
-    with pytest.raises(vibetrees.VibetreesError) as info:
+    with pytest.raises(vibetrees.IoError) as info:
         vibetrees.CacheManager(not_a_dir / "cache")
     assert str(not_a_dir) in str(info.value)
+    assert info.value.code == "IO"
+    # The OS error is chained, as the errno's own OSError subclass.
+    assert isinstance(info.value.__cause__, NotADirectoryError)
+    assert info.value.__cause__.errno == 20
 
 
 def test_verify_finds_a_mutated_entry_and_evicts_it(node_project, tmp_path):

@@ -358,3 +358,20 @@ def test_warm_populates_the_cache_from_the_main_worktree(node_project, tmp_path)
     assert vibetrees.CacheManager(cache_dir).is_cache_valid(node_project)
     assert mgr.create_worktree_optimized("after-warm")["worktree"]["cache"]["outcome"] == "hit"
     mgr.wait_background()
+
+
+def test_a_failing_progress_callback_does_not_fail_the_creation(node_project, warm_cache, monkeypatch):
+    import sys
+
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: unraisable.append(u.exc_value))
+
+    def broken(event):
+        raise RuntimeError("progress UI crashed")
+
+    mgr = vibetrees.WorktreeManager(node_project, cache_dir=warm_cache, runtime="none", on_progress=broken)
+    assert mgr.create_worktree_optimized("despite-ui")["success"]
+    assert unraisable and all(str(e) == "progress UI crashed" for e in unraisable)
+    with pytest.raises(vibetrees.InvalidArgumentError, match="on_progress"):
+        vibetrees.WorktreeManager(node_project, on_progress="not callable")
+    mgr.wait_background()
