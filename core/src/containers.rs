@@ -309,6 +309,30 @@ async fn find_podman(opts: &DetectOptions, timeout: Duration) -> Option<Engine> 
     })
 }
 
+/// Kills a command's process group when dropped before the command finished (a cancelled
+/// future) or on request (a timeout).
+struct GroupGuard(Option<u32>);
+
+impl GroupGuard {
+    fn kill(&mut self) {
+        if let Some(pid) = self.0.take()
+            && let Ok(pid) = i32::try_from(pid)
+            && pid > 0
+        {
+            // SAFETY: plain syscall; a negative pid addresses the process group we created.
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// Output of a finished command.
 struct RunOutput {
     status: Option<i32>,
@@ -384,6 +408,9 @@ impl Engine {
         timeout: Duration,
         keep_stdout: bool,
     ) -> RunOutput {
+        // Its own process group, so a timeout or a cancellation stops the whole tree
+        // (podman-compose runs podman, which runs conmon...), not only the compose process.
+        cmd.process_group(0);
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => {
@@ -396,6 +423,7 @@ impl Engine {
                 };
             }
         };
+        let mut group = GroupGuard(child.id());
         let tail = Arc::new(Mutex::new(VecDeque::with_capacity(TAIL)));
         let stdout_buf = Arc::new(Mutex::new(String::new()));
         let push = {
@@ -441,12 +469,21 @@ impl Engine {
             Ok(Ok(s)) => (s.code(), false),
             Ok(Err(_)) => (None, false),
             Err(_) => {
+                group.kill();
                 let _ = child.kill().await;
                 (None, true)
             }
         };
-        for h in [out, err].into_iter().flatten() {
-            let _ = h.await;
+        group.0 = None; // exited: its group id may be reused, never signal it again
+        // A grandchild that outlived the command may still hold the pipes open: read what is
+        // left for a moment, then stop reading instead of waiting for it.
+        for mut h in [out, err].into_iter().flatten() {
+            if tokio::time::timeout(Duration::from_secs(2), &mut h)
+                .await
+                .is_err()
+            {
+                h.abort();
+            }
         }
         let tail = tail.lock().iter().cloned().collect();
         let stdout = std::mem::take(&mut *stdout_buf.lock());

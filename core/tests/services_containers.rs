@@ -405,3 +405,64 @@ fn docker_command_lines_through_a_stand_in() {
         bad.message
     );
 }
+
+#[test]
+fn a_command_past_its_timeout_is_stopped_with_its_children() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let pidfile = tmp.path().join("grandchild.pid");
+    let donefile = tmp.path().join("grandchild.done");
+    // `info`/`compose version` answer; `compose ... up` starts a long grandchild and waits on it.
+    write_exe(
+        &bin.join("docker"),
+        &format!(
+            "#!/bin/sh\ncase \"$*\" in *\" up \"*) (sleep 20; echo finished > '{done}') & echo $! > '{pid}'; wait ;; esac\nexit 0\n",
+            pid = pidfile.display(),
+            done = donefile.display()
+        ),
+    );
+    let mut paths = vec![bin];
+    paths.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    let opts = DetectOptions {
+        path: Some(std::env::join_paths(paths).unwrap()),
+        ..Default::default()
+    };
+    let engine = block_on(detect_uncached(RuntimeChoice::Docker, &opts))
+        .unwrap()
+        .unwrap();
+    let wt = tmp.path().join("wt");
+    std::fs::create_dir_all(&wt).unwrap();
+    let project = ComposeProject::for_worktree(&wt, Path::new("docker-compose.yml"));
+    let out = block_on(engine.up(
+        &project,
+        &["db".to_string()],
+        None,
+        Duration::from_millis(500),
+    ));
+    assert!(!out.ok);
+    assert!(out.message.contains("timed out"), "{}", out.message);
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // The grandchild was killed with the group (it may linger as a zombie of its dead parent
+    // only until init reaps it).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let alive = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| !s.contains(") Z "))
+            .unwrap_or(false)
+    };
+    while alive(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!alive(pid), "grandchild {pid} survived the timeout");
+    assert!(
+        !donefile.exists(),
+        "the grandchild ran to its end: it was not stopped with the command"
+    );
+}
