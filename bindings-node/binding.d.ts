@@ -292,6 +292,12 @@ export interface OperationStats {
  */
 export declare function profilerEndNum(handle: ExternalObject<unknown>, n: number, wantName: boolean): number | string | OperationResult
 
+/**
+ * Interns `name` for `profilerStartNamed` and returns its number, or -1 when the handle holds
+ * the most names it interns.
+ */
+export declare function profilerIntern(handle: ExternalObject<unknown>, name: string): number
+
 /** Options of `new Profiler(options?)`. */
 export interface ProfilerOptions {
   /**
@@ -300,6 +306,9 @@ export interface ProfilerOptions {
    */
   maxResults?: number
 }
+
+/** Starts a root operation named by an interned name number; returns the operation number. */
+export declare function profilerStartNamed(handle: ExternalObject<unknown>, nameNumber: number): number
 
 /** Starts a root operation and returns its number (the id is `op-<number>`). */
 export declare function profilerStartRoot(handle: ExternalObject<unknown>, name: string): number

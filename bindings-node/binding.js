@@ -844,4 +844,6 @@ module.exports.NativeWorktreeManager = nativeBinding.NativeWorktreeManager
 module.exports.coreVersion = nativeBinding.coreVersion
 module.exports.errorCodes = nativeBinding.errorCodes
 module.exports.profilerEndNum = nativeBinding.profilerEndNum
+module.exports.profilerIntern = nativeBinding.profilerIntern
+module.exports.profilerStartNamed = nativeBinding.profilerStartNamed
 module.exports.profilerStartRoot = nativeBinding.profilerStartRoot

@@ -76,6 +76,7 @@ function messageOf(error) {
 // Profiler
 
 const RING = 1024; // names of recently started operations, by number (see Profiler.end)
+const INTERNED_NAMES = 4096; // as many as the native handle interns
 
 /**
  * Times operations: `start(name, parentId?)` returns an id, `end(id)` its result
@@ -106,7 +107,14 @@ class Profiler {
     let n;
     let id;
     if (parentId === undefined || parentId === null) {
-      n = native.profilerStartRoot(this._handle, name);
+      // Interned names cross as numbers (no string conversion); the native side interns a
+      // bounded number of names, later ones cross as strings.
+      let k = this._nameNumbers.get(name);
+      if (k === undefined && this._nameNumbers.size < INTERNED_NAMES) {
+        k = native.profilerIntern(this._handle, name);
+        if (k >= 0) this._nameNumbers.set(name, k);
+      }
+      n = k >= 0 ? native.profilerStartNamed(this._handle, k) : native.profilerStartRoot(this._handle, name);
       id = 'op-' + n;
     } else {
       if (typeof parentId !== 'string') {
@@ -203,6 +211,7 @@ function initProfiler(p, nativeProfiler) {
     _times: { value: times },
     _ringIds: { value: new Float64Array(RING).fill(-1) },
     _ringNames: { value: new Array(RING).fill('') },
+    _nameNumbers: { value: new Map() }, // name -> number interned by the native handle
   });
 }
 

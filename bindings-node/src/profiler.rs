@@ -182,7 +182,12 @@ impl JsProfiler {
 pub struct ProfilerHandle {
     inner: Arc<core::Profiler>,
     times: Float64Array,
+    /// Names interned by `profilerIntern`, so `profilerStartNamed` takes a number, not a string.
+    names: Vec<String>,
 }
+
+/// Most names a handle interns; later names go through `profilerStartRoot`.
+const MAX_INTERNED_NAMES: usize = 4096;
 
 /// The number inside an id string `op-<n>` (the core's format).
 fn id_number(id: &str) -> Option<f64> {
@@ -223,6 +228,42 @@ pub fn profiler_start_root(
     let id = handle
         .inner
         .start(&name, None)
+        .map_err(|e| core_error(&env, &e))?;
+    id_number(&id).ok_or_else(|| {
+        core_error(
+            &env,
+            &vibetrees_core::Error::Internal(format!("unexpected id format '{id}'")),
+        )
+    })
+}
+
+/// Interns `name` for `profilerStartNamed` and returns its number, or -1 when the handle holds
+/// the most names it interns.
+#[napi(ts_args_type = "handle: ExternalObject<unknown>, name: string")]
+pub fn profiler_intern(handle: &mut External<ProfilerHandle>, name: String) -> i32 {
+    if handle.names.len() >= MAX_INTERNED_NAMES {
+        return -1;
+    }
+    handle.names.push(name);
+    (handle.names.len() - 1) as i32
+}
+
+/// Starts a root operation named by an interned name number; returns the operation number.
+#[napi(ts_args_type = "handle: ExternalObject<unknown>, nameNumber: number")]
+pub fn profiler_start_named(
+    env: Env,
+    handle: &External<ProfilerHandle>,
+    name_number: u32,
+) -> napi::Result<f64> {
+    let Some(name) = handle.names.get(name_number as usize) else {
+        return Err(invalid_argument(
+            &env,
+            format!("unknown interned name {name_number}"),
+        ));
+    };
+    let id = handle
+        .inner
+        .start(name, None)
         .map_err(|e| core_error(&env, &e))?;
     id_number(&id).ok_or_else(|| {
         core_error(
@@ -299,6 +340,7 @@ impl JsProfiler {
         Ok(External::new(ProfilerHandle {
             inner: self.inner.clone(),
             times,
+            names: Vec::new(),
         }))
     }
 

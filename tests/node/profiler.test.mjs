@@ -142,3 +142,15 @@ test('results stay right with many operations running at once, nested or not', (
   assert.throws(() => profiler.start(42), { code: 'INVALID_ARGUMENT', message: /name must be a string/ });
   assert.throws(() => profiler.start('x', 7), { code: 'INVALID_ARGUMENT', message: /parentId must be a string/ });
 });
+
+test('more distinct names than the native side interns', () => {
+  const profiler = new Profiler({ maxResults: 10 });
+  for (let i = 0; i < 5000; i++) {
+    const r = profiler.end(profiler.start(`distinct-${i}`));
+    assert.equal(r.name, `distinct-${i}`);
+  }
+  const again = profiler.end(profiler.start('distinct-4999'));
+  assert.equal(again.name, 'distinct-4999');
+  assert.equal(profiler.getStats('distinct-0').count, 1);
+  assert.equal(profiler.generateReport().operations.length > 0, true);
+});
