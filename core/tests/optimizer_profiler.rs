@@ -85,3 +85,34 @@ async fn without_a_parent_spans_are_roots_and_a_dead_parent_is_refused() {
     );
     assert_eq!(profiler.get_stats("git").unwrap().count, 1, "nothing ran");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_task_span_ends_as_failed() {
+    let profiler = Arc::new(Profiler::new());
+    let token = vibetrees_core::optimizer::CancellationToken::new();
+    let optimizer = PerformanceOptimizer::new(OptimizerOptions {
+        profiler: Some(profiler.clone()),
+        ..Default::default()
+    })
+    .unwrap()
+    .with_cancel(token.clone());
+    let run = optimizer
+        .run_graph(vec![Task::new("hang", &[], move |_| {
+            let token = token.clone();
+            async move {
+                token.cancel();
+                std::future::pending::<()>().await;
+                Ok::<u8, TaskError>(0)
+            }
+        })])
+        .await
+        .unwrap();
+    let outcome = run.outcome("hang").unwrap();
+    assert_eq!(
+        outcome.status,
+        vibetrees_core::optimizer::TaskStatus::Cancelled
+    );
+    assert_eq!(profiler.running_count(), 0, "no span left running");
+    let stats = profiler.get_stats("hang").unwrap();
+    assert_eq!((stats.count, stats.failures), (1, 1));
+}

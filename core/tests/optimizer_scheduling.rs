@@ -285,3 +285,32 @@ fn task_errors_keep_core_codes() {
         (Some("E42"), "bad")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_a_limit_the_task_heading_the_longest_chain_starts_first() {
+    // One slot. Ready at first: a (nothing after it) and b (b -> c -> d): b goes first. Then a
+    // and c are ready: c heads the longer chain. Then a and d tie: input order.
+    let log = Log::default();
+    let step = |name: &str, deps: &[&str]| {
+        let log = log.clone();
+        let me = name.to_string();
+        Task::new(name, deps, move |_| {
+            let (log, me) = (log.clone(), me.clone());
+            async move {
+                log.push(&me);
+                Ok::<_, TaskError>(())
+            }
+        })
+    };
+    let tasks = vec![
+        step("a", &[]),
+        step("b", &[]),
+        step("c", &["b"]),
+        step("d", &["c"]),
+    ];
+    optimizer(Some(1))
+        .run_with_dependencies(tasks)
+        .await
+        .unwrap();
+    assert_eq!(log.events(), ["b", "c", "a", "d"]);
+}

@@ -176,6 +176,20 @@ impl Graph {
         order
     }
 
+    /// Each task's height: the number of tasks on the longest chain that starts at it and follows
+    /// dependents (1 for a task nothing depends on). Requires an acyclic graph.
+    pub fn heights(&self) -> Vec<u32> {
+        let mut height = vec![1u32; self.len()];
+        for &i in self.topological_order().iter().rev() {
+            height[i] = 1 + self.dependents[i]
+                .iter()
+                .map(|&j| height[j])
+                .max()
+                .unwrap_or(0);
+        }
+        height
+    }
+
     /// Each task's level: 0 without dependencies, else 1 + the highest level of its dependencies.
     pub fn levels(&self, order: &[usize]) -> Vec<usize> {
         let mut level = vec![0usize; self.len()];
@@ -233,6 +247,7 @@ mod tests {
         let names: Vec<&str> = order.iter().map(|&i| &*g.names[i]).collect();
         assert_eq!(names, ["a", "b", "c", "d"]);
         assert_eq!(g.levels(&order), [2, 0, 1, 0]);
+        assert_eq!(g.heights(), [1, 3, 2, 1]);
     }
 
     #[test]

@@ -57,7 +57,8 @@ pub struct TaskOutcome {
     pub error: Option<TaskError>,
     /// Why it did not run (skipped) or did not finish (cancelled).
     pub reason: Option<String>,
-    /// Its profiler span id, when the optimizer had a profiler.
+    /// Its profiler span id, when the optimizer had a profiler and the task finished (a cancelled
+    /// task's span is ended as failed with `cancelled`, but its id is not reported here).
     pub span_id: Option<String>,
 }
 

@@ -9,9 +9,10 @@ use super::graph::Graph;
 use super::report::{GraphRun, TaskOutcome, TaskStatus, critical_path};
 use super::task::{TaskBody, TaskError, TaskInputs};
 use super::{FailurePolicy, OptimizerOptions};
-use crate::profiler::Profiler;
+use crate::profiler::{OwnedSpanGuard, Profiler};
 use futures::FutureExt;
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
@@ -27,41 +28,64 @@ struct Completion<T> {
     span_id: Option<String>,
 }
 
-/// Ends a task's profiler span; if the task future is dropped (abort, cancellation) before it
-/// finished, the span ends as failed with "cancelled".
-struct SpanEnd {
-    profiler: Arc<Profiler>,
-    id: Option<String>,
-}
+/// A task's profiler span. Ends as succeeded or failed with the task; if the task future is
+/// dropped first (abort, cancellation), ends as failed with "cancelled".
+struct TaskSpan(Option<OwnedSpanGuard>);
 
-impl SpanEnd {
+impl TaskSpan {
     fn start(profiler: &Arc<Profiler>, name: &str, parent: Option<&str>) -> Self {
         // The parent was checked before the run; if it ended meanwhile, record a root span rather
         // than none. A span never fails the task.
-        let id = profiler
-            .start(name, parent)
-            .or_else(|_| profiler.start(name, None))
+        let guard = profiler
+            .span_owned(name, parent)
+            .or_else(|_| profiler.span_owned(name, None))
             .ok();
-        Self {
-            profiler: Arc::clone(profiler),
-            id,
-        }
+        Self(guard)
     }
 
     fn finish(mut self, error: Option<&TaskError>) -> Option<String> {
-        let id = self.id.take()?;
-        let _ = match error {
-            None => self.profiler.end(&id),
-            Some(e) => self.profiler.end_failed(&id, &e.message),
-        };
+        let guard = self.0.take()?;
+        let id = guard.id().to_string();
+        match error {
+            // Dropping the guard ends the span as succeeded without building a result.
+            None => drop(guard),
+            Some(e) => {
+                let _ = guard.fail(&e.message);
+            }
+        }
         Some(id)
     }
 }
 
-impl Drop for SpanEnd {
+impl Drop for TaskSpan {
     fn drop(&mut self) {
-        if let Some(id) = self.id.take() {
-            let _ = self.profiler.end_failed(&id, "cancelled");
+        if let Some(guard) = self.0.take() {
+            let _ = guard.fail("cancelled");
+        }
+    }
+}
+
+/// Tasks whose dependencies are all done, waiting for a slot.
+enum ReadyQueue {
+    /// No limit: every ready task starts at once, in the order it became ready.
+    Fifo(VecDeque<usize>),
+    /// A limit: the task with the greatest height (longest chain of dependents, counting itself)
+    /// first; ties in input order. The second field is each task's height.
+    Longest(BinaryHeap<(u32, Reverse<usize>)>, Vec<u32>),
+}
+
+impl ReadyQueue {
+    fn push(&mut self, i: usize) {
+        match self {
+            ReadyQueue::Fifo(q) => q.push_back(i),
+            ReadyQueue::Longest(heap, height) => heap.push((height[i], Reverse(i))),
+        }
+    }
+
+    fn pop(&mut self) -> Option<usize> {
+        match self {
+            ReadyQueue::Fifo(q) => q.pop_front(),
+            ReadyQueue::Longest(heap, _) => heap.pop().map(|(_, Reverse(i))| i),
         }
     }
 }
@@ -118,7 +142,15 @@ where
     // A task is blocked once a (non-optional) dependency failed or was skipped: it never starts.
     let mut blocked = vec![false; n];
 
-    let mut ready: VecDeque<usize> = (0..n).filter(|&i| remaining[i] == 0).collect();
+    // Under a limit, the ready task heading the longest chain starts first.
+    let mut ready = if limit < n {
+        ReadyQueue::Longest(BinaryHeap::new(), graph.heights())
+    } else {
+        ReadyQueue::Fifo(VecDeque::new())
+    };
+    for i in (0..n).filter(|&i| remaining[i] == 0) {
+        ready.push(i);
+    }
     let mut running: JoinSet<Completion<T>> = JoinSet::new();
     let mut first_failure: Option<usize> = None;
     let mut stopping = false;
@@ -132,7 +164,7 @@ where
         }
         if !stopping {
             while running.len() < limit {
-                let Some(i) = ready.pop_front() else { break };
+                let Some(i) = ready.pop() else { break };
                 if blocked[i] {
                     continue;
                 }
@@ -146,7 +178,7 @@ where
                 running.spawn(async move {
                     let span = profiler
                         .as_ref()
-                        .map(|p| SpanEnd::start(p, &name, parent.as_deref()));
+                        .map(|p| TaskSpan::start(p, &name, parent.as_deref()));
                     let start = Instant::now();
                     let outcome = AssertUnwindSafe(async { body.run(inputs).await })
                         .catch_unwind()
@@ -211,7 +243,7 @@ where
         for &j in &graph.dependents[i] {
             remaining[j] -= 1;
             if remaining[j] == 0 && !blocked[j] {
-                ready.push_back(j);
+                ready.push(j);
             }
         }
     }
