@@ -209,6 +209,11 @@ fn parse_port_entry(v: &Value) -> Option<PortSpec> {
         Value::String(s) => {
             let s = s.trim();
             let s = split_outside_braces(s, '/')[0];
+            // An IPv6 host address in brackets (`[::1]:8080:80`) is not split on its colons.
+            let s = match (s.starts_with('['), s.find("]:")) {
+                (true, Some(i)) => &s[i + 2..],
+                _ => s,
+            };
             let parts = split_outside_braces(s, ':');
             let (host, target) = match parts.len() {
                 0 => return None,

@@ -36,6 +36,7 @@ services:
       - target: 443
         published: "${WEB_TLS:-8443}"
       - 9999
+      - "[::1]:${WEB_V6:-8081}:81"
   worker:
     image: busybox
     command: ["sleep", "3600"]
@@ -74,6 +75,7 @@ fn compose_yaml_names_ports_env_vars_and_bases() {
             port("web", "WEB_PORT", 8080),
             port("web-port2", "WEB_TLS", 8443),
             port("web-port3", "WEB_PORT3_PORT", 9999),
+            port("web-port4", "WEB_V6", 8081),
         ]
     );
     assert_eq!(s.database_services(), vec!["postgres"]);
