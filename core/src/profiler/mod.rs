@@ -37,7 +37,6 @@ mod types;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock};
 
@@ -142,7 +141,9 @@ struct Running {
 /// An ended operation, as kept in the window.
 pub(crate) struct Done {
     pub(crate) num: u64,
-    pub(crate) name: Arc<str>,
+    entry: Arc<NameEntry>,
+    /// The operation's own name when it is counted under [`OTHER_NAMES`].
+    own_name: Option<Arc<str>>,
     pub(crate) start_ns: u64,
     pub(crate) end_ns: u64,
     pub(crate) parent: Option<u64>,
@@ -152,6 +153,13 @@ pub(crate) struct Done {
     running_children: Vec<u64>,
     pub(crate) error: Option<Box<str>>,
     pub(crate) thread: Arc<ThreadInfo>,
+}
+
+impl Done {
+    /// The operation's name.
+    pub(crate) fn name(&self) -> &str {
+        self.own_name.as_deref().unwrap_or(&self.entry.name)
+    }
 }
 
 /// The bounded window of ended operations, oldest first, with an index by operation number.
@@ -246,7 +254,7 @@ fn shell(done: &Done, id: Option<&str>) -> OperationResult {
             Some(id) => id.to_owned(),
             None => ids::format_id(done.num),
         },
-        name: String::from(&*done.name),
+        name: String::from(done.name()),
         duration: (done.end_ns - done.start_ns) as f64 / NS_PER_MS,
         start_time: done.start_ns as f64 / NS_PER_MS,
         end_time: done.end_ns as f64 / NS_PER_MS,
@@ -262,12 +270,26 @@ fn shell(done: &Done, id: Option<&str>) -> OperationResult {
     }
 }
 
+/// CLOCK_MONOTONIC in ns (what `std::time::Instant` reads on Linux, without its checked
+/// arithmetic: this is on the hot path twice per operation).
+#[inline]
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 #[repr(align(128))]
 struct Shard(Mutex<HashMap<u64, Running, IdBuildHasher>>);
 
 /// Times nested operations; see the [module documentation](self).
 pub struct Profiler {
-    epoch: Instant,
+    /// The monotonic clock's reading when the profiler was made, in ns.
+    epoch_ns: u64,
     config: ProfilerConfig,
     next_num: AtomicU64,
     shards: Box<[Shard]>,
@@ -301,7 +323,7 @@ impl Profiler {
     /// A profiler with the given configuration.
     pub fn with_config(config: ProfilerConfig) -> Self {
         Self {
-            epoch: Instant::now(),
+            epoch_ns: monotonic_ns(),
             next_num: AtomicU64::new(1),
             shards: (0..SHARDS)
                 .map(|_| Shard(Mutex::new(HashMap::default())))
@@ -325,7 +347,7 @@ impl Profiler {
 
     #[inline]
     fn now_ns(&self) -> u64 {
-        self.epoch.elapsed().as_nanos() as u64
+        monotonic_ns().saturating_sub(self.epoch_ns)
     }
 
     #[inline]
@@ -485,13 +507,15 @@ impl Profiler {
         // Claim the operation. A root without children is removed at once (nobody classifies
         // it); any other stays in the table, marked as ending, until its result is in the window.
         let mut guard = shard.lock();
-        let r = guard.get_mut(&num).ok_or(())?;
+        let std::collections::hash_map::Entry::Occupied(mut slot) = guard.entry(num) else {
+            return Err(());
+        };
+        let r = slot.get_mut();
         if r.ending {
             return Err(());
         }
-        let simple = r.parent.is_none() && r.children.is_empty();
-        let (running, children) = if simple {
-            let running = guard.remove(&num).expect("present under the lock");
+        let (running, children) = if r.parent.is_none() && r.children.is_empty() {
+            let running = slot.remove();
             drop(guard);
             (Some(running), Vec::new())
         } else {
@@ -509,7 +533,8 @@ impl Profiler {
                 .record(duration_ns, error.is_some(), r.parent.is_none());
             Done {
                 num,
-                name: r.own_name.unwrap_or_else(|| Arc::clone(&r.entry.name)),
+                entry: r.entry,
+                own_name: r.own_name,
                 start_ns: r.start_ns,
                 end_ns: end_ns.max(r.start_ns),
                 parent: r.parent,
@@ -669,7 +694,10 @@ impl Profiler {
     }
 
     /// The ended operations in the window as a Chrome Trace Event Format JSON document (opens in
-    /// Perfetto and chrome://tracing); see the [`trace`] module notes in docs/profiler.md.
+    /// Perfetto and chrome://tracing): one complete (`"X"`) event per operation, laid out on
+    /// tracks so that every event nests only inside its ancestors (concurrently overlapping
+    /// siblings get tracks of their own), with process and thread names. Running operations are
+    /// not included.
     pub fn to_chrome_trace(&self) -> String {
         let w = self.window.lock();
         trace::chrome_trace(&w)

@@ -17,9 +17,11 @@
 use std::collections::HashMap;
 
 use serde::Serialize;
-use serde_json::{Map, Value, json};
 
+use super::ids::IdBuildHasher;
 use super::{Done, Window, ids};
+
+type IdMap<V> = HashMap<u64, V, IdBuildHasher>;
 
 /// One track (a `tid` in the trace).
 struct Track {
@@ -30,19 +32,55 @@ struct Track {
 }
 
 #[derive(Serialize)]
-struct Event<'a> {
-    name: &'a str,
-    cat: &'static str,
-    ph: &'static str,
-    ts: f64,
-    dur: f64,
-    pid: u32,
-    tid: usize,
-    args: Map<String, Value>,
+struct SpanArgs<'a> {
+    id: String,
+    #[serde(rename = "parentId", skip_serializing_if = "Option::is_none")]
+    parent_id: Option<String>,
+    thread: &'a str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    failed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum MetaArgs {
+    Name { name: String },
+    SortIndex { sort_index: usize },
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum TraceEvent<'a> {
+    Span {
+        name: &'a str,
+        cat: &'static str,
+        ph: &'static str,
+        ts: f64,
+        dur: f64,
+        pid: u32,
+        tid: usize,
+        args: SpanArgs<'a>,
+    },
+    Meta {
+        name: &'static str,
+        ph: &'static str,
+        pid: u32,
+        tid: usize,
+        args: MetaArgs,
+    },
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TraceDocument<'a> {
+    trace_events: Vec<TraceEvent<'a>>,
+    display_time_unit: &'static str,
 }
 
 /// Whether `ancestor` is `num`'s parent, grandparent, ... among the operations in the window.
-fn is_ancestor(parents: &HashMap<u64, Option<u64>>, ancestor: u64, num: u64) -> bool {
+fn is_ancestor(parents: &IdMap<Option<u64>>, ancestor: u64, num: u64) -> bool {
     let mut cur = parents.get(&num).copied().flatten();
     while let Some(p) = cur {
         if p == ancestor {
@@ -55,7 +93,7 @@ fn is_ancestor(parents: &HashMap<u64, Option<u64>>, ancestor: u64, num: u64) -> 
 
 /// Whether `done` can go on `track` now; pops events that ended before `done` started (the
 /// operations come in start order, so they can never hold a later one either).
-fn fits(track: &mut Track, done: &Done, parents: &HashMap<u64, Option<u64>>) -> bool {
+fn fits(track: &mut Track, done: &Done, parents: &IdMap<Option<u64>>) -> bool {
     while let Some(&(_, end)) = track.stack.last() {
         if end <= done.start_ns {
             track.stack.pop();
@@ -80,12 +118,13 @@ pub(crate) fn chrome_trace(window: &Window) -> String {
             .then(b.end_ns.cmp(&a.end_ns))
             .then(a.num.cmp(&b.num))
     });
-    let parents: HashMap<u64, Option<u64>> = spans.iter().map(|d| (d.num, d.parent)).collect();
+    let parents: IdMap<Option<u64>> = spans.iter().map(|d| (d.num, d.parent)).collect();
 
     let mut tracks: Vec<Track> = Vec::new();
-    let mut thread_tracks: HashMap<u64, Vec<usize>> = HashMap::new();
-    let mut track_of: HashMap<u64, usize> = HashMap::with_capacity(spans.len());
-    let mut events: Vec<Event<'_>> = Vec::with_capacity(spans.len());
+    let mut thread_tracks: IdMap<Vec<usize>> = IdMap::default();
+    let mut track_of: IdMap<usize> =
+        IdMap::with_capacity_and_hasher(spans.len(), IdBuildHasher::default());
+    let mut events: Vec<TraceEvent<'_>> = Vec::with_capacity(spans.len());
 
     for d in &spans {
         let mut chosen = None;
@@ -118,51 +157,59 @@ pub(crate) fn chrome_trace(window: &Window) -> String {
         tracks[t].stack.push((d.num, d.end_ns));
         track_of.insert(d.num, t);
 
-        let mut args = Map::new();
-        args.insert("id".into(), Value::String(ids::format_id(d.num)));
-        if let Some(p) = d.parent {
-            args.insert("parentId".into(), Value::String(ids::format_id(p)));
-        }
-        args.insert("thread".into(), Value::String(d.thread.name.to_string()));
-        if let Some(e) = &d.error {
-            args.insert("failed".into(), Value::Bool(true));
-            args.insert("error".into(), Value::String(e.to_string()));
-        }
-        events.push(Event {
-            name: &d.name,
+        events.push(TraceEvent::Span {
+            name: d.name(),
             cat: "vibetrees",
             ph: "X",
             ts: d.start_ns as f64 / 1000.0,
             dur: (d.end_ns - d.start_ns) as f64 / 1000.0,
             pid,
             tid: t + 1,
-            args,
+            args: SpanArgs {
+                id: ids::format_id(d.num),
+                parent_id: d.parent.map(ids::format_id),
+                thread: &d.thread.name,
+                failed: d.error.is_some(),
+                error: d.error.as_deref(),
+            },
         });
     }
 
-    let mut all: Vec<Value> = Vec::with_capacity(events.len() + 2 * tracks.len() + 1);
-    all.push(json!({
-        "name": "process_name", "ph": "M", "pid": pid, "tid": 0,
-        "args": { "name": "vibetrees" }
-    }));
+    let mut all: Vec<TraceEvent<'_>> = Vec::with_capacity(events.len() + 2 * tracks.len() + 1);
+    all.push(TraceEvent::Meta {
+        name: "process_name",
+        ph: "M",
+        pid,
+        tid: 0,
+        args: MetaArgs::Name {
+            name: "vibetrees".to_owned(),
+        },
+    });
     for (i, t) in tracks.iter().enumerate() {
         let name = if t.lane == 0 {
             t.thread_name.clone()
         } else {
             format!("{} (lane {})", t.thread_name, t.lane + 1)
         };
-        all.push(json!({
-            "name": "thread_name", "ph": "M", "pid": pid, "tid": i + 1,
-            "args": { "name": name }
-        }));
-        all.push(json!({
-            "name": "thread_sort_index", "ph": "M", "pid": pid, "tid": i + 1,
-            "args": { "sort_index": i }
-        }));
+        all.push(TraceEvent::Meta {
+            name: "thread_name",
+            ph: "M",
+            pid,
+            tid: i + 1,
+            args: MetaArgs::Name { name },
+        });
+        all.push(TraceEvent::Meta {
+            name: "thread_sort_index",
+            ph: "M",
+            pid,
+            tid: i + 1,
+            args: MetaArgs::SortIndex { sort_index: i },
+        });
     }
-    for e in events {
-        all.push(serde_json::to_value(e).expect("events serialize"));
-    }
-    serde_json::to_string(&json!({ "traceEvents": all, "displayTimeUnit": "ms" }))
-        .expect("trace serializes")
+    all.extend(events);
+    serde_json::to_string(&TraceDocument {
+        trace_events: all,
+        display_time_unit: "ms",
+    })
+    .expect("a trace of plain strings and numbers serializes")
 }
