@@ -18,6 +18,9 @@ use vibetrees_core::{Profiler, runtime};
 
 const TASKS: usize = 10_000;
 
+/// Builds one graph shape.
+type MakeGraph = fn() -> Vec<Task<()>>;
+
 fn noop(name: String, deps: Vec<String>) -> Task<()> {
     let deps: Vec<&str> = deps.iter().map(String::as_str).collect();
     Task::new(name, &deps, |_| async { Ok::<_, TaskError>(()) })
@@ -72,7 +75,7 @@ fn graphs(c: &mut Criterion) {
     let mut g = c.benchmark_group("optimizer_10k");
     g.throughput(Throughput::Elements(TASKS as u64));
     g.sample_size(20);
-    let shapes: [(&str, fn() -> Vec<Task<()>>); 3] = [
+    let shapes: [(&str, MakeGraph); 3] = [
         ("chain", chain),
         ("fan_out", fan_out),
         ("random_dag", random_dag),
