@@ -4,10 +4,14 @@
 //!   waits detached from the interpreter (other Python threads run), waking every
 //!   [`SIGNAL_POLL`] to run Python's signal handlers: a Ctrl-C drops the core's future (its own
 //!   cancellation cleans up), waits until it is gone, then raises `KeyboardInterrupt`.
+//! - [`wait_to_end`], [`wait_blocking`]: the same for work that must not stop half-way (a removal,
+//!   an atomic cache operation): a Ctrl-C lets it finish, then raises `KeyboardInterrupt`.
 //! - [`to_asyncio_future`]: an awaitable. The future runs on the core's runtime and resolves an
 //!   `asyncio.Future` of the caller's running loop; cancelling that future drops the core's future.
 //! - [`await_coroutine`]: the other way round, a Python coroutine run on a given event loop and
 //!   awaited from Rust (for `async def` task bodies).
+//! - [`to_asyncio_future_undoable`]: an awaitable whose cancellation lets the work end and then
+//!   undoes it (worktree creations).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -108,35 +112,11 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let (tx, rx) = sync_channel::<std::thread::Result<T>>(1);
-    let rx = Mutex::new(rx);
-    runtime().spawn_blocking(move || {
-        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-        let _ = tx.send(out);
-    });
-    let mut interrupt: Option<PyErr> = None;
-    loop {
-        match py.detach(|| rx.lock().recv_timeout(SIGNAL_POLL)) {
-            Ok(Ok(out)) => {
-                return match interrupt {
-                    Some(e) => Err(e),
-                    None => Ok(out),
-                };
-            }
-            Ok(Err(_)) | Err(RecvTimeoutError::Disconnected) => {
-                return Err(to_py_err(Error::Internal(format!(
-                    "{what} panicked; the operation was abandoned"
-                ))));
-            }
-            Err(RecvTimeoutError::Timeout) => {
-                if interrupt.is_none()
-                    && let Err(e) = py.check_signals()
-                {
-                    interrupt = Some(e);
-                }
-            }
-        }
-    }
+    wait_to_end(py, what, tokio::task::spawn_blocking(f))?.map_err(|e| {
+        to_py_err(Error::Internal(format!(
+            "{what} panicked; the operation was abandoned: {e}"
+        )))
+    })
 }
 
 /// The calling thread's running asyncio loop (raises `RuntimeError` outside a coroutine).
