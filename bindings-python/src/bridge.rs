@@ -112,7 +112,13 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    wait_to_end(py, what, tokio::task::spawn_blocking(f))?.map_err(|e| {
+    // Spawned from inside the runtime (the async block runs there), not from this thread.
+    wait_to_end(
+        py,
+        what,
+        async move { tokio::task::spawn_blocking(f).await },
+    )?
+    .map_err(|e| {
         to_py_err(Error::Internal(format!(
             "{what} panicked; the operation was abandoned: {e}"
         )))
