@@ -262,7 +262,12 @@ struct RawService {
 }
 
 fn parse_services(text: &str, what: &str) -> Result<Vec<RawService>> {
-    let doc: Value = serde_yaml_ng::from_str(text).map_err(|e| Error::Parse {
+    let mut doc: Value = serde_yaml_ng::from_str(text).map_err(|e| Error::Parse {
+        what: what.to_string(),
+        message: e.to_string(),
+    })?;
+    // `<<: *anchor` merge keys, common in compose files (x- fragments).
+    doc.apply_merge().map_err(|e| Error::Parse {
         what: what.to_string(),
         message: e.to_string(),
     })?;
@@ -469,6 +474,62 @@ pub async fn load_services(
             Ok(s)
         }
     }
+}
+
+/// True when only `<compose> config` can tell the services: the file `include`s others or a
+/// service `extends` one. Anything else the YAML parse reads exactly as the renderer does.
+pub fn needs_render(text: &str) -> bool {
+    let Ok(doc) = serde_yaml_ng::from_str::<Value>(text) else {
+        return true;
+    };
+    if doc.get("include").is_some() {
+        return true;
+    }
+    match doc.get("services") {
+        Some(Value::Mapping(m)) => m.values().any(|v| v.get("extends").is_some()),
+        _ => false,
+    }
+}
+
+/// Like [`load_services`], without waiting for `<compose> config` when it is not needed: on a
+/// cache miss, a file the YAML parse reads exactly ([`needs_render`] false) is answered from its
+/// YAML at once, and the rendered result is computed in the background (a tokio task) to fill
+/// the digest cache for the next call. Files that `include` or `extends` are rendered first.
+pub async fn load_services_fast(
+    text: Option<&str>,
+    on_disk: Option<&Path>,
+    engine: Option<&Engine>,
+    cache_dir: Option<&Path>,
+) -> Result<ComposeServices> {
+    let (Some(t), Some(engine)) = (text, engine) else {
+        return load_services(text, on_disk, engine, cache_dir).await;
+    };
+    if needs_render(t) {
+        return load_services(text, on_disk, Some(engine), cache_dir).await;
+    }
+    if let Some(dir) = cache_dir
+        && let Ok(bytes) = std::fs::read(cache_path(dir, &engine.label(), t))
+        && let Ok(mut found) = serde_json::from_slice::<ComposeServices>(&bytes)
+    {
+        found.source = ServicesSource::Cached;
+        return Ok(found);
+    }
+    let mut parsed = parse_compose_yaml(t)?;
+    if let (Some(file), Some(dir)) = (on_disk, cache_dir)
+        && tokio::runtime::Handle::try_current().is_ok()
+    {
+        let (t, file, dir, engine) = (
+            t.to_string(),
+            file.to_path_buf(),
+            dir.to_path_buf(),
+            engine.clone(),
+        );
+        tokio::spawn(async move {
+            let _ = load_services(Some(&t), Some(&file), Some(&engine), Some(&dir)).await;
+        });
+        parsed.note = Some("parsed the YAML; `config` runs in the background for the cache".into());
+    }
+    Ok(parsed)
 }
 
 #[cfg(test)]

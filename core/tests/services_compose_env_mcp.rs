@@ -171,8 +171,8 @@ fn tests_containers_conf() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/containers.conf")
 }
 
-#[test]
-fn services_from_a_real_podman_compose_config_are_cached_by_digest() {
+/// The podman engine, or `None` after printing why (a panic in CI).
+fn podman_engine() -> Option<vibetrees_core::containers::Engine> {
     use vibetrees_core::containers::{DetectOptions, RuntimeChoice, detect};
     let opts = DetectOptions {
         env: vec![(
@@ -181,8 +181,8 @@ fn services_from_a_real_podman_compose_config_are_cached_by_digest() {
         )],
         ..Default::default()
     };
-    let engine = match vibetrees_core::runtime::block_on(detect(RuntimeChoice::Podman, &opts)) {
-        Ok(Some(e)) => e,
+    match vibetrees_core::runtime::block_on(detect(RuntimeChoice::Podman, &opts)) {
+        Ok(Some(e)) => Some(e),
         other => {
             let why = format!(
                 "no podman + podman-compose here ({other:?}); run tests/setup-containers.sh"
@@ -191,8 +191,71 @@ fn services_from_a_real_podman_compose_config_are_cached_by_digest() {
                 panic!("{why}");
             }
             eprintln!("SKIPPED podman-compose config test: {why}");
-            return;
+            None
         }
+    }
+}
+
+#[test]
+fn anchors_merge_keys_and_what_needs_rendering() {
+    let text = "x-base: &base\n  image: localhost/vibetrees-busybox:1\n  ports: ['${DB_PORT:-15432}:5432']\nservices:\n  db:\n    <<: *base\n";
+    let s = parse_compose_yaml(text).unwrap();
+    assert_eq!(
+        s.services[0].image.as_deref(),
+        Some("localhost/vibetrees-busybox:1")
+    );
+    assert_eq!(s.ports, vec![port("db", "DB_PORT", 15432)]);
+    assert!(!vibetrees_core::compose::needs_render(text));
+    assert!(!vibetrees_core::compose::needs_render(COMPOSE));
+    assert!(vibetrees_core::compose::needs_render(
+        "include: [other.yml]\nservices: {}\n"
+    ));
+    assert!(vibetrees_core::compose::needs_render(
+        "services:\n  a:\n    extends: {file: b.yml, service: b}\n"
+    ));
+}
+
+#[test]
+fn fast_load_answers_from_yaml_and_fills_the_cache_in_the_background() {
+    let Some(engine) = podman_engine() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("docker-compose.yml");
+    let text = "services:\n  web:\n    image: localhost/vibetrees-busybox:1\n    ports: ['${WEB_PORT:-18090}:80', '18091:81']\n  db:\n    image: localhost/vibetrees-busybox:1\n    ports: ['${DB_PORT:-15433}:5432']\n";
+    std::fs::write(&file, text).unwrap();
+    let cache = dir.path().join("cache");
+    let load = || {
+        vibetrees_core::runtime::block_on(vibetrees_core::compose::load_services_fast(
+            Some(text),
+            Some(&file),
+            Some(&engine),
+            Some(&cache),
+        ))
+        .unwrap()
+    };
+    let first = load();
+    assert_eq!(first.source, ServicesSource::Yaml);
+    let cache_file = vibetrees_core::compose::cache_path(&cache, &engine.label(), text);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !cache_file.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let second = load();
+    assert_eq!(
+        second.source,
+        ServicesSource::Cached,
+        "the background render filled the cache"
+    );
+    // The YAML answer and the rendered one agree.
+    assert_eq!(first.ports, second.ports);
+    assert_eq!(first.service_names(), second.service_names());
+}
+
+#[test]
+fn services_from_a_real_podman_compose_config_are_cached_by_digest() {
+    let Some(engine) = podman_engine() else {
+        return;
     };
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("docker-compose.yml");
