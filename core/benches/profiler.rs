@@ -39,6 +39,14 @@ fn start_end_pair(c: &mut Criterion) {
             }
         })
     });
+    g.bench_function("start_op_end_op_quiet", |b| {
+        // Typed ids, no result built: what a binding that keeps numeric ids pays.
+        let p = Profiler::new();
+        b.iter(|| {
+            let id = p.start_op(black_box("git-worktree-add"), None).unwrap();
+            p.end_op_quiet(black_box(id), None).unwrap();
+        })
+    });
     g.bench_function("span_guard", |b| {
         let p = Profiler::new();
         b.iter(|| {
@@ -205,6 +213,16 @@ fn cpu_time_pairs(n: u64) {
         }
         println!("profiler cpu time: {label}: {best} ns per start+end (best of 5 x {n})");
     }
+    let mut best = u64::MAX;
+    for _round in 0..5 {
+        let t0 = thread_cpu_ns();
+        for _ in 0..n {
+            let id = p.start_op(black_box("git-worktree-add"), None).unwrap();
+            p.end_op_quiet(black_box(id), None).unwrap();
+        }
+        best = best.min((thread_cpu_ns() - t0) / n);
+    }
+    println!("profiler cpu time: typed-id pair, no result: {best} ns per start_op+end_op_quiet");
     let t0 = thread_cpu_ns();
     for _ in 0..n {
         let s = p.span(black_box("git-worktree-add"), None).unwrap();

@@ -314,3 +314,37 @@ fn names_beyond_max_names_are_counted_under_other() {
     assert_eq!(other.count, 2);
     assert_eq!(p.generate_report().operations.len(), 4);
 }
+
+#[test]
+fn typed_ids_work_like_strings_and_interoperate() {
+    use vibetrees_core::profiler::OperationId;
+    let p = Profiler::new();
+    let root = p.start_op("root", None).unwrap();
+    let child = p.start_op("child", Some(root)).unwrap();
+    assert!(p.is_running(&child.to_string()));
+    let quiet = p.start_op("quiet", Some(root)).unwrap();
+    p.end_op_quiet(quiet, Some("gave up")).unwrap();
+    assert!(p.get_result(&quiet.to_string()).unwrap().failed);
+    let failed = p.start_op("child", Some(root)).unwrap();
+    assert!(p.end_op_failed(failed, "no").unwrap().failed);
+    let r = p.end_op(child).unwrap();
+    assert_eq!(r.id, child.to_string());
+    assert_eq!(r.parent_id, Some(root.to_string()));
+    // A typed id and its string are the same operation.
+    let root_result = p.end(&root.to_string()).unwrap();
+    assert_eq!(root_result.children.len(), 3);
+    assert_eq!(p.get_stats("child").unwrap().failures, 1);
+
+    let e = p.end_op(child).unwrap_err();
+    assert!(e.to_string().contains(&child.to_string()), "{e}");
+    let e = p
+        .end_op_quiet(OperationId::new(9_999_999), None)
+        .unwrap_err();
+    assert!(e.to_string().contains("'op-9999999'"), "{e}");
+    let e = p.start_op("x", Some(root)).unwrap_err();
+    assert!(e.to_string().contains(&root.to_string()) && e.to_string().contains("already ended"));
+    let e = p
+        .start_op("x", Some(OperationId::new(777_777)))
+        .unwrap_err();
+    assert!(e.to_string().contains("'op-777777'"), "{e}");
+}

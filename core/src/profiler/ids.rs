@@ -5,6 +5,41 @@ use std::hash::{BuildHasherDefault, Hasher};
 /// Prefix of every id string.
 const PREFIX: &str = "op-";
 
+/// A typed operation id: the number behind an `op-<n>` id string. Bindings that keep ids as
+/// numbers use it with [`Profiler::start_op`](super::Profiler::start_op) and friends, which skip
+/// formatting and parsing strings.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct OperationId(u64);
+
+impl OperationId {
+    /// The id with number `n` (the `17` of `op-17`).
+    pub const fn new(n: u64) -> Self {
+        Self(n)
+    }
+
+    /// The number of this id.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for OperationId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{PREFIX}{}", self.0)
+    }
+}
+
+impl std::str::FromStr for OperationId {
+    type Err = crate::Error;
+
+    /// Parses `op-<n>` exactly as `start` formats it.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse_id(s)
+            .map(Self)
+            .ok_or_else(|| crate::Error::InvalidArgument(format!("not an operation id: '{s}'")))
+    }
+}
+
 /// The id string of operation number `n`, e.g. `op-17`.
 #[inline]
 pub(crate) fn format_id(n: u64) -> String {
@@ -73,6 +108,15 @@ mod tests {
             assert_eq!(parse_id(&format_id(n)), Some(n));
         }
         assert_eq!(format_id(17), "op-17");
+    }
+
+    #[test]
+    fn typed_ids_display_and_parse() {
+        let id = OperationId::new(42);
+        assert_eq!(id.to_string(), "op-42");
+        assert_eq!("op-42".parse::<OperationId>().unwrap(), id);
+        let e = "op-x".parse::<OperationId>().unwrap_err();
+        assert!(e.to_string().contains("'op-x'"), "{e}");
     }
 
     #[test]

@@ -41,6 +41,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::{Mutex, RwLock};
 
 pub use guard::{OwnedSpanGuard, Span, SpanGuard};
+pub use ids::OperationId;
 pub use types::{Metrics, MetricsOperation, OperationResult, OperationStats, Report};
 
 use crate::{Error, Result};
@@ -358,8 +359,14 @@ impl Profiler {
     /// The interned entry of `name` (and the name itself when it overflows into "other").
     #[inline]
     fn entry(&self, name: &str) -> (Arc<NameEntry>, Option<Arc<str>>) {
-        if let Some(e) = self.names.read().get(name) {
-            return (Arc::clone(e), None);
+        {
+            let names = self.names.read();
+            if let Some(e) = names.get(name) {
+                return (Arc::clone(e), None);
+            }
+            if names.len() >= self.config.max_names {
+                return (Arc::clone(&self.other), Some(Arc::from(name)));
+            }
         }
         let mut names = self.names.write();
         if let Some(e) = names.get(name) {
@@ -401,11 +408,45 @@ impl Profiler {
         Ok(Span::new(Arc::clone(self), num))
     }
 
+    /// Like [`Profiler::start`] with typed ids: no id string is formatted or parsed.
+    pub fn start_op(&self, name: &str, parent: Option<OperationId>) -> Result<OperationId> {
+        let parent_num = parent.map(OperationId::get);
+        self.start_raw(name, parent_num)
+            .map(OperationId::new)
+            .map_err(|()| {
+                let given = parent.map(|p| p.to_string()).unwrap_or_default();
+                self.parent_error(&given, parent_num)
+            })
+    }
+
+    /// Like [`Profiler::end`] with a typed id.
+    pub fn end_op(&self, id: OperationId) -> Result<OperationResult> {
+        self.finish(&id.to_string(), id.get(), None)
+    }
+
+    /// Like [`Profiler::end_failed`] with a typed id.
+    pub fn end_op_failed(&self, id: OperationId, error: &str) -> Result<OperationResult> {
+        self.finish(&id.to_string(), id.get(), Some(error))
+    }
+
+    /// Ends operation `id` (as failed when `error` is given) without building its result: the
+    /// cheapest way to end, for callers that only want the statistics and the trace.
+    /// Fails like [`Profiler::end`].
+    pub fn end_op_quiet(&self, id: OperationId, error: Option<&str>) -> Result<()> {
+        self.finish_quiet(id.get(), error)
+    }
+
     fn start_num(&self, name: &str, parent: Option<&str>) -> Result<u64> {
         let parent_num = match parent {
             None => None,
             Some(p) => Some(ids::parse_id(p).ok_or_else(|| self.parent_error(p, None))?),
         };
+        self.start_raw(name, parent_num)
+            .map_err(|()| self.parent_error(parent.unwrap_or_default(), parent_num))
+    }
+
+    /// Starts an operation; `Err(())` when `parent_num` is not running.
+    fn start_raw(&self, name: &str, parent_num: Option<u64>) -> std::result::Result<u64, ()> {
         let (entry, own_name) = self.entry(name);
         let thread = current_thread();
         let num = self.next_num.fetch_add(1, Ordering::Relaxed);
@@ -434,7 +475,7 @@ impl Profiler {
             };
             if !registered {
                 self.shard(num).lock().remove(&num);
-                return Err(self.parent_error(parent.unwrap_or_default(), Some(p)));
+                return Err(());
             }
         }
         Ok(num)
