@@ -437,3 +437,15 @@ async fn an_empty_graph_is_a_successful_run() {
             .is_empty()
     );
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn blocking_wrappers_work_inside_a_current_thread_runtime() {
+    // A synchronous API called from async code on a single-threaded runtime must not deadlock.
+    let run = PerformanceOptimizer::default()
+        .run_with_dependencies_blocking(vec![
+            Task::new("a", &[], |_| async { Ok::<u8, TaskError>(1) }),
+            Task::blocking("b", &["a"], |i| Ok(**i.get("a").unwrap() + 1)),
+        ])
+        .unwrap();
+    assert_eq!(**run.result("b").unwrap(), 2);
+}
