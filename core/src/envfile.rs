@@ -48,8 +48,8 @@ impl EnvFileOutcome {
 }
 
 /// Writes `<worktree>/.env` unless it exists. The file appears whole or not at all: it is written
-/// to a temp file and hard-linked into place, which fails (and keeps the existing file) if a
-/// `.env` appeared meanwhile.
+/// to a temp file and moved into place without replacing, which fails (and keeps the existing
+/// file) if a `.env` appeared meanwhile.
 pub fn write_env_if_absent(
     worktree: &Path,
     slug: &str,
@@ -65,10 +65,11 @@ pub fn write_env_if_absent(
         .map_err(|e| Error::io_path("create temp file in", worktree, e))?;
     std::io::Write::write_all(&mut tmp, render_env(slug, ports).as_bytes())
         .map_err(|e| Error::io_path("write", tmp.path(), e))?;
-    match std::fs::hard_link(tmp.path(), &path) {
-        Ok(()) => Ok(EnvFileOutcome::Written(path)),
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(EnvFileOutcome::Kept(path)),
-        Err(e) => Err(Error::io_path("create", &path, e)),
+    // No-clobber rename (renameat2 RENAME_NOREPLACE, or link + unlink): fails if `.env` appeared.
+    match tmp.persist_noclobber(&path) {
+        Ok(_) => Ok(EnvFileOutcome::Written(path)),
+        Err(e) if e.error.kind() == ErrorKind::AlreadyExists => Ok(EnvFileOutcome::Kept(path)),
+        Err(e) => Err(Error::io_path("create", &path, e.error)),
     }
 }
 
