@@ -558,3 +558,34 @@ fn global_npm_folder_is_located_like_npm_does() {
         );
     }
 }
+
+#[test]
+fn env_file_racing_writers_one_wins_whole() {
+    let wt = tempfile::tempdir().unwrap();
+    let results: Vec<EnvFileOutcome> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let p = wt.path();
+                s.spawn(move || {
+                    write_env_if_absent(p, &format!("wt-{i}"), &[("API_PORT".into(), 3000 + i)])
+                        .unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let written: Vec<_> = results
+        .iter()
+        .filter(|r| matches!(r, EnvFileOutcome::Written(_)))
+        .collect();
+    assert_eq!(written.len(), 1, "{results:?}");
+    let text = std::fs::read_to_string(wt.path().join(".env")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2);
+    let i: u16 = lines[0]
+        .strip_prefix("COMPOSE_PROJECT_NAME=vibe_wt_")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(lines[1], format!("API_PORT={}", 3000 + i));
+}
