@@ -19,7 +19,12 @@ pub(crate) struct Graph {
     pub dependents: Vec<Vec<usize>>,
     /// For each task, whether it is optional.
     pub optional: Vec<bool>,
+    /// Task index by name (with duplicates, as in `run_parallel`, the last one).
+    pub index: NameIndex,
 }
+
+/// Task index by name, with a fast non-cryptographic hash.
+pub(crate) type NameIndex = HashMap<Arc<str>, usize, foldhash::fast::RandomState>;
 
 /// One task as the graph builder sees it.
 pub(crate) struct TaskSpec<'a> {
@@ -57,7 +62,9 @@ impl Graph {
     }
 
     fn build_unchecked_cycles(specs: &[TaskSpec<'_>], unique_names: bool) -> Result<Graph> {
-        let mut index: HashMap<&str, usize> = HashMap::with_capacity(specs.len());
+        let names: Vec<Arc<str>> = specs.iter().map(|s| Arc::from(s.name)).collect();
+        let mut index: NameIndex =
+            HashMap::with_capacity_and_hasher(specs.len(), Default::default());
         for (i, spec) in specs.iter().enumerate() {
             if spec.name.is_empty() {
                 return Err(Error::InvalidGraph(format!(
@@ -65,7 +72,7 @@ impl Graph {
                     i + 1
                 )));
             }
-            if index.insert(spec.name, i).is_some() && unique_names {
+            if index.insert(Arc::clone(&names[i]), i).is_some() && unique_names {
                 return Err(Error::InvalidGraph(format!(
                     "duplicate task name '{}'",
                     spec.name
@@ -97,10 +104,11 @@ impl Graph {
             deps.push(mine);
         }
         Ok(Graph {
-            names: specs.iter().map(|s| Arc::from(s.name)).collect(),
+            names,
             deps,
             dependents,
             optional: specs.iter().map(|s| s.optional).collect(),
+            index,
         })
     }
 

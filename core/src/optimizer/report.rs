@@ -87,7 +87,7 @@ pub struct RunReport {
 pub struct GraphRun<T> {
     pub(crate) outcomes: Vec<TaskOutcome>,
     pub(crate) results: Vec<Option<Arc<T>>>,
-    pub(crate) index: HashMap<Arc<str>, usize>,
+    pub(crate) index: super::graph::NameIndex,
     pub(crate) critical_path: Vec<usize>,
     pub(crate) total_ms: f64,
     pub(crate) cancelled: bool,

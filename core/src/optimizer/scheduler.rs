@@ -12,7 +12,7 @@ use super::{FailurePolicy, OptimizerOptions};
 use crate::profiler::{OwnedSpanGuard, Profiler};
 use futures::FutureExt;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
@@ -331,16 +331,10 @@ where
             }
         })
         .collect();
-    let index: HashMap<Arc<str>, usize> = graph
-        .names
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (Arc::clone(n), i))
-        .collect();
     Ok(GraphRun {
         outcomes,
         results,
-        index,
+        index: graph.index,
         critical_path: path,
         total_ms: end_of_run.duration_since(run_start).as_secs_f64() * 1000.0,
         cancelled,
