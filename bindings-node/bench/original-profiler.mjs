@@ -54,18 +54,19 @@ export class OriginalProfiler {
   }
 
   getStats(name) {
-    const durations = [];
-    for (const r of this.results.values()) if (r.name === name) durations.push(r.duration);
-    if (durations.length === 0) return null;
-    const total = durations.reduce((a, b) => a + b, 0);
-    return {
-      name,
-      count: durations.length,
-      avg: total / durations.length,
-      min: Math.min(...durations),
-      max: Math.max(...durations),
-      total,
-    };
+    let count = 0;
+    let total = 0;
+    let min = Infinity;
+    let max = -Infinity;
+    for (const r of this.results.values()) {
+      if (r.name !== name) continue;
+      count++;
+      total += r.duration;
+      if (r.duration < min) min = r.duration;
+      if (r.duration > max) max = r.duration;
+    }
+    if (count === 0) return null;
+    return { name, count, avg: total / count, min, max, total };
   }
 
   generateReport() {
