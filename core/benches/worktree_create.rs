@@ -29,6 +29,7 @@ struct Args {
     files: usize,
     checkout: bool,
     offline: bool,
+    restore_workers: Option<usize>,
 }
 
 fn args() -> Args {
@@ -37,6 +38,7 @@ fn args() -> Args {
         files: 4000,
         checkout: false,
         offline: false,
+        restore_workers: None,
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -48,6 +50,10 @@ fn args() -> Args {
             }
             "--files" => {
                 a.files = v[i + 1].parse().expect("--files N");
+                i += 1;
+            }
+            "--restore-workers" => {
+                a.restore_workers = Some(v[i + 1].parse().expect("--restore-workers N"));
                 i += 1;
             }
             "--checkout" => a.checkout = true,
@@ -243,6 +249,7 @@ fn main() {
         runtime: ContainerRuntime::None,
         cache_dir: Some(cache_dir),
         history_path: Some(tmp.path().join("history.sqlite")),
+        restore_workers: a.restore_workers,
         ..WorktreeOptions::new(&root)
     };
     let warm = WorktreeManager::new(opts(warm_cache_dir.clone())).unwrap();

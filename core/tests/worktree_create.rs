@@ -429,6 +429,11 @@ fn host_steps_run_where_their_dependencies_put_them() {
     assert!(err.to_string().contains("host said no"), "{err}");
     assert!(!p.root.join(".worktrees/hosted-fail").exists());
     assert!(!p.worktree_list().contains("hosted-fail"));
+    let reg = std::fs::read_to_string(p.ports_json()).unwrap_or_default();
+    assert!(
+        !reg.contains("\"hosted-fail:"),
+        "ports of a failed creation kept: {reg}"
+    );
     // and a retry (without the failing step) works
     created(block_on(m.create_worktree_optimized("hosted-fail", "main")).unwrap());
 }
@@ -530,4 +535,30 @@ fn an_older_lockfile_of_the_same_project_is_restored_then_only_the_difference_in
     block_on(m.wait_background());
     let again = created(block_on(m.create_worktree_optimized("near-two", "next")).unwrap());
     assert_eq!(again.cache.outcome, "hit");
+}
+
+#[test]
+fn the_same_name_twice_at_once_makes_one_worktree() {
+    let p = project(None);
+    let m = WorktreeManager::new(p.options()).unwrap();
+    let (a, b) = block_on(async {
+        futures::join!(
+            m.create_worktree_optimized("twice", "main"),
+            m.create_worktree_optimized("twice", "main")
+        )
+    });
+    let results = [a, b];
+    let made = results
+        .iter()
+        .filter(|r| matches!(r, Ok(o) if !o.existed()))
+        .count();
+    assert_eq!(made, 1, "{results:?}");
+    for r in &results {
+        if let Err(e) = r {
+            assert_eq!(e.code(), "LOCK", "{e}");
+        }
+    }
+    let path = p.root.join(".worktrees/twice");
+    assert_eq!(git(&path, &["status", "--porcelain"]), "");
+    assert!(!p.worktree_list().contains("locked"));
 }

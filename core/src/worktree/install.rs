@@ -95,7 +95,7 @@ pub fn clean_install(
         return Some(InstallCommand::new(
             "install",
             "npm",
-            &["ci", "--no-audit", "--no-fund"],
+            &["ci", "--prefer-offline", "--no-audit", "--no-fund"],
         ));
     }
     Some(InstallCommand::new(
@@ -205,7 +205,7 @@ mod tests {
             clean_install(Some(&pkg), &l(&["package-lock.json"]))
                 .unwrap()
                 .display(),
-            "npm ci --no-audit --no-fund"
+            "npm ci --prefer-offline --no-audit --no-fund"
         );
         assert_eq!(
             clean_install(Some(&pkg), &l(&["pnpm-lock.yaml"]))

@@ -75,6 +75,7 @@ struct Inner {
     cache_dir: PathBuf,
     history: Option<Mutex<History>>,
     background: Mutex<Vec<(String, tokio::task::JoinHandle<()>)>>,
+    creating: Mutex<std::collections::HashSet<String>>,
 }
 
 /// What the steps read from the `from` tree before any checkout.
@@ -106,6 +107,7 @@ struct Ctx {
     cache: Mutex<CacheReport>,
     created_branch: Mutex<bool>,
     populate_after: Mutex<bool>,
+    registered: Mutex<bool>,
 }
 
 impl Ctx {
@@ -191,6 +193,7 @@ impl WorktreeManager {
                 cache_dir,
                 history,
                 background: Mutex::new(Vec::new()),
+                creating: Mutex::new(Default::default()),
             }),
         })
     }
@@ -300,6 +303,19 @@ impl WorktreeManager {
     ) -> Result<CreateOutcome> {
         let name = slug::worktree_name(branch)?;
         slug::validate_from(from)?;
+        // one creation of a name at a time in this process (other processes: the git lock)
+        if !self.inner.creating.lock().insert(name.clone()) {
+            return Err(Error::Lock(format!(
+                "worktree {name:?} is being created by this process"
+            )));
+        }
+        struct Release<'a>(&'a Inner, String);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                self.0.creating.lock().remove(&self.1);
+            }
+        }
+        let _release = Release(&self.inner, name.clone());
         let path = self.inner.base.join(&name);
         let started_at = now_unix_ms();
 
@@ -337,6 +353,7 @@ impl WorktreeManager {
             cache: Mutex::new(CacheReport::default()),
             created_branch: Mutex::new(false),
             populate_after: Mutex::new(false),
+            registered: Mutex::new(false),
         });
         let tasks = build_tasks(&ctx, &self.inner.opts);
         let run = self
@@ -474,6 +491,12 @@ impl WorktreeManager {
         let ctx = ctx.clone();
         let _ = blocking(move || {
             let _ = std::fs::remove_dir_all(&ctx.staging);
+            if let Ok(reg) = PortRegistry::for_project(&this.inner.root) {
+                let _ = reg.release(&ctx.name);
+            }
+            if !*ctx.registered.lock() {
+                return Ok(());
+            }
             let repo = git::open(&this.inner.root)?;
             if let Some(r) = git::registration_at(&repo, &ctx.path)?
                 && r.half_made()
@@ -960,6 +983,7 @@ fn build_tasks(ctx: &Arc<Ctx>, opts: &WorktreeOptions) -> Vec<Task<Value>> {
             git::add_worktree(&c.inner.root, &c.path, &c.name, c.workers)
                 .await
                 .map_err(terr)?;
+            *c.registered.lock() = true;
             c.emit("git", format!("✓ Worktree created at {}", c.path.display()));
             Ok(json!({ "path": c.path, "branch": c.name, "createdBranch": created, "checkoutWorkers": c.workers }))
         }
@@ -1022,7 +1046,10 @@ fn build_tasks(ctx: &Arc<Ctx>, opts: &WorktreeOptions) -> Vec<Task<Value>> {
             std::fs::create_dir_all(&c.staging)
                 .map_err(|e| terr(Error::io_path("create directory", &c.staging, e)))?;
             let target = c.staging.join("node_modules");
-            let opts = crate::cache::RestoreOptions::default();
+            let opts = crate::cache::RestoreOptions {
+                workers: c.inner.opts.restore_workers,
+                ..Default::default()
+            };
             match cache
                 .restore(&restore_key, &target, &opts)
                 .map(|st| (st.files, st.method_used))

@@ -79,6 +79,9 @@ pub struct WorktreeOptions {
     pub use_cache: bool,
     /// Run the project's install on a cache miss. Default true.
     pub install: bool,
+    /// Worker threads of the node_modules restore that runs beside the checkout; `None`: the
+    /// cache's default (one per core, at most 4).
+    pub restore_workers: Option<usize>,
     /// History database; default `~/.vibetrees/history.sqlite`. `None` with
     /// `record_history: false` keeps nothing.
     pub history_path: Option<PathBuf>,
@@ -103,6 +106,7 @@ impl WorktreeOptions {
             mcp_extra: serde_json::Map::new(),
             use_cache: true,
             install: true,
+            restore_workers: None,
             history_path: None,
             record_history: true,
         }

@@ -21,7 +21,7 @@ pub struct CacheReport {
     pub method: Option<String>,
     /// Files restored.
     pub files: Option<u64>,
-    /// The install run, if any (`npm ci --no-audit --no-fund`).
+    /// The install run, if any (`npm ci --prefer-offline --no-audit --no-fund`).
     pub install_command: Option<String>,
     /// The install's error, if it failed (the creation still succeeds; the step is reported).
     pub install_error: Option<String>,
