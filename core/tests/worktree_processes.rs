@@ -173,3 +173,78 @@ fn two_processes_creating_at_once_never_share_a_port() {
         assert!(list.contains(&format!("branch refs/heads/{n}")), "{list}");
     }
 }
+
+#[test]
+fn killed_at_any_point_then_retried_leaves_a_clean_worktree() {
+    let home = setup();
+    let p = project(None);
+    p.warm_cache();
+    for (i, delay_ms) in [5u64, 40, 120, 300].into_iter().enumerate() {
+        let name = format!("kill-{i}");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vibetrees"))
+            .args([
+                "create",
+                &name,
+                "--from",
+                "main",
+                "--runtime",
+                "none",
+                "--cache-dir",
+            ])
+            .arg(&p.cache_dir)
+            .arg("--repo")
+            .arg(&p.root)
+            .env("HOME", home)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+        child.wait().unwrap();
+        // a git child may outlive its parent for a moment: let it finish
+        std::thread::sleep(Duration::from_millis(300));
+
+        let m = WorktreeManager::new(p.options()).unwrap();
+        let out = block_on(async {
+            let r = m.create_worktree_optimized(&name, "main").await;
+            m.wait_background().await;
+            r
+        })
+        .unwrap_or_else(|e| panic!("retry after a kill at {delay_ms} ms failed: {e}"));
+        let path = p.root.join(".worktrees").join(&name);
+        assert_eq!(out.name(), name);
+        assert_eq!(
+            git(&path, &["status", "--porcelain"]),
+            "",
+            "kill at {delay_ms} ms"
+        );
+        let list = p.worktree_list();
+        assert!(
+            !list.contains("locked") && !list.contains("prunable"),
+            "{list}"
+        );
+        assert_eq!(
+            tree(&path.join("node_modules")),
+            tree(&p.root.join("node_modules")),
+            "kill at {delay_ms} ms"
+        );
+        for dir in [".worktrees/.staging"] {
+            let left: Vec<_> = std::fs::read_dir(p.root.join(dir))
+                .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
+                .unwrap_or_default();
+            assert!(
+                left.is_empty(),
+                "debris in {dir} after a kill at {delay_ms} ms: {left:?}"
+            );
+        }
+        let trash: Vec<_> = std::fs::read_dir(p.root.join(".worktrees/.trash"))
+            .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(
+            trash.is_empty(),
+            "debris in the trash after a kill at {delay_ms} ms: {trash:?}"
+        );
+    }
+}

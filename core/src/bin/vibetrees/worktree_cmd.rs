@@ -70,6 +70,9 @@ pub struct CreateArgs {
     /// Do not use the node_modules cache.
     #[arg(long)]
     pub no_cache: bool,
+    /// node_modules cache folder (default ~/.vibetrees/cache).
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
     /// Print the result as JSON (the contract's shape) instead of the profile.
     #[arg(long)]
     pub json: bool,
@@ -146,6 +149,7 @@ fn create(a: CreateArgs) -> Result<()> {
     let opts = WorktreeOptions {
         runtime,
         use_cache: !a.no_cache,
+        cache_dir: a.cache_dir,
         on_progress: if a.json {
             None
         } else {
