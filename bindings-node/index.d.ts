@@ -125,7 +125,7 @@ export interface GraphPlan {
 }
 
 export declare class PerformanceOptimizer {
-  constructor(options?: OptimizerOptions);
+  constructor(options?: OptimizerOptions | Profiler);
   readonly profiler: Profiler | null;
   readonly concurrency: number | null;
   /** The report of the last runWithDependencies / runGraph. */
@@ -228,7 +228,7 @@ export interface PruneReport {
 }
 
 export declare class CacheManager {
-  constructor(options?: CacheManagerOptions | null, profiler?: Profiler | null);
+  constructor(options?: CacheManagerOptions | string | null, profiler?: Profiler | null);
   readonly cacheDir: string;
   /** Caches the node_modules at this path under its project's key (the folder holding it). */
   cacheNodeModules(sourceNodeModulesPath: string): Promise<PopulateReport>;

@@ -230,7 +230,8 @@ function nativeProfilerOf(profiler, where) {
  */
 class CacheManager {
   constructor(options, profiler) {
-    const opts = checkOptions(options, 'new CacheManager');
+    // `new CacheManager(cacheDir)` is accepted too.
+    const opts = typeof options === 'string' ? { cacheDir: options } : checkOptions(options, 'new CacheManager');
     for (const key of ['cacheDir', 'method']) {
       if (opts[key] !== undefined && opts[key] !== null && typeof opts[key] !== 'string') {
         throw argError(`new CacheManager: ${key} must be a string, got ${describe(opts[key])}`);
@@ -352,7 +353,8 @@ function taskError(nativeError, failures, failedTask) {
  */
 class PerformanceOptimizer {
   constructor(options) {
-    const opts = checkOptions(options, 'new PerformanceOptimizer');
+    // `new PerformanceOptimizer(profiler)` is accepted too.
+    const opts = options instanceof Profiler ? { profiler: options } : checkOptions(options, 'new PerformanceOptimizer');
     const nativeProfiler = nativeProfilerOf(opts.profiler, 'new PerformanceOptimizer');
     const concurrency = checkConcurrency(opts.concurrency, 'new PerformanceOptimizer');
     const failurePolicy = opts.failurePolicy;

@@ -77,6 +77,7 @@ test('getDockerCacheEnv is the BuildKit environment; prune and clear empty the c
 test('default cache folder is ~/.vibetrees/cache; errors carry codes', async () => {
   const cache = new CacheManager();
   assert.equal(cache.cacheDir, path.join(home, '.vibetrees', 'cache'));
+  assert.equal(new CacheManager(path.join(home, 'elsewhere')).cacheDir, path.join(home, 'elsewhere'));
   await assert.rejects(cache.cacheNodeModules(path.join(home, 'nowhere', 'node_modules')), (err) => {
     assert.ok(err instanceof Error);
     assert.ok(typeof err.code === 'string' && err.code.length > 0, String(err.code));

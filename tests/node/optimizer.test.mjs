@@ -216,12 +216,16 @@ test('runGraph reports the critical path; dryRun plans without running', async (
 test('with a profiler, every task is recorded under its name', async () => {
   const profiler = new Profiler();
   const optimizer = new PerformanceOptimizer({ profiler });
+  assert.equal(optimizer.profiler, profiler);
   await optimizer.runWithDependencies([
     { name: 'step-one', fn: async () => 1 },
     { name: 'step-two', dependencies: ['step-one'], fn: async () => 2 },
   ]);
   assert.equal(profiler.getStats('step-one').count, 1);
   assert.equal(profiler.getStats('step-two').count, 1);
+  // the profiler may also be passed as the only argument
+  await new PerformanceOptimizer(profiler).runParallel([{ name: 'step-one', fn: async () => 1 }]);
+  assert.equal(profiler.getStats('step-one').count, 2);
 });
 
 test('programmer errors throw synchronously with a clear message', () => {
