@@ -47,6 +47,29 @@ export declare class CacheManager {
 }
 export type JsCacheManager = CacheManager
 
+/** Read access to the recorded creations. */
+export declare class History {
+  /** A history reader (nothing is opened until a method is called). */
+  constructor(options?: HistoryOptions | undefined | null)
+  /** The database path. */
+  get path(): string
+  /** The last `n` creations (default 20), newest first, with per-step timings. */
+  recent(n?: number | undefined | null): Promise<any[]>
+  /** p50/p95 per step over the last `n` creations (default 50), slowest p95 first. */
+  stepSummaries(n?: number | undefined | null): Promise<any[]>
+  /**
+   * What to look at, over the last `n` creations (default 50): the step most often on the
+   * critical path and the steps getting slower.
+   */
+  advice(n?: number | undefined | null): Promise<any>
+  /**
+   * The Chrome trace (JSON string) of a creation, by row id or worktree name (its latest
+   * creation); null when there is none.
+   */
+  trace(which: string): Promise<string | undefined | null>
+}
+export type JsHistory = History
+
 /** The scheduler behind the JS `PerformanceOptimizer`. Not meant to be used directly. */
 export declare class NativeOptimizer {
   /** An optimizer recording into `profiler` (if given). */
@@ -161,6 +184,12 @@ export declare function coreVersion(): string
 
 /** Every error code a rejected promise or thrown error of this package can carry in `err.code`. */
 export declare function errorCodes(): Array<string>
+
+/** Options of `new History(options?)`. */
+export interface HistoryOptions {
+  /** The history database; default `~/.vibetrees/history.sqlite`. */
+  path?: string
+}
 
 /** A host step as the JS wrapper describes it (its function stays in JS). */
 export interface HostStepSpec {

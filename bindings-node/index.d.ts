@@ -366,6 +366,45 @@ export interface RemoveOutcome {
   containers: string;
 }
 
+export interface CreationRecord {
+  id: number;
+  name: string;
+  repo: string;
+  startedAtMs: number;
+  readyMs: number;
+  cacheOutcome: 'hit' | 'near' | 'miss' | 'none' | string;
+  criticalPath: string[];
+  steps: Array<{ step: string; durationMs: number; critical: boolean }>;
+}
+
+export interface StepSummary {
+  step: string;
+  count: number;
+  p50: number;
+  p95: number;
+  criticalCount: number;
+}
+
+export interface Advice {
+  /** The step most often on the critical path, and how often. */
+  mostCritical: [string, number] | null;
+  /** Steps whose p95 got worse by more than 20%: [step, older p95, newer p95]. */
+  regressed: Array<[string, number, number]>;
+}
+
+/** The creations WorktreeManager recorded (default `~/.vibetrees/history.sqlite`). */
+export declare class History {
+  constructor(options?: { path?: string });
+  readonly path: string;
+  /** The last `n` (default 20) creations, newest first. */
+  recent(n?: number): Promise<CreationRecord[]>;
+  /** p50/p95 per step over the last `n` (default 50) creations, slowest p95 first. */
+  stepSummaries(n?: number): Promise<StepSummary[]>;
+  advice(n?: number): Promise<Advice>;
+  /** The Chrome trace (JSON) of a creation, by row id or worktree name; null if none. */
+  trace(which: string): Promise<string | null>;
+}
+
 export declare class WorktreeManager {
   constructor(options: WorktreeManagerOptions);
   static readonly stepNames: BuiltinStep[];
@@ -374,6 +413,7 @@ export declare class WorktreeManager {
   readonly profiler: Profiler;
   readonly optimizer: PerformanceOptimizer;
   readonly cacheManager: CacheManager;
+  readonly history: History;
   /** Never rejects for a failed creation: resolves `{ success: false, error, code }`. */
   createWorktreeOptimized(branchName: string, fromBranch?: string): Promise<CreateWorktreeResult>;
   /** Same as createWorktreeOptimized. */

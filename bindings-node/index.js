@@ -542,6 +542,8 @@ class WorktreeManager {
     this.profiler = Profiler._wrap(nativeManager.profiler);
     /** An optimizer recording into the same profiler, for the host's own task graphs. */
     this.optimizer = new PerformanceOptimizer({ profiler: this.profiler });
+    /** The recorded creations of this manager (timings per step, critical paths, traces). */
+    this.history = new native.History(options.historyPath ? { path: options.historyPath } : undefined);
     let cacheManager = null;
     Object.defineProperty(this, 'cacheManager', {
       enumerable: true,
@@ -621,6 +623,7 @@ module.exports = {
   PerformanceOptimizer,
   CacheManager,
   WorktreeManager,
+  History: native.History,
   coreVersion: native.coreVersion,
   errorCodes: native.errorCodes,
 };

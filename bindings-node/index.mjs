@@ -9,6 +9,7 @@ export const {
   PerformanceOptimizer,
   CacheManager,
   WorktreeManager,
+  History,
   coreVersion,
   errorCodes,
 } = api;

@@ -8,6 +8,7 @@
 
 mod cache;
 mod errors;
+mod history;
 mod optimizer;
 mod profiler;
 mod worktree;

@@ -23,7 +23,7 @@ function run(cmd, args, cwd) {
 
 test('ESM import and CommonJS require expose the same API', () => {
   const cjs = require('@vibetrees/native');
-  for (const name of ['Profiler', 'PerformanceOptimizer', 'CacheManager', 'WorktreeManager', 'coreVersion', 'errorCodes']) {
+  for (const name of ['Profiler', 'PerformanceOptimizer', 'CacheManager', 'WorktreeManager', 'History', 'coreVersion', 'errorCodes']) {
     assert.equal(typeof esm[name], 'function', name);
     assert.equal(esm[name], cjs[name], name);
     assert.equal(esmDefault[name], cjs[name], name);

@@ -4,7 +4,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { WorktreeManager, CacheManager, Profiler, PerformanceOptimizer } from '@vibetrees/native';
+import { WorktreeManager, CacheManager, Profiler, PerformanceOptimizer, History } from '@vibetrees/native';
 import { tempHome, makeProject, git, tree } from './helpers.mjs';
 
 const home = tempHome();
@@ -39,6 +39,7 @@ test('a full createWorktreeOptimized, checked with git and on disk; events; time
   assert.ok(wm.profiler instanceof Profiler);
   assert.ok(wm.optimizer instanceof PerformanceOptimizer);
   assert.ok(wm.cacheManager instanceof CacheManager);
+  assert.ok(wm.history instanceof History);
 
   const timer = setInterval(() => timeline.push('tick'), 1);
   const result = await wm.createWorktreeOptimized('Feature/Login Page');
@@ -254,6 +255,21 @@ test('listWorktrees, removeWorktree, warm, waitBackground, createWorktree alias'
   assert.ok(!git(project.root, 'worktree', 'list', '--porcelain').includes('.worktrees/listed'));
   assert.ok(git(project.root, 'branch', '--format=%(refname:short)').includes('listed'), 'the branch is kept');
   await assert.rejects(wm.removeWorktree('never-made'), { code: 'NOT_FOUND' });
+
+  // the history of creations
+  assert.equal(wm.history.path, project.historyPath);
+  const recent = await wm.history.recent(5);
+  assert.equal(recent[0].name, 'listed');
+  assert.ok(recent[0].readyMs > 0);
+  assert.ok(recent[0].steps.some((st) => st.step === 'git-worktree-add'));
+  const trace = JSON.parse(await wm.history.trace('listed'));
+  const traceEvents = Array.isArray(trace) ? trace : trace.traceEvents;
+  assert.ok(traceEvents.some((e) => e.name === 'create-worktree-total'));
+  assert.equal(await wm.history.trace('never-made'), null);
+  const summaries = await wm.history.stepSummaries();
+  assert.ok(summaries.some((st) => st.step === 'git-worktree-add' && st.count === 1));
+  const advice = await wm.history.advice();
+  assert.ok(Array.isArray(advice.regressed));
   await wm.waitBackground();
   assert.ok(WorktreeManager.stepNames.includes('write-env'));
 });
