@@ -454,6 +454,10 @@ fn real_project(
     let nm = proj.join("node_modules");
     let files = count_files(&nm);
     let key = CacheKey::from_project_dir(&proj).unwrap();
+    // An entry changed through a shared inode since the last run is evicted and made again.
+    if cache.verify_entry(&key).unwrap().is_some() {
+        cache.evict(&key).unwrap();
+    }
     cache.populate(&key, &nm).unwrap();
     let fresh_project = |dest: &Path| {
         for f in ["package.json", "package-lock.json"] {

@@ -70,6 +70,22 @@ fn npm_ci_tree_restores_and_runs() {
         &snapshot(&b.join("node_modules")),
     );
 
+    // npm rewrites node_modules/.package-lock.json in place on every install: in the source
+    // project and in a restored worktree. That file is never shared, so the entry stays sound.
+    npm(&a, &home, &["install"]);
+    npm(&b, &home, &["install"]);
+    assert!(m.cache().verify(false).unwrap().bad.is_empty());
+    let c = t.path().join("c");
+    std::fs::create_dir_all(&c).unwrap();
+    for f in ["package.json", "package-lock.json"] {
+        std::fs::copy(a.join(f), c.join(f)).unwrap();
+    }
+    assert!(
+        m.restore_node_modules(&c.join("node_modules"))
+            .unwrap()
+            .restored
+    );
+
     if Command::new("node").arg("--version").output().is_ok() {
         let run = Command::new("node")
             .args([

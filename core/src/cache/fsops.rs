@@ -117,6 +117,16 @@ impl Plan {
         }
     }
 
+    /// The plan for files that must never share an inode (clone or copy, whatever `self` is).
+    pub fn private(&self, probe_clone: bool) -> Plan {
+        Plan {
+            link: false,
+            clone: probe_clone && (self.clone || self.link),
+            copy: true,
+            link_fallback: false,
+        }
+    }
+
     /// The method most files will be placed by, for reports.
     pub fn primary(&self) -> &'static str {
         if self.link {

@@ -363,7 +363,14 @@ impl Walker<'_> {
             FileType::RegularFile => {
                 let s = st.unwrap();
                 let mtime = (s.st_mtime as i64, s.st_mtime_nsec as u32);
-                let placed = fsops::place_file(src, dst, name, s.st_mode, mtime, self.plan)
+                // Files directly in node_modules (`.package-lock.json`, `.yarn-integrity`, ...)
+                // are rewritten in place by package managers: never share their inode.
+                let plan = if rel.components().count() == 1 {
+                    self.plan.private(self.plan.clone)
+                } else {
+                    self.plan
+                };
+                let placed = fsops::place_file(src, dst, name, s.st_mode, mtime, plan)
                     .map_err(|e| self.err("cache file", rel, e))?;
                 let (size, mtime, ino, mode) = match placed {
                     Placed::Linked => {

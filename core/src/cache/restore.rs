@@ -135,6 +135,9 @@ impl Job {
 
 struct Ctx<'a> {
     listing: &'a Listing,
+    /// For files directly in node_modules (`.package-lock.json`, `.yarn-integrity`,
+    /// `.modules.yaml`): package managers rewrite them in place, so they are never hardlinked.
+    root_plan: Plan,
     /// Open (cache folder, target folder) pairs of the folders the main thread made.
     slots: Vec<(OwnedFd, OwnedFd)>,
     jobs: Vec<Job>,
@@ -219,7 +222,7 @@ impl NodeModulesCache {
         let tmp_name = unique_name(&format!(".{}.vt-restore", name));
         let tmp_path = parent.join(&tmp_name);
         let tmp_guard = TmpGuard(Some(tmp_path.clone()));
-        let (parent_fd, tmp_fd, plan, (ctx_slots, jobs, plan_fixups), root_fixup) =
+        let (parent_fd, tmp_fd, plan, probe_clone, (ctx_slots, jobs, plan_fixups), root_fixup) =
             phases.run("cache-restore-plan", || {
                 std::fs::create_dir_all(&parent)
                     .map_err(|e| Error::io_path("create folder", &parent, e))?;
@@ -244,12 +247,13 @@ impl NodeModulesCache {
                 let workers = opts.workers.unwrap_or(self.workers).max(1);
                 let planned = plan_jobs(&listing, tree, tmp_dup, workers)
                     .map_err(|f| fault_error(f, &listing, &entry.path, &tmp_path))?;
-                Ok((parent_fd, tmp_fd, plan, planned, root_fixup))
+                Ok((parent_fd, tmp_fd, plan, probe.clone, planned, root_fixup))
             })?;
 
         let total = listing.nodes.len() as u64;
         let ctx = Ctx {
             listing: &listing,
+            root_plan: plan.private(probe_clone),
             slots: ctx_slots,
             jobs,
             next: AtomicUsize::new(0),
@@ -717,7 +721,11 @@ fn leaf(
                 name,
                 node.mode,
                 (node.mtime_sec, node.mtime_nsec),
-                ctx.plan,
+                if node.parent == 0 {
+                    ctx.root_plan
+                } else {
+                    ctx.plan
+                },
             ) {
                 Ok(Placed::Linked) => local.linked += 1,
                 Ok(Placed::Cloned) => local.cloned += 1,
