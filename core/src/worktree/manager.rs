@@ -166,7 +166,8 @@ impl WorktreeManager {
             Some(Arc::new(NodeModulesCache::open(
                 crate::cache::CacheOptions {
                     cache_dir: Some(cache_dir.clone()),
-                    profiler: Some(profiler.clone()),
+                    // no profiler: the cache's own spans would be roots named like the
+                    // creation's steps (`cache-restore`) and count twice in the metrics
                     ..Default::default()
                 },
             )?))
@@ -529,9 +530,13 @@ impl WorktreeManager {
             };
             names.push("cache-populate".to_string());
             self.spawn_background("cache-populate".into(), async move {
+                let span = c2.inner.profiler.start("cache-populate", None).ok();
                 let r =
                     tokio::task::spawn_blocking(move || cache.populate_with(&key, &src, &popts))
                         .await;
+                if let Some(s) = span {
+                    let _ = c2.inner.profiler.end(&s);
+                }
                 match r {
                     Ok(Ok(rep)) => c2.emit(
                         "cache",
