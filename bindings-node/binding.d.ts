@@ -78,12 +78,12 @@ export declare class NativeOptimizer {
    * Runs independent tasks; resolves when all succeeded, rejects with `TASK_FAILED` (naming
    * the first task to fail) otherwise. Results stay in JS.
    */
-  runParallel(tasks: Array<TaskSpec>, runner: (index: number) => Promise<string | null>): Promise<undefined>
+  runParallel(tasks: Array<TaskSpec>, runner: (index: number) => Promise<string | null>, cancel?: ExternalObject<unknown>): Promise<undefined>
   /**
    * Runs a dependency graph; resolves with the run report (`success` false when a task
    * failed) and rejects only for an invalid graph (`INVALID_GRAPH`, `CYCLE` with its path).
    */
-  runGraph(tasks: Array<TaskSpec>, runner: (index: number) => Promise<string | null>): Promise<any>
+  runGraph(tasks: Array<TaskSpec>, runner: (index: number) => Promise<string | null>, cancel?: ExternalObject<unknown>): Promise<any>
   /** Checks a graph and returns its plan (order, levels, longest chain) without running it. */
   dryRun(tasks: Array<TaskSpec>): any
 }
@@ -179,8 +179,14 @@ export interface CacheManagerJsOptions {
   workers?: number
 }
 
+/** Cancels the run holding this token: nothing new starts, running JS tasks are no longer awaited. */
+export declare function cancelToken(token: ExternalObject<unknown>): void
+
 /** The version of the native core (`vibetrees-core`) this addon was built from. */
 export declare function coreVersion(): string
+
+/** A new cancellation token for `runParallel` / `runGraph`. */
+export declare function createCancelToken(): ExternalObject<unknown>
 
 /** Every error code a rejected promise or thrown error of this package can carry in `err.code`. */
 export declare function errorCodes(): Array<string>

@@ -78,6 +78,11 @@ export interface OptimizerOptions {
   parentSpan?: string;
 }
 
+export interface RunOptions {
+  /** Aborting stops the run: nothing new starts and it rejects with code CANCELLED. */
+  signal?: AbortSignal;
+}
+
 /** A task of `runParallel`. */
 export interface ParallelTask<R = unknown> {
   name: string;
@@ -131,12 +136,12 @@ export declare class PerformanceOptimizer {
   /** The report of the last runWithDependencies / runGraph. */
   lastRun: RunReport | null;
   /** Runs the tasks at once; results in input order; rejects with the first failing task's own error. */
-  runParallel<R = unknown>(tasks: ParallelTask<R>[]): Promise<R[]>;
+  runParallel<R = unknown>(tasks: ParallelTask<R>[], options?: RunOptions): Promise<R[]>;
   /** Runs a dependency graph; resolves to a Map name -> result. Rejects with a failing task's own error,
    *  or (before anything runs) with code CYCLE / INVALID_GRAPH naming the tasks. */
-  runWithDependencies(tasks: GraphTask[]): Promise<Map<string, any>>;
+  runWithDependencies(tasks: GraphTask[], options?: RunOptions): Promise<Map<string, any>>;
   /** Like runWithDependencies, but resolves even when tasks fail, with the run report. */
-  runGraph(tasks: GraphTask[]): Promise<{ results: Map<string, any>; report: RunReport; failures: Array<{ name: string; error: unknown }> }>;
+  runGraph(tasks: GraphTask[], options?: RunOptions): Promise<{ results: Map<string, any>; report: RunReport; failures: Array<{ name: string; error: unknown }> }>;
   /** Checks the graph and plans it without running anything. */
   dryRun(tasks: GraphTask[]): GraphPlan;
 }

@@ -378,12 +378,17 @@ class PerformanceOptimizer {
    * Runs independent tasks `[{ name, fn }]` at once (within `concurrency`); resolves to their
    * results in input order, or rejects with the first task's own error.
    */
-  runParallel(tasks) {
+  runParallel(tasks, options) {
     const specs = checkTasks(tasks, 'runParallel', false);
+    const cancel = cancelFor(options, 'runParallel');
     const { runner, byIndex, failures } = makeRunner(tasks, specs);
-    return this._native.runParallel(specs, runner).then(
-      () => specs.map((_, i) => byIndex.get(i)),
+    return this._native.runParallel(specs, runner, cancel.token).then(
+      (value) => {
+        cancel.done();
+        return specs.map((_, i) => byIndex.get(i));
+      },
       (error) => {
+        cancel.done();
         throw taskError(error, failures);
       },
     );
@@ -394,8 +399,8 @@ class PerformanceOptimizer {
    * receives `{ [dependency]: result }`. Resolves to a Map name -> result (in completion order).
    * Unknown dependency, duplicate name or cycle (`a -> b -> a`) reject before anything runs.
    */
-  runWithDependencies(tasks) {
-    return this.runGraph(tasks).then(({ results, report, failures }) => {
+  runWithDependencies(tasks, options) {
+    return this.runGraph(tasks, options).then(({ results, report, failures }) => {
       if (!report.success) {
         throw taskError(graphError(report), failures, report.failedTask);
       }
@@ -407,10 +412,13 @@ class PerformanceOptimizer {
    * Like runWithDependencies, but resolves whether tasks fail or not, with
    * `{ results: Map, report }`; the report has each task's status and timings and the critical path.
    */
-  runGraph(tasks) {
+  runGraph(tasks, options) {
     const specs = checkTasks(tasks, 'runWithDependencies', true);
+    const cancel = cancelFor(options, 'runWithDependencies');
     const { runner, results, failures } = makeRunner(tasks, specs);
-    return this._native.runGraph(specs, runner).then((report) => {
+    const run = this._native.runGraph(specs, runner, cancel.token);
+    run.then(cancel.done, cancel.done);
+    return run.then((report) => {
       this.lastRun = report;
       Object.defineProperty(report, 'failures', { value: failures, enumerable: false });
       return { results, report, failures };
@@ -422,6 +430,24 @@ class PerformanceOptimizer {
     const specs = checkTasks(tasks, 'dryRun', true);
     return this._native.dryRun(specs);
   }
+}
+
+/**
+ * `{ signal }` -> a native cancellation token cancelled when the signal aborts (nothing new starts;
+ * the run rejects with code 'CANCELLED'), and `done()` to stop listening.
+ */
+function cancelFor(options, where) {
+  const opts = checkOptions(options, where);
+  const signal = opts.signal;
+  if (signal === undefined || signal === null) return { token: undefined, done: () => {} };
+  if (typeof signal !== 'object' || typeof signal.addEventListener !== 'function' || typeof signal.aborted !== 'boolean') {
+    throw argError(`${where}: signal must be an AbortSignal, got ${describe(signal)}`);
+  }
+  const token = native.createCancelToken();
+  const onAbort = () => native.cancelToken(token);
+  if (signal.aborted) onAbort();
+  else signal.addEventListener('abort', onAbort, { once: true });
+  return { token, done: () => signal.removeEventListener('abort', onAbort) };
 }
 
 function graphError(report) {

@@ -9,13 +9,13 @@
 
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{Promise, PromiseRaw};
+use napi::bindgen_prelude::{External, Promise, PromiseRaw};
 use napi::threadsafe_function::ThreadsafeFunction;
 use napi::{Env, Status};
 use napi_derive::napi;
 use vibetrees_core::optimizer::{
-    FailurePolicy, OptimizerOptions, PerformanceOptimizer, Task, TaskBody, TaskError, TaskFuture,
-    TaskInputs,
+    CancellationToken, FailurePolicy, OptimizerOptions, PerformanceOptimizer, Task, TaskBody,
+    TaskError, TaskFuture, TaskInputs,
 };
 
 use crate::errors::{core_error, invalid_argument, spawn};
@@ -93,6 +93,32 @@ pub(crate) fn tasks_from_specs(specs: Vec<TaskSpec>, runner: &Arc<Runner>) -> Ve
         .collect()
 }
 
+/// A cancellation token for one run (the JS wrapper cancels it when its `AbortSignal` aborts).
+pub struct CancelHandle(CancellationToken);
+
+/// A new cancellation token for `runParallel` / `runGraph`.
+#[napi(ts_return_type = "ExternalObject<unknown>")]
+pub fn create_cancel_token() -> External<CancelHandle> {
+    External::new(CancelHandle(CancellationToken::new()))
+}
+
+/// Cancels the run holding this token: nothing new starts, running JS tasks are no longer awaited.
+#[napi(ts_args_type = "token: ExternalObject<unknown>")]
+pub fn cancel_token(token: &External<CancelHandle>) {
+    token.0.cancel();
+}
+
+/// The optimizer, bound to `cancel` when given.
+fn with_cancel(
+    optimizer: &PerformanceOptimizer,
+    cancel: Option<&External<CancelHandle>>,
+) -> PerformanceOptimizer {
+    match cancel {
+        Some(token) => optimizer.with_cancel(token.0.clone()),
+        None => optimizer.clone(),
+    }
+}
+
 /// The body of a task that is only planned (`dryRun`), never run.
 struct PlanOnly;
 
@@ -137,17 +163,18 @@ impl NativeOptimizer {
     /// Runs independent tasks; resolves when all succeeded, rejects with `TASK_FAILED` (naming
     /// the first task to fail) otherwise. Results stay in JS.
     #[napi(
-        ts_args_type = "tasks: Array<TaskSpec>, runner: (index: number) => Promise<string | null>"
+        ts_args_type = "tasks: Array<TaskSpec>, runner: (index: number) => Promise<string | null>, cancel?: ExternalObject<unknown>"
     )]
     pub fn run_parallel<'env>(
         &self,
         env: &'env Env,
         tasks: Vec<TaskSpec>,
         runner: Runner,
+        cancel: Option<&External<CancelHandle>>,
     ) -> napi::Result<PromiseRaw<'env, ()>> {
         let runner = Arc::new(runner);
         let tasks = tasks_from_specs(tasks, &runner);
-        let optimizer = self.inner.clone();
+        let optimizer = with_cancel(&self.inner, cancel);
         spawn(
             env,
             async move { optimizer.run_parallel(tasks).await.map(|_| ()) },
@@ -158,7 +185,7 @@ impl NativeOptimizer {
     /// Runs a dependency graph; resolves with the run report (`success` false when a task
     /// failed) and rejects only for an invalid graph (`INVALID_GRAPH`, `CYCLE` with its path).
     #[napi(
-        ts_args_type = "tasks: Array<TaskSpec>, runner: (index: number) => Promise<string | null>",
+        ts_args_type = "tasks: Array<TaskSpec>, runner: (index: number) => Promise<string | null>, cancel?: ExternalObject<unknown>",
         ts_return_type = "Promise<any>"
     )]
     pub fn run_graph<'env>(
@@ -166,10 +193,11 @@ impl NativeOptimizer {
         env: &'env Env,
         tasks: Vec<TaskSpec>,
         runner: Runner,
+        cancel: Option<&External<CancelHandle>>,
     ) -> napi::Result<PromiseRaw<'env, serde_json::Value>> {
         let runner = Arc::new(runner);
         let tasks = tasks_from_specs(tasks, &runner);
-        let optimizer = self.inner.clone();
+        let optimizer = with_cancel(&self.inner, cancel);
         spawn(
             env,
             async move {

@@ -252,3 +252,30 @@ test('the event loop keeps running while tasks are scheduled natively', async ()
   clearInterval(timer);
   assert.ok(ticks > 0);
 });
+
+test('an AbortSignal cancels a run: nothing new starts, it rejects with CANCELLED', async () => {
+  const optimizer = new PerformanceOptimizer();
+  const controller = new AbortController();
+  const started = [];
+  const run = optimizer.runWithDependencies(
+    [
+      { name: 'first', fn: async () => { started.push('first'); controller.abort(); await sleep(20); return 1; } },
+      { name: 'second', dependencies: ['first'], fn: async () => { started.push('second'); } },
+    ],
+    { signal: controller.signal },
+  );
+  await assert.rejects(run, { code: 'CANCELLED' });
+  assert.deepEqual(started, ['first']);
+  assert.equal(optimizer.lastRun.cancelled, true);
+
+  const aborted = AbortSignal.abort();
+  let ran = false;
+  await assert.rejects(
+    optimizer.runParallel([{ name: 'x', fn: async () => { ran = true; } }], { signal: aborted }),
+    { code: 'CANCELLED' },
+  );
+  assert.equal(ran, false);
+  assert.throws(() => optimizer.runParallel([], { signal: 'nope' }), { code: 'INVALID_ARGUMENT', message: /AbortSignal/ });
+  // a signal that never aborts changes nothing
+  assert.deepEqual(await optimizer.runParallel([{ name: 'y', fn: async () => 2 }], { signal: new AbortController().signal }), [2]);
+});
