@@ -75,7 +75,8 @@ pub struct StepSummary {
 #[derive(Debug, Clone, Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct Advice {
-    /// The step most often on the critical path (and how often).
+    /// The step that most often set the time to ready: per creation, the longest step of its
+    /// critical path (and in how many creations).
     pub most_critical: Option<(String, usize)>,
     /// Steps whose p95 over the newer half of the window is worse than over the older half by
     /// more than 20%: `(step, older p95, newer p95)`.
@@ -97,7 +98,7 @@ impl History {
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(|e| sql(path, e))?;
         conn.execute_batch(
-            "PRAGMA journal_mode=WAL;
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;
              CREATE TABLE IF NOT EXISTS creations(
                id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, repo TEXT NOT NULL,
                started_at_ms INTEGER NOT NULL, ready_ms REAL NOT NULL, cache_outcome TEXT NOT NULL,
@@ -258,12 +259,22 @@ pub fn summarize(recs: &[CreationRecord]) -> Vec<StepSummary> {
 
 /// Advice from these creations (newest first, as [`History::recent`] returns them).
 pub fn advise(recs: &[CreationRecord]) -> Advice {
-    let summaries = summarize(recs);
-    let most_critical = summaries
-        .iter()
-        .filter(|s| s.critical_count > 0)
-        .max_by_key(|s| s.critical_count)
-        .map(|s| (s.step.clone(), s.critical_count));
+    // per creation, the step of its critical path that took longest: the one setting the time
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in recs {
+        if let Some(s) = r
+            .steps
+            .iter()
+            .filter(|s| s.critical)
+            .max_by(|a, b| a.duration_ms.total_cmp(&b.duration_ms))
+        {
+            *counts.entry(&s.step).or_default() += 1;
+        }
+    }
+    let most_critical = counts
+        .into_iter()
+        .max_by_key(|(_, n)| *n)
+        .map(|(s, n)| (s.to_string(), n));
     let mut regressed = Vec::new();
     if recs.len() >= 4 {
         let (newer, older) = recs.split_at(recs.len() / 2);

@@ -153,6 +153,10 @@ impl WorktreeManager {
             .worktree_base
             .clone()
             .unwrap_or_else(|| root.join(".worktrees"));
+        // the cache key asks `node` for its ABI once per process: ask now, not in the first creation
+        std::thread::spawn(|| {
+            crate::cache::node_abi();
+        });
         let profiler = Arc::new(Profiler::new());
         let optimizer = PerformanceOptimizer::new(OptimizerOptions {
             profiler: Some(profiler.clone()),

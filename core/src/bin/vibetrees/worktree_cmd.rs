@@ -278,7 +278,7 @@ fn metrics(last: usize, json: bool) -> Result<()> {
     }
     match &advice.most_critical {
         Some((step, count)) => println!(
-            "Advice: `{step}` set the critical path in {count} of {n} creations: speed it up first."
+            "Advice: `{step}` was the longest step of the critical path in {count} of {n} creations: speed it up first."
         ),
         None => println!("Advice: no critical path recorded yet."),
     }
