@@ -383,7 +383,7 @@ class PerformanceOptimizer {
     const cancel = cancelFor(options, 'runParallel');
     const { runner, byIndex, failures } = makeRunner(tasks, specs);
     return this._native.runParallel(specs, runner, cancel.token).then(
-      (value) => {
+      () => {
         cancel.done();
         return specs.map((_, i) => byIndex.get(i));
       },
