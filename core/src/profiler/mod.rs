@@ -445,6 +445,12 @@ impl Profiler {
             .map_err(|()| self.parent_error(parent.unwrap_or_default(), parent_num))
     }
 
+    /// How many child ids a running parent keeps at least (it keeps at most twice that): the
+    /// window size, but never fewer than 1,024 so `runningChildren` stays useful.
+    fn child_ids_kept(&self) -> usize {
+        self.config.max_results.max(1024)
+    }
+
     /// Starts an operation; `Err(())` when `parent_num` is not running.
     fn start_raw(&self, name: &str, parent_num: Option<u64>) -> std::result::Result<u64, ()> {
         let (entry, own_name) = self.entry(name);
@@ -469,6 +475,12 @@ impl Profiler {
             let registered = match self.shard(p).lock().get_mut(&p) {
                 Some(r) if !r.ending => {
                     r.children.push(num);
+                    let keep = self.child_ids_kept();
+                    if r.children.len() >= 2 * keep {
+                        // Bounded: only the most recent children can still be in the window
+                        // when the parent ends; forget the oldest ids (amortized O(1)).
+                        r.children.drain(..r.children.len() - keep);
+                    }
                     true
                 }
                 _ => false,
@@ -786,6 +798,31 @@ mod tests {
         let kept: Vec<u64> = w.iter().map(|d| d.num).collect();
         let expect: Vec<u64> = ids[2..].iter().map(|s| ids::parse_id(s).unwrap()).collect();
         assert_eq!(kept, expect);
+    }
+
+    #[test]
+    fn a_long_lived_parent_keeps_a_bounded_list_of_child_ids() {
+        let p = Profiler::with_config(ProfilerConfig {
+            max_results: 10,
+            ..Default::default()
+        });
+        let root = p.start_op("server", None).unwrap();
+        let mut last = Vec::new();
+        for _ in 0..10_000 {
+            let c = p.start_op("request", Some(root)).unwrap();
+            p.end_op_quiet(c, None).unwrap();
+            last.push(c);
+        }
+        let kept = p.shard(root.get()).lock()[&root.get()].children.len();
+        assert!((1024..2048).contains(&kept), "{kept}");
+        // The most recent children are the ones kept, so the window's children still show.
+        let r = p.end_op(root).unwrap();
+        let got: Vec<String> = r.children.iter().map(|c| c.id.clone()).collect();
+        let want: Vec<String> = last[last.len() - 10..]
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        assert_eq!(got, want, "the window's 10 children are all listed");
     }
 
     #[test]
