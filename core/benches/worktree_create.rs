@@ -188,6 +188,29 @@ fn build_project(root: &Path, files: usize, offline: bool) -> bool {
     }
     run("git", &["add", "-A"], root);
     run("git", &["commit", "-q", "-m", "bench project"], root);
+    if real {
+        // branch `bump`: one more dependency, for the near-entry contender
+        let st = Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--silent", "ms@2.1.3"])
+            .current_dir(root)
+            .status();
+        if matches!(st, Ok(s) if s.success()) {
+            run("git", &["checkout", "-q", "-b", "bump"], root);
+            run("git", &["commit", "-qam", "add ms"], root);
+            run("git", &["checkout", "-q", "main"], root);
+            run(
+                "npm",
+                &[
+                    "ci",
+                    "--no-audit",
+                    "--no-fund",
+                    "--silent",
+                    "--prefer-offline",
+                ],
+                root,
+            );
+        }
+    }
     real
 }
 
@@ -256,6 +279,12 @@ fn main() {
 
     let (mut seq, mut cold, mut hot, mut checkout, mut restore) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let has_bump = Command::new("git")
+        .args(["rev-parse", "--verify", "-q", "refs/heads/bump"])
+        .current_dir(&root)
+        .status()
+        .is_ok_and(|s| s.success());
+    let (mut near, mut clean_bump) = (Vec::new(), Vec::new());
     let floors_dir = tmp.path().join("floors");
     std::fs::create_dir_all(&floors_dir).unwrap();
     for r in 0..a.rounds {
@@ -299,6 +328,47 @@ fn main() {
         );
         assert_eq!(w.cache.outcome, "hit");
         hot.push(w.total_ms);
+        // E/F: a dependency added on branch `bump`: near entry (main's node_modules restored,
+        // then `npm install --prefer-offline`) vs the clean install, each with a fresh cache
+        if has_bump {
+            let near_cache = tmp.path().join(format!("near-cache-{r}"));
+            let nc = NodeModulesCache::open(CacheOptions {
+                cache_dir: Some(near_cache.clone()),
+                ..Default::default()
+            })
+            .unwrap();
+            let inputs = vibetrees_core::cache::KeyInputs::from_project_dir(&root).unwrap();
+            let popts = vibetrees_core::cache::PopulateOptions {
+                inputs: Some(inputs),
+                ..Default::default()
+            };
+            nc.populate_with(&key, &root.join("node_modules"), &popts)
+                .unwrap();
+            let m = WorktreeManager::new(opts(near_cache)).unwrap();
+            let w = created(
+                vibetrees_core::runtime::block_on(
+                    m.create_worktree_optimized(&format!("near-{r}"), "bump"),
+                )
+                .unwrap(),
+            );
+            assert_eq!(w.cache.outcome, "near", "{:?}", w.cache);
+            near.push(w.total_ms);
+            vibetrees_core::runtime::block_on(m.wait_background());
+            let m =
+                WorktreeManager::new(opts(tmp.path().join(format!("clean-cache-{r}")))).unwrap();
+            let w = created(
+                vibetrees_core::runtime::block_on(
+                    m.create_worktree_optimized(&format!("clean-bump-{r}"), "bump"),
+                )
+                .unwrap(),
+            );
+            clean_bump.push(w.total_ms);
+            vibetrees_core::runtime::block_on(m.wait_background());
+            println!(
+                "round {r}: dependency added: near entry {:.0} ms | clean install {:.0} ms",
+                near[r], clean_bump[r]
+            );
+        }
         // D: floors, each alone
         let p = root.join(format!(".worktrees/floor-{r}"));
         let t = Instant::now();
@@ -356,6 +426,13 @@ fn main() {
         "  floor max(checkout {co:.1}, restore {re:.1}) = {floor:.1} ms   warm/floor = {:.2} (target <= 1.25)",
         w / floor
     );
+    if !near.is_empty() {
+        let (n, cb) = (median(&near), median(&clean_bump));
+        println!(
+            "  dependency added: near entry {n:.1} ms vs clean install {cb:.1} ms   clean/near = {:.2}x",
+            cb / n
+        );
+    }
     println!("  containers: no engine runs here; both flows skip compose up");
 
     if a.checkout {
