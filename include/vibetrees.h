@@ -146,9 +146,9 @@ typedef struct vt_worktree_manager vt_worktree_manager;
 
 /**
  * Progress of a long file operation: `done` of `total` nodes placed so far. Called on library
- * worker threads (possibly several, never at the same time for one call), at a bounded rate
- * (about 20 times a second) and once at the end; never after the call that took it returns.
- * It must return quickly.
+ * worker threads (possibly several, but never two calls at once for one operation), at a bounded
+ * rate (about 20 times a second) and once at the end with `done == total`; never after the call
+ * that took it returns. It must return quickly.
  */
 typedef void (*vt_count_progress_fn)(void *userdata, uint64_t done, uint64_t total);
 
@@ -173,6 +173,8 @@ typedef int (*vt_task_fn)(void *userdata, const char *inputs_json, struct vt_tas
  * One task of a graph, as C describes it. The strings and the dependency array are read during
  * the `vt_optimizer_*` call only (they are copied); `userdata` must stay valid until that call
  * returns: when it returns, no task function is running or will be called any more.
+ * The same struct describes a worktree manager's host steps (`vt_worktree_manager_new`); their
+ * `userdata` must stay valid until `vt_worktree_manager_free` returns.
  */
 typedef struct vt_task {
     /**

@@ -24,9 +24,9 @@ pub struct vt_cache {
 }
 
 /// Progress of a long file operation: `done` of `total` nodes placed so far. Called on library
-/// worker threads (possibly several, never at the same time for one call), at a bounded rate
-/// (about 20 times a second) and once at the end; never after the call that took it returns.
-/// It must return quickly.
+/// worker threads (possibly several, but never two calls at once for one operation), at a bounded
+/// rate (about 20 times a second) and once at the end with `done == total`; never after the call
+/// that took it returns. It must return quickly.
 pub type vt_count_progress_fn =
     Option<unsafe extern "C" fn(userdata: *mut c_void, done: u64, total: u64)>;
 
@@ -147,9 +147,11 @@ pub unsafe extern "C" fn vt_cache_restore(
         let progress = progress.map(|f| {
             let gate = Arc::clone(&gate);
             let userdata = crate::gate::UserData(userdata);
+            let one_at_a_time = std::sync::Mutex::new(());
             let sink: vibetrees_core::progress::CountProgress =
                 Arc::new(move |done: u64, total: u64| {
                     if let Some(_ticket) = gate.enter() {
+                        let _serial = one_at_a_time.lock().unwrap_or_else(|p| p.into_inner());
                         // SAFETY: the C contract of `vt_count_progress_fn`.
                         unsafe { f(userdata.get(), done, total) }
                     }

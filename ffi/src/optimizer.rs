@@ -55,6 +55,8 @@ pub type vt_task_fn = Option<
 /// One task of a graph, as C describes it. The strings and the dependency array are read during
 /// the `vt_optimizer_*` call only (they are copied); `userdata` must stay valid until that call
 /// returns: when it returns, no task function is running or will be called any more.
+/// The same struct describes a worktree manager's host steps (`vt_worktree_manager_new`); their
+/// `userdata` must stay valid until `vt_worktree_manager_free` returns.
 #[repr(C)]
 pub struct vt_task {
     /// The task's name (UTF-8, unique within a graph); also its profiler span name.
