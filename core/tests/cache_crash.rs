@@ -218,7 +218,11 @@ fn eight_processes_populate_and_restore_one_key_at_once() {
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
-    assert_eq!(names, [key.clone()], "exactly one entry, no staging left");
+    assert_eq!(
+        names,
+        std::slice::from_ref(&key),
+        "exactly one entry, no staging left"
+    );
     for i in 0..8 {
         assert_same(
             &expected,

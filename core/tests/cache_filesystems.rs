@@ -24,10 +24,10 @@ fn opts(method: RestoreMethod) -> RestoreOptions {
 fn tmpfs_cache_and_ext4_target_fall_back_to_copy_per_probe() {
     let t = tempdir();
     let shm = Path::new("/dev/shm");
-    if !shm.is_dir() || dev(shm) == dev(t.path()) {
-        if skip("/dev/shm is missing or on the same filesystem as the work tree") {
-            return;
-        }
+    if (!shm.is_dir() || dev(shm) == dev(t.path()))
+        && skip("/dev/shm is missing or on the same filesystem as the work tree")
+    {
+        return;
     }
     let shm_dir = tempfile::Builder::new()
         .prefix("vt-cache-test-")

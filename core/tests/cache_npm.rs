@@ -26,10 +26,8 @@ fn npm(dir: &Path, home: &Path, args: &[&str]) {
 
 #[test]
 fn npm_ci_tree_restores_and_runs() {
-    if Command::new("npm").arg("--version").output().is_err() {
-        if skip("npm is not installed") {
-            return;
-        }
+    if Command::new("npm").arg("--version").output().is_err() && skip("npm is not installed") {
+        return;
     }
     let t = tempdir();
     let home = t.path().join("home");

@@ -307,6 +307,7 @@ pub(crate) fn probe(src_scratch: BorrowedFd<'_>, dst_dir: BorrowedFd<'_>) -> Pro
             clone: false,
         };
     };
+    #[allow(clippy::unnecessary_cast)] // dev_t is not u64 everywhere
     let pair = (s.st_dev as u64, d.st_dev as u64);
     if let Some(p) = probes().lock().unwrap().get(&pair) {
         return *p;

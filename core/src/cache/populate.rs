@@ -362,6 +362,7 @@ impl Walker<'_> {
             }
             FileType::RegularFile => {
                 let s = st.unwrap();
+                #[allow(clippy::unnecessary_cast)] // time_t is not i64 everywhere
                 let mtime = (s.st_mtime as i64, s.st_mtime_nsec as u32);
                 // Files directly in node_modules (`.package-lock.json`, `.yarn-integrity`, ...)
                 // are rewritten in place by package managers: never share their inode.
@@ -375,7 +376,7 @@ impl Walker<'_> {
                 let (size, mtime, ino, mode) = match placed {
                     Placed::Linked => {
                         self.counts.linked += 1;
-                        (s.st_size as u64, mtime, s.st_ino as u64, s.st_mode)
+                        (s.st_size as u64, mtime, s.st_ino, s.st_mode)
                     }
                     other => {
                         if other == Placed::Copied {
