@@ -276,8 +276,15 @@ int main(void) {
     CHECK_RC(vt_worktree_manager_new(options, NULL, NULL, NULL, 0, NULL), VT_NULL_ARGUMENT, "NULL manager_out");
     CHECK(bad == (vt_worktree_manager *)1, "no handle written on failure");
 
+    vt_profiler *kept = NULL;
+    CHECK_RC(vt_worktree_manager_profiler(m, &kept), VT_OK, "a profiler handle kept past the manager");
     vt_worktree_manager_free(m);
     vt_worktree_manager_free(NULL);
+    char *kept_report = NULL;
+    CHECK_RC(vt_profiler_report(kept, &kept_report), VT_OK, "the shared profiler outlives its manager");
+    CHECK_HAS(kept_report, "create-worktree-total", "with the creations in it");
+    vt_string_free(kept_report);
+    vt_profiler_free(kept);
     /* After free, no event may arrive: userdata (on our stack) is about to go away. */
     int after_free = progress.events;
     CHECK(strstr(progress.steps, "git,") != NULL, "progress had a git step");
