@@ -378,7 +378,7 @@ impl NodeModulesCache {
             AtFlags::empty(),
         );
         if let Some(p) = &opts.progress {
-            p(total, total);
+            report_progress(p, total, total);
         }
         let (mut files, mut dirs, mut symlinks, mut bytes) = (0, 0, 0, 0);
         for n in &listing.nodes {
@@ -410,6 +410,12 @@ impl NodeModulesCache {
             phases: Vec::new(),
         })
     }
+}
+
+/// Calls the progress callback; a panicking callback is contained (it must not unwind through
+/// the worker threads, nor across a C or JS boundary) and only loses that report.
+fn report_progress(p: &CountProgress, done: u64, total: u64) {
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p(done, total)));
 }
 
 /// Splits a target into (parent folder, file name), refusing `/`, `..` and the like.
@@ -651,7 +657,7 @@ impl Local {
                     .is_ok()
                 && done < ctx.total
             {
-                p(done, ctx.total);
+                report_progress(p, done, ctx.total);
             }
         }
     }
