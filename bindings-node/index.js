@@ -135,8 +135,8 @@ class Profiler {
    */
   end(id) {
     if (typeof id !== 'string') throw argError(`Profiler.end: id must be a string, got ${describe(id)}`);
-    const n = id.length > 3 && id.length < 20 && id.startsWith('op-') ? Number(id.slice(3)) : -1;
-    if (!(n >= 0 && Number.isSafeInteger(n) && 'op-' + n === id)) return this._native.end(id);
+    const n = opNumber(id);
+    if (n < 0) return this._native.end(id); // not a canonical id: the native side names the error
     const slot = n % RING;
     const known = this._ringIds[slot] === n;
     const r = native.profilerEndNum(this._handle, n, !known);
@@ -201,6 +201,22 @@ class Profiler {
     this._native.clear();
     this._ringIds.fill(-1);
   }
+}
+
+/** The number of a canonical id `op-<n>` (no sign, no leading zero, at most 15 digits), else -1. */
+function opNumber(id) {
+  const len = id.length;
+  if (len < 4 || len > 18 || id.charCodeAt(0) !== 111 || id.charCodeAt(1) !== 112 || id.charCodeAt(2) !== 45) {
+    return -1; // 'o', 'p', '-'
+  }
+  if (id.charCodeAt(3) === 48 && len > 4) return -1; // leading zero
+  let n = 0;
+  for (let i = 3; i < len; i++) {
+    const d = id.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return -1;
+    n = n * 10 + d;
+  }
+  return n;
 }
 
 function initProfiler(p, nativeProfiler) {
