@@ -233,3 +233,55 @@ fn eight_processes_populate_and_restore_one_key_at_once() {
     assert!(cache.verify(false).unwrap().bad.is_empty());
     assert_eq!(cache.stats().unwrap().hits, 8);
 }
+
+#[test]
+fn eviction_racing_restores_never_breaks_one() {
+    let t = shm_tempdir();
+    let src = t.path().join("project/node_modules");
+    gen_sized_tree(&src, 1500);
+    let expected = snapshot(&src);
+    let cache_dir = t.path().join("cache");
+    let key = test_key(10);
+    let k = key.to_string();
+    let cache = open_cache(&cache_dir);
+    let mut rng = Rng::new();
+    let (mut served, mut missed, mut busy) = (0, 0, 0);
+    for i in 0..12 {
+        cache.populate(&key, &src).unwrap();
+        let target = t.path().join(format!("wt{i}/node_modules"));
+        let child = cli(
+            &cache_dir,
+            &["restore", "--key", &k, "--target", target.to_str().unwrap()],
+        )
+        .spawn()
+        .unwrap();
+        std::thread::sleep(Duration::from_micros(rng.below(60_000)));
+        let report = cache.clear().unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if report.busy.contains(&key) {
+            // Eviction found the entry in use and left it: the restore must have succeeded.
+            busy += 1;
+            assert!(out.status.success(), "{stderr}");
+        }
+        if out.status.success() {
+            served += 1;
+            assert_same(&expected, &snapshot(&target));
+        } else {
+            // Evicted before the restore took its lock: a clean miss, nothing at the target.
+            missed += 1;
+            assert!(stderr.contains("NOT_FOUND"), "{stderr}");
+            assert!(!target.exists());
+            assert_eq!(report.evicted, [key.clone()]);
+        }
+        cache.clear().unwrap();
+        assert!(
+            !cache.contains(&key),
+            "a finished restore does not keep the entry"
+        );
+    }
+    eprintln!(
+        "eviction race: {served} restores served ({busy} while eviction skipped the busy entry), \
+         {missed} clean misses"
+    );
+}
