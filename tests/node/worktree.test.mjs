@@ -292,3 +292,24 @@ test('an onProgress that throws does not break the creation (reported as a warni
   assert.ok(warnings.some((m) => /listener bug/.test(m)), JSON.stringify(warnings));
   await wm.waitBackground();
 });
+
+test('two creations at once: both succeed, each gets its own events and ports', async () => {
+  const project = makeProject();
+  await warmCache(project);
+  const events = [];
+  const wm = manager(project, { onProgress: (e) => events.push(e) });
+  const [a, b] = await Promise.all([wm.createWorktreeOptimized('parallel-a'), wm.createWorktreeOptimized('parallel-b')]);
+  assert.equal(a.success, true, JSON.stringify(a));
+  assert.equal(b.success, true, JSON.stringify(b));
+  for (const name of ['parallel-a', 'parallel-b']) {
+    const own = events.filter((e) => e.name === name);
+    assert.equal(own.at(-1).step, 'complete', JSON.stringify(own));
+  }
+  const portsA = new Set(Object.values(a.worktree.ports));
+  assert.ok(Object.values(b.worktree.ports).every((p) => !portsA.has(p)), 'a port was handed out twice');
+  const list = git(project.root, 'worktree', 'list', '--porcelain');
+  assert.match(list, /\.worktrees\/parallel-a\n/);
+  assert.match(list, /\.worktrees\/parallel-b\n/);
+  assert.equal(wm.profiler.getStats('create-worktree-total').count, 2);
+  await wm.waitBackground();
+});
