@@ -205,6 +205,32 @@ fn a_missing_entry_is_a_counted_miss_and_bad_targets_are_refused() {
 }
 
 #[test]
+fn tool_caches_in_node_modules_dot_cache_are_not_cached() {
+    let t = tempdir();
+    let src = t.path().join("project/node_modules");
+    gen_tree(&src, 4, 1, false);
+    let expected = snapshot(&src);
+    std::fs::create_dir_all(src.join(".cache/eslint")).unwrap();
+    std::fs::write(src.join(".cache/eslint/.eslintcache"), "{}").unwrap();
+    std::fs::create_dir_all(src.join("pkg1/.cache")).unwrap();
+    std::fs::write(
+        src.join("pkg1/.cache/kept"),
+        "a package's own .cache is content",
+    )
+    .unwrap();
+    let cache = open_cache(&t.path().join("cache"));
+    cache.populate(&test_key(6), &src).unwrap();
+    let target = t.path().join("wt/node_modules");
+    cache
+        .restore(&test_key(6), &target, &RestoreOptions::default())
+        .unwrap();
+    assert!(!target.join(".cache").exists());
+    assert!(target.join("pkg1/.cache/kept").exists());
+    std::fs::remove_dir_all(target.join("pkg1/.cache")).unwrap();
+    assert_same(&expected, &snapshot(&target));
+}
+
+#[test]
 fn a_second_populate_of_a_key_changes_nothing() {
     let t = tempdir();
     let src = t.path().join("project/node_modules");

@@ -318,6 +318,11 @@ impl Walker<'_> {
         }
         names.sort_by(|a, b| a.0.cmp(&b.0));
         for (name, mut ftype) in names {
+            // node_modules/.cache holds tools' run-time caches (babel, eslint, webpack), not what
+            // the install made; they rewrite its files in place, so it is never cached.
+            if rel.as_os_str().is_empty() && name.to_bytes() == b".cache" {
+                continue;
+            }
             rel.push(std::ffi::OsStr::from_bytes(name.to_bytes()));
             let r = self.entry(src.as_fd(), dst.as_fd(), &name, &mut ftype, rel);
             rel.pop();
