@@ -5,15 +5,28 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
+// Every temporary folder made here is removed when the test process exits.
+const made = [];
+process.on('exit', () => {
+  for (const dir of made) fs.rmSync(dir, { recursive: true, force: true });
+});
+function tempDir(prefix) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  made.push(dir);
+  return dir;
+}
+
 // npm's cache stays where it was (so installs can be served offline); HOME moves to a temp dir.
 const npmCache = process.env.npm_config_cache || path.join(os.homedir(), '.npm');
 
 /** Points HOME at a new temporary folder (call before anything reads HOME). */
 export function tempHome() {
-  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'vt-node-home-'));
+  const home = tempDir('vt-node-home-');
   process.env.HOME = home;
   return home;
 }
+
+export { tempDir };
 
 /** Runs git in `cwd`; returns stdout. */
 export function git(cwd, ...args) {
@@ -33,7 +46,7 @@ let template = null;
 /** A folder holding package.json, package-lock.json and node_modules installed by real npm. */
 function npmTemplate() {
   if (template) return template;
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vt-node-npm-'));
+  const dir = tempDir('vt-node-npm-');
   write(
     path.join(dir, 'package.json'),
     JSON.stringify({ name: 'app', version: '1.0.0', private: true, dependencies: DEPENDENCIES }, null, 2) + '\n',
@@ -54,7 +67,7 @@ function npmTemplate() {
  */
 export function makeProject() {
   const npm = npmTemplate();
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vt-node-proj-'));
+  const tmp = tempDir('vt-node-proj-');
   const root = path.join(tmp, 'projects', 'app');
   for (let i = 0; i < 20; i++) write(path.join(root, `src/dir${i % 4}/file${i}.js`), `export const v${i} = ${i};\n`);
   write(path.join(root, 'README.md'), '# app\n');

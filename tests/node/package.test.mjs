@@ -5,11 +5,11 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esm from '@vibetrees/native';
 import esmDefault from '@vibetrees/native';
+import { tempDir } from './helpers.mjs';
 
 const require = createRequire(import.meta.url);
 const pkgDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bindings-node');
@@ -33,7 +33,7 @@ test('ESM import and CommonJS require expose the same API', () => {
 });
 
 test('npm pack installs into a fresh project outside the repo and works there', () => {
-  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'vt-node-pack-'));
+  const out = tempDir('vt-node-pack-');
   const [packed] = JSON.parse(run('npm', ['pack', '--json', '--pack-destination', out], pkgDir));
   const files = packed.files.map((f) => f.path);
   for (const f of ['package.json', 'index.js', 'index.mjs', 'index.d.ts', 'binding.js', 'binding.d.ts']) {
@@ -43,7 +43,7 @@ test('npm pack installs into a fresh project outside the repo and works there', 
   assert.ok(!files.some((f) => f.startsWith('src/') || f.startsWith('node_modules/') || f.startsWith('bench/')));
   const tarball = path.join(out, packed.filename);
 
-  const app = fs.mkdtempSync(path.join(os.tmpdir(), 'vt-node-app-'));
+  const app = tempDir('vt-node-app-');
   fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }));
   run('npm', ['install', '--offline', '--no-audit', '--no-fund', '--loglevel=error', tarball], app);
   assert.ok(fs.existsSync(path.join(app, 'node_modules', '@vibetrees', 'native', 'index.js')));
