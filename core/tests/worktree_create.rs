@@ -562,3 +562,36 @@ fn the_same_name_twice_at_once_makes_one_worktree() {
     assert_eq!(git(&path, &["status", "--porcelain"]), "");
     assert!(!p.worktree_list().contains("locked"));
 }
+
+#[test]
+fn the_branch_is_pushed_in_the_background_when_asked() {
+    let p = project(None);
+    let remote = p.root.parent().unwrap().join("remote.git");
+    git(
+        p.root.parent().unwrap(),
+        &["init", "-q", "--bare", remote.to_str().unwrap()],
+    );
+    git(
+        &p.root,
+        &["remote", "add", "origin", remote.to_str().unwrap()],
+    );
+    let (sink, events) = recorder();
+    let m = WorktreeManager::new(vibetrees_core::worktree::WorktreeOptions {
+        push_branch: true,
+        on_progress: Some(sink),
+        ..p.options()
+    })
+    .unwrap();
+    let w = created(block_on(m.create_worktree_optimized("pushed", "main")).unwrap());
+    assert!(
+        w.background.contains(&"git-push".to_string()),
+        "{:?}",
+        w.background
+    );
+    block_on(m.wait_background());
+    let heads = git(&remote, &["for-each-ref", "--format=%(refname)"]);
+    assert!(heads.contains("refs/heads/pushed"), "{heads}");
+    assert!(events.lock().iter().any(|e| e.step == "git"
+        && e.message.starts_with("✓ Branch pushed")
+        || e.message.contains("pushed")),);
+}
