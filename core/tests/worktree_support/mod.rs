@@ -21,6 +21,10 @@ pub fn setup() -> &'static Path {
             .keep();
         // SAFETY: every test calls setup() first; Once blocks the others until HOME is set.
         unsafe { std::env::set_var("HOME", &dir) };
+        // A fixed Node ABI for the cache keys of this binary and the CLI processes it starts:
+        // no `node` spawn inside the timed graph (deterministic step order in tests).
+        // SAFETY: as above.
+        unsafe { std::env::set_var("VIBETREES_NODE_ABI", "vibetrees-test-abi") };
         if std::env::var_os("CONTAINERS_CONF").is_none() {
             let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/containers.conf");
             // SAFETY: as above.
