@@ -144,7 +144,60 @@ pub fn stderr_progress() -> ProgressSink {
     })
 }
 
+/// Pins the Node ABI for this process (`VIBETREES_NODE_ABI`, which the cache key honours) from
+/// `~/.vibetrees/node-abi.json`, keyed by the `node` binary's path, size and mtime, so a one-shot
+/// CLI creation does not spend a `node` start-up (~70–400 ms) computing its cache key. Must run
+/// before any thread starts.
+fn pin_node_abi() {
+    if std::env::var_os("VIBETREES_NODE_ABI").is_some() {
+        return;
+    }
+    let Some(path) = std::env::var_os("PATH") else {
+        return;
+    };
+    let Some(node) = std::env::split_paths(&path)
+        .map(|d| d.join("node"))
+        .find(|p| p.is_file())
+        .and_then(|p| std::fs::canonicalize(p).ok())
+    else {
+        return;
+    };
+    let Ok(meta) = std::fs::metadata(&node) else {
+        return;
+    };
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let id = format!("{}:{}:{}", node.display(), meta.len(), mtime);
+    let file = history::vibetrees_home().join("node-abi.json");
+    let cached: Option<serde_json::Value> = std::fs::read(&file)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let abi = match cached {
+        Some(v) if v["node"] == id.as_str() && v["abi"].is_string() => {
+            v["abi"].as_str().unwrap_or_default().to_string()
+        }
+        _ => {
+            let abi = vibetrees_core::cache::node_abi().to_string();
+            if abi != vibetrees_core::cache::UNKNOWN_NODE_ABI {
+                let _ = std::fs::create_dir_all(history::vibetrees_home());
+                let _ = std::fs::write(
+                    &file,
+                    serde_json::json!({ "node": id, "abi": abi }).to_string(),
+                );
+            }
+            return;
+        }
+    };
+    // SAFETY: called from main before the runtime or any other thread starts.
+    unsafe { std::env::set_var("VIBETREES_NODE_ABI", abi) };
+}
+
 fn create(a: CreateArgs) -> Result<()> {
+    pin_node_abi();
     let runtime: ContainerRuntime = a.runtime.parse()?;
     let opts = WorktreeOptions {
         runtime,
