@@ -9,8 +9,106 @@
 use std::hint::black_box;
 use std::sync::Arc;
 
+use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use vibetrees_core::Profiler;
+
+/// Criterion measurement of this thread's CPU time (CLOCK_THREAD_CPUTIME_ID): time the thread
+/// was not scheduled does not count, so figures stay meaningful on a machine shared with other
+/// work. Read once per sample (a batch of iterations), so the clock's own cost is amortized.
+struct ThreadCpuTime;
+
+struct NanosFormatter;
+
+impl ValueFormatter for NanosFormatter {
+    fn scale_values(&self, typical_ns: f64, values: &mut [f64]) -> &'static str {
+        let (factor, unit) = if typical_ns < 1e3 {
+            (1.0, "ns")
+        } else if typical_ns < 1e6 {
+            (1e-3, "µs")
+        } else if typical_ns < 1e9 {
+            (1e-6, "ms")
+        } else {
+            (1e-9, "s")
+        };
+        for v in values {
+            *v *= factor;
+        }
+        unit
+    }
+
+    fn scale_throughputs(
+        &self,
+        _typical_ns: f64,
+        throughput: &Throughput,
+        values: &mut [f64],
+    ) -> &'static str {
+        let per_iteration = match *throughput {
+            Throughput::Elements(n) | Throughput::ElementsAndBytes { elements: n, .. } => n,
+            Throughput::Bytes(n) | Throughput::BytesDecimal(n) | Throughput::Bits(n) => n,
+        } as f64;
+        for v in values {
+            *v = per_iteration * 1e9 / *v;
+        }
+        "elem/s (CPU)"
+    }
+
+    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
+        "ns"
+    }
+}
+
+impl Measurement for ThreadCpuTime {
+    type Intermediate = u64;
+    type Value = u64;
+
+    fn start(&self) -> u64 {
+        thread_cpu_ns()
+    }
+    fn end(&self, started: u64) -> u64 {
+        thread_cpu_ns() - started
+    }
+    fn add(&self, a: &u64, b: &u64) -> u64 {
+        a + b
+    }
+    fn zero(&self) -> u64 {
+        0
+    }
+    fn to_f64(&self, v: &u64) -> f64 {
+        *v as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        &NanosFormatter
+    }
+}
+
+/// The single-thread pairs again, measured in thread-CPU time.
+fn start_end_pair_cpu(c: &mut Criterion<ThreadCpuTime>) {
+    let mut g = c.benchmark_group("profiler_cpu_time");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("start_end_pair", |b| {
+        let p = Profiler::new();
+        b.iter(|| {
+            let id = p.start(black_box("git-worktree-add"), None).unwrap();
+            black_box(p.end(&id).unwrap());
+        })
+    });
+    g.bench_function("start_op_end_op_quiet", |b| {
+        let p = Profiler::new();
+        b.iter(|| {
+            let id = p.start_op(black_box("git-worktree-add"), None).unwrap();
+            p.end_op_quiet(black_box(id), None).unwrap();
+        })
+    });
+    g.bench_function("span_guard", |b| {
+        let p = Profiler::new();
+        b.iter(|| {
+            let s = p.span(black_box("mcp-discovery"), None).unwrap();
+            black_box(s.id());
+        })
+    });
+    g.finish();
+}
 
 fn start_end_pair(c: &mut Criterion) {
     let mut g = c.benchmark_group("profiler");
@@ -255,4 +353,9 @@ fn main() {
     start_end_pair(&mut c);
     report(&mut c);
     c.final_summary();
+    let mut cpu = Criterion::default()
+        .with_measurement(ThreadCpuTime)
+        .configure_from_args();
+    start_end_pair_cpu(&mut cpu);
+    cpu.final_summary();
 }

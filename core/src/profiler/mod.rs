@@ -20,8 +20,10 @@
 //! shared. Statistics are streaming aggregates, one per distinct name, at most
 //! [`ProfilerConfig::max_names`] (default 4,096) of them; operations of further new names are
 //! counted under [`OTHER_NAMES`]. Each name's quantile sketch is at most 32 KiB (4,096 bins) and
-//! typically a few KiB. Whatever the number of operations, memory stays under
-//! `max_results * ~150 B + max_names * 32 KiB` plus the running operations.
+//! typically a few KiB. A running parent keeps the ids of at most `2 * max(max_results, 1024)` of
+//! its most recent children. Whatever the number of operations, memory stays under
+//! `max_results * ~150 B + max_names * 32 KiB` plus the running operations (~100 B each, plus
+//! their bounded child-id lists).
 //!
 //! # Concurrency
 //! `Profiler` is `Send + Sync`; share it as `Arc<Profiler>`. Running operations live in 32
