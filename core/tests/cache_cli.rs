@@ -104,3 +104,49 @@ fn cache_commands_work_end_to_end() {
     assert!(!ok);
     assert!(err.contains("INVALID_ARGUMENT"), "{err}");
 }
+
+#[test]
+fn node_abi_is_asked_once_and_remembered_across_processes() {
+    let Ok(out) = Command::new("node")
+        .args(["-p", "process.versions.modules"])
+        .output()
+    else {
+        if skip("node is not installed") {
+            return;
+        }
+        unreachable!()
+    };
+    let abi = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let t = tempdir();
+    let cache = t.path().join("cache");
+    let project = t.path().join("p");
+    gen_project(&project, "x");
+    let key = |cache: &Path| {
+        let out = Command::new(BIN)
+            .args(["cache", "key", "--json", "--cache-dir"])
+            .arg(cache)
+            .arg(&project)
+            .env_remove("VIBETREES_NODE_ABI")
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (
+            v["key"].as_str().unwrap().to_string(),
+            v["inputs"]["nodeAbi"].as_str().unwrap().to_string(),
+        )
+    };
+    let first = key(&cache);
+    assert_eq!(first.1, abi);
+    let memo = cache.join("node-abi.json");
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&memo).unwrap()).unwrap();
+    assert_eq!(saved["abi"], abi.as_str());
+    // The memo is what the next process uses (a stale stamp would be asked again).
+    let mut fake = saved.clone();
+    fake["abi"] = "999".into();
+    std::fs::write(&memo, fake.to_string()).unwrap();
+    assert_eq!(key(&cache).1, "999");
+    fake["node"] = "/some/other/node|1|1.0".into();
+    std::fs::write(&memo, fake.to_string()).unwrap();
+    assert_eq!(key(&cache), first);
+}

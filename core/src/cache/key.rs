@@ -278,9 +278,11 @@ fn write_canonical(v: &serde_json::Value, out: &mut String) -> Result<()> {
     Ok(())
 }
 
-/// The Node ABI version (`process.versions.modules`), asked of `node` once per process.
+/// The Node ABI version (`process.versions.modules`) of the `node` on PATH.
 ///
-/// `VIBETREES_NODE_ABI` overrides it (for machines without node, or tests); without node it is
+/// Asked of `node` once per process, and remembered across processes in `node-abi.json` of the
+/// first cache folder opened by this process, by the node binary's path, size and mtime (running
+/// node costs ~70 ms). `VIBETREES_NODE_ABI` overrides it (machines without node, tests); without node it is
 /// [`UNKNOWN_NODE_ABI`].
 pub fn node_abi() -> &'static str {
     static ABI: OnceLock<String> = OnceLock::new();
@@ -290,7 +292,22 @@ pub fn node_abi() -> &'static str {
                 return v.trim().to_string();
             }
         }
-        std::process::Command::new("node")
+        let Some(node) = find_on_path("node") else {
+            return UNKNOWN_NODE_ABI.to_string();
+        };
+        let stamp = node_stamp(&node);
+        let memo = MEMO_DIR.get().map(|d| d.join("node-abi.json"));
+        if let (Some(memo), Some(stamp)) = (&memo, &stamp) {
+            if let Some(abi) = std::fs::read(memo)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .filter(|v| v["node"] == stamp.as_str())
+                .and_then(|v| v["abi"].as_str().map(str::to_string))
+            {
+                return abi;
+            }
+        }
+        let abi = std::process::Command::new(&node)
             .args(["-p", "process.versions.modules"])
             .stdin(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -298,9 +315,59 @@ pub fn node_abi() -> &'static str {
             .ok()
             .filter(|o| o.status.success())
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-            .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric()))
-            .unwrap_or_else(|| UNKNOWN_NODE_ABI.to_string())
+            .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric()));
+        match abi {
+            Some(abi) => {
+                if let (Some(memo), Some(stamp)) = (memo, stamp) {
+                    let body = serde_json::json!({ "node": stamp, "abi": abi });
+                    if let Some(dir) = memo.parent() {
+                        let _ = std::fs::create_dir_all(dir);
+                        let tmp = dir.join(format!(".node-abi.json.{}", std::process::id()));
+                        if std::fs::write(&tmp, body.to_string()).is_ok() {
+                            let _ = std::fs::rename(&tmp, &memo);
+                        }
+                    }
+                }
+                abi
+            }
+            None => UNKNOWN_NODE_ABI.to_string(),
+        }
     })
+}
+
+/// Where [`node_abi`] remembers its answer: the first cache folder this process opened.
+static MEMO_DIR: OnceLock<std::path::PathBuf> = OnceLock::new();
+
+/// Lets [`node_abi`] remember its answer in `dir` (the first call wins).
+pub(crate) fn remember_node_abi_in(dir: &Path) {
+    let _ = MEMO_DIR.set(dir.to_path_buf());
+}
+
+/// The first executable `name` in a folder of `$PATH`, symlinks resolved.
+fn find_on_path(name: &str) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| {
+            std::fs::metadata(p)
+                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false)
+        })
+        .map(|p| std::fs::canonicalize(&p).unwrap_or(p))
+}
+
+/// `path|size|mtime_ns` of the node binary: a new node (upgrade, nvm switch) gets asked again.
+fn node_stamp(node: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(node).ok()?;
+    Some(format!(
+        "{}|{}|{}.{}",
+        node.display(),
+        m.size(),
+        m.mtime(),
+        m.mtime_nsec()
+    ))
 }
 
 /// This machine's platform as Node names it (`process.platform`).

@@ -113,6 +113,7 @@ impl NodeModulesCache {
         let entries_dir = root.join("node_modules");
         std::fs::create_dir_all(&entries_dir)
             .map_err(|e| Error::io_path("create cache folder", &entries_dir, e))?;
+        super::key::remember_node_abi_in(&root);
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);

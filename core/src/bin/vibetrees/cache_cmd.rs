@@ -342,6 +342,8 @@ pub fn run(cmd: CacheCommand) -> Result<()> {
             })
         }
         CacheCommand::Key { project, args } => {
+            // Opening the cache lets the Node ABI be remembered in it across runs.
+            open(&args, None)?;
             let inputs = KeyInputs::from_project_dir(&project)?;
             let key = inputs.key();
             let value = serde_json::json!({ "key": key, "inputs": inputs });
