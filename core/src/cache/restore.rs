@@ -136,7 +136,7 @@ impl Job {
 struct Ctx<'a> {
     listing: &'a Listing,
     /// For files directly in node_modules (`.package-lock.json`, `.yarn-integrity`,
-    /// `.modules.yaml`): package managers rewrite them in place, so they are never hardlinked.
+    /// `.modules.yaml`): package managers rewrite them in place, so `auto` never hardlinks them.
     root_plan: Plan,
     /// Open (cache folder, target folder) pairs of the folders the main thread made.
     slots: Vec<(OwnedFd, OwnedFd)>,
@@ -253,7 +253,12 @@ impl NodeModulesCache {
         let total = listing.nodes.len() as u64;
         let ctx = Ctx {
             listing: &listing,
-            root_plan: plan.private(probe_clone),
+            // `hardlink` asked explicitly links everything; `auto` keeps those files private.
+            root_plan: if opts.method == RestoreMethod::Hardlink {
+                plan
+            } else {
+                plan.private(probe_clone)
+            },
             slots: ctx_slots,
             jobs,
             next: AtomicUsize::new(0),
