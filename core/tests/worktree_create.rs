@@ -45,10 +45,7 @@ fn cache_hit_creation_is_a_real_worktree_with_everything_in_place() {
     assert_eq!(json["success"], true);
     assert_eq!(json["worktree"]["name"], "feature-login-page");
     assert_eq!(json["worktree"]["dockerStatus"], serde_json::json!([]));
-    assert_eq!(
-        json["worktree"]["ports"]["postgres"].as_u64().is_some(),
-        true
-    );
+    assert!(json["worktree"]["ports"]["postgres"].as_u64().is_some());
 
     // git sees it as a worktree made by `git worktree add`
     let list = p.worktree_list();

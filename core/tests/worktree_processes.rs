@@ -230,7 +230,8 @@ fn killed_at_any_point_then_retried_leaves_a_clean_worktree() {
             tree(&p.root.join("node_modules")),
             "kill at {delay_ms} ms"
         );
-        for dir in [".worktrees/.staging"] {
+        {
+            let dir = ".worktrees/.staging";
             let left: Vec<_> = std::fs::read_dir(p.root.join(dir))
                 .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
                 .unwrap_or_default();
