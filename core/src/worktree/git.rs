@@ -277,3 +277,54 @@ pub fn creating_pid(reason: &str) -> Option<u32> {
     let end = rest[start..].find(')')? + start;
     rest[start..end].parse().ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creating_lock_reason_names_the_pid() {
+        assert_eq!(creating_pid("vibetrees: creating (pid 4242)"), Some(4242));
+        assert_eq!(creating_pid("initializing"), None);
+        assert_eq!(creating_pid("vibetrees: creating"), None);
+        assert!(pid_alive(std::process::id()));
+        assert!(!pid_alive(0));
+        let r = Registration {
+            name: "x".into(),
+            path: "/x".into(),
+            folder_exists: true,
+            lock: Some(format!("{CREATING_REASON} (pid 1)")),
+            branch: None,
+        };
+        assert!(r.half_made());
+        let r = Registration {
+            lock: Some("moved to a USB disk".into()),
+            ..r
+        };
+        assert!(!r.half_made());
+    }
+
+    #[test]
+    fn from_resolves_refs_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
+        let sig = git2::Signature::now("t", "t@example.invalid").unwrap();
+        let tree = repo.treebuilder(None).unwrap().write().unwrap();
+        let tree = repo.find_tree(tree).unwrap();
+        repo.commit(Some("refs/heads/main"), &sig, &sig, "init", &tree, &[])
+            .unwrap();
+        let r = resolve_from(&repo, "main").unwrap();
+        assert_eq!(r.ref_name, "refs/heads/main");
+        for bad in ["--help", "main~1", "HEAD@{0}", "", "nope"] {
+            assert_eq!(
+                resolve_from(&repo, bad).unwrap_err().code(),
+                "NOT_FOUND",
+                "{bad}"
+            );
+        }
+        let (_, created) = ensure_branch(&repo, "feat", r.commit).unwrap();
+        assert!(created);
+        let (_, created) = ensure_branch(&repo, "feat", r.commit).unwrap();
+        assert!(!created);
+    }
+}
