@@ -272,7 +272,7 @@ fn eviction_racing_restores_never_breaks_one() {
             missed += 1;
             assert!(stderr.contains("NOT_FOUND"), "{stderr}");
             assert!(!target.exists());
-            assert_eq!(report.evicted, [key.clone()]);
+            assert_eq!(report.evicted, std::slice::from_ref(&key));
         }
         cache.clear().unwrap();
         assert!(
