@@ -1,10 +1,13 @@
-//! Profiler benchmarks (criterion): a start+end pair, a child start+end pair, a span guard,
-//! report generation with 1,000 names; and a memory check: RSS after 1M, 5M and 10M start/end
-//! pairs, which must stay flat (printed, not timed).
+//! Profiler benchmarks (criterion): a start+end pair (root, child, typed ids without a result, a
+//! span guard, 4 threads contending), report/metrics/trace generation with 1,000 names, the
+//! single-thread pairs again in thread-CPU time (group `profiler_cpu_time`, robust to a loaded
+//! machine), and a memory check: RSS after 1M, 5M and 10M start/end pairs, which must stay flat
+//! (printed, not timed).
 //!
 //! `cargo bench -p vibetrees-core --bench profiler` runs everything;
 //! `cargo bench -p vibetrees-core --bench profiler -- start_end` only the timed pairs;
-//! `VT_PROFILER_MEMORY=0` skips the memory check.
+//! `VT_PROFILER_MEMORY=0` skips the memory check; `VT_PROFILER_PAIRS=N <bench binary>` prints
+//! thread-CPU ns per pair and exits (also a small target for callgrind).
 
 use std::hint::black_box;
 use std::sync::Arc;
