@@ -335,6 +335,7 @@ fn main() {
             .as_secs()
     ));
     std::fs::create_dir_all(&runs).unwrap();
+    let _cleanup = DeleteOnDrop(runs.clone());
     let cache_dir = base.join("cache");
     let cache = NodeModulesCache::open(CacheOptions {
         cache_dir: Some(cache_dir.clone()),
@@ -404,8 +405,16 @@ fn main() {
     }
     println!("{report}");
     let _ = std::fs::write(base.join("last-report.md"), &report);
-    eprintln!("deleting the run folders {} (not timed)", runs.display());
-    let _ = std::fs::remove_dir_all(&runs);
+}
+
+/// Deletes the run folders after the series, also when a contender failed (not timed).
+struct DeleteOnDrop(PathBuf);
+
+impl Drop for DeleteOnDrop {
+    fn drop(&mut self) {
+        eprintln!("deleting the run folders {} (not timed)", self.0.display());
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// A real project installed by npm once (lodash, rxjs, eslint, webpack, date-fns: ~14k files).
