@@ -4,6 +4,7 @@ Run (after `pip install ./bindings-python`): python bindings-python/examples/qui
 """
 
 import json
+import threading
 
 import vibetrees
 
@@ -12,13 +13,15 @@ print(f"vibetrees {vibetrees.__version__}")
 # A profiler shared by the optimizer: every task becomes a span.
 profiler = vibetrees.Profiler()
 optimizer = vibetrees.PerformanceOptimizer(profiler, concurrency=2)
+print_lock = threading.Lock()  # tasks run on worker threads, two at a time
 
 
 def build_step(name, dependencies=()):
     """A task that prints its dependencies' results (keyed by task name) and returns "<name>: ok"."""
 
     def run(inputs):
-        print(f"  {name:<8} got {json.dumps(inputs)}")
+        with print_lock:
+            print(f"  {name:<8} got {json.dumps(inputs)}")
         return f"{name}: ok"  # raising fails the task
 
     return {"name": name, "fn": run, "dependencies": list(dependencies)}
