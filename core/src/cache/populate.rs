@@ -173,7 +173,7 @@ impl NodeModulesCache {
         let staging = self.entries_dir.join(&staging_name);
         std::fs::create_dir(&staging)
             .map_err(|e| Error::io_path("create staging folder", &staging, e))?;
-        let guard = StagingGuard(staging.clone());
+        let guard = StagingGuard(Some(staging.clone()));
         let lock = rustix::fs::open(
             staging.join("lock"),
             OFlags::RDWR | OFlags::CREATE | OFlags::CLOEXEC,
@@ -283,17 +283,19 @@ impl NodeModulesCache {
 }
 
 /// Removes the staging folder unless disarmed (on error, or when another entry won the race).
-struct StagingGuard(PathBuf);
+struct StagingGuard(Option<PathBuf>);
 
 impl StagingGuard {
-    fn disarm(self) {
-        std::mem::forget(self);
+    /// Keeps the staging folder (it was renamed into place): the drop removes nothing.
+    fn disarm(mut self) {
+        self.0 = None;
     }
 }
 
 impl Drop for StagingGuard {
     fn drop(&mut self) {
-        let _ = fsops::remove_tree(&self.0);
+        let Some(path) = self.0.take() else { return };
+        let _ = fsops::remove_tree(&path);
     }
 }
 
