@@ -595,3 +595,36 @@ fn the_branch_is_pushed_in_the_background_when_asked() {
         "{ev:?}"
     );
 }
+
+#[test]
+fn a_deletion_cut_short_is_finished_by_the_next_creation_and_orphans_are_kept() {
+    let p = project(None);
+    let dead = {
+        let mut c = std::process::Command::new("true").spawn().unwrap();
+        let pid = c.id();
+        c.wait().unwrap();
+        pid
+    };
+    let trash = p.root.join(".worktrees/.trash");
+    let cut_short = trash.join(format!(".delete-old-removed-1-{dead}"));
+    let orphan = trash.join(format!("old-1-{dead}"));
+    for d in [&cut_short, &orphan] {
+        std::fs::create_dir_all(d.join("deep/er")).unwrap();
+        std::fs::write(d.join("deep/er/file.txt"), "x").unwrap();
+    }
+    let m = WorktreeManager::new(p.options()).unwrap();
+    block_on(async {
+        m.create_worktree_optimized("next-one", "main")
+            .await
+            .unwrap();
+        m.wait_background().await;
+    });
+    assert!(
+        !cut_short.exists(),
+        "the cut-short deletion was not finished"
+    );
+    assert_eq!(
+        std::fs::read_to_string(orphan.join("deep/er/file.txt")).unwrap(),
+        "x"
+    );
+}

@@ -273,6 +273,36 @@ impl WorktreeManager {
         Ok(dest)
     }
 
+    /// Moves `folder` into the trash under a name marked for deletion
+    /// (`.trash/.delete-<label>-<time>-<pid>`) and deletes it in the background. A deletion cut
+    /// short (the process killed) is finished by a later creation ([`Self::clear_dead_deletions`]).
+    fn trash_and_delete(&self, folder: &Path, label: &str) -> Result<PathBuf> {
+        let t = self.move_to_trash(folder, &format!(".delete-{label}"))?;
+        self.delete_in_background(t.clone());
+        Ok(t)
+    }
+
+    /// Deletes, in the background, trash entries marked for deletion by processes now dead.
+    /// Orphans moved aside (never marked) are kept.
+    fn clear_dead_deletions(&self) {
+        let Ok(rd) = std::fs::read_dir(self.inner.base.join(TRASH_DIR)) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let fname = e.file_name().to_string_lossy().into_owned();
+            if !fname.starts_with(".delete-") {
+                continue;
+            }
+            let pid = fname.rsplit('-').next().and_then(|p| p.parse::<u32>().ok());
+            if let Some(pid) = pid
+                && pid != std::process::id()
+                && !git::pid_alive(pid)
+            {
+                self.delete_in_background(e.path());
+            }
+        }
+    }
+
     fn delete_in_background(&self, folder: PathBuf) {
         self.spawn_background(format!("delete {}", folder.display()), async move {
             let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&folder)).await;
@@ -427,8 +457,7 @@ impl WorktreeManager {
             // Debris of a creation killed half-way: its folder goes (in the background), its
             // registration is removed.
             if folder_exists {
-                let t = self.move_to_trash(path, &format!("{name}-unfinished"))?;
-                self.delete_in_background(t);
+                self.trash_and_delete(path, &format!("{name}-unfinished"))?;
             }
             git::prune_registration(&repo, &r.name)?;
             reg = None;
@@ -458,6 +487,7 @@ impl WorktreeManager {
             (None, false) => {}
         }
         self.clear_dead_staging(name);
+        self.clear_dead_deletions();
         let files = repo.index().map(|i| i.len()).unwrap_or(0);
         let workers = if files >= git::PARALLEL_CHECKOUT_FROM_FILES {
             2
@@ -507,8 +537,7 @@ impl WorktreeManager {
                 && r.half_made()
             {
                 if std::fs::symlink_metadata(&ctx.path).is_ok() {
-                    let t = this.move_to_trash(&ctx.path, &format!("{}-failed", ctx.name))?;
-                    this.delete_in_background(t);
+                    this.trash_and_delete(&ctx.path, &format!("{}-failed", ctx.name))?;
                 }
                 git::prune_registration(&repo, &r.name)?;
             }
@@ -729,7 +758,7 @@ impl WorktreeManager {
         let (released, trashed) = blocking(move || {
             let released = PortRegistry::for_project(&this.inner.root)?.release(&n2)?;
             let trashed = if std::fs::symlink_metadata(&p2).is_ok() {
-                Some(this.move_to_trash(&p2, &format!("{n2}-removed"))?)
+                Some(this.move_to_trash(&p2, &format!(".delete-{n2}-removed"))?)
             } else {
                 None
             };
