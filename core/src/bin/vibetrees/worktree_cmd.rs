@@ -81,11 +81,25 @@ pub struct CreateArgs {
     pub no_wait: bool,
 }
 
+/// The project root (main worktree) of the repository holding `dir`, which may be a subfolder or
+/// a linked worktree.
+fn project_root(dir: &Path) -> Result<PathBuf> {
+    let repo = git2::Repository::discover(dir)
+        .map_err(|e| Error::git(format!("find a git repository at {}", dir.display()), e))?;
+    let common = repo.commondir();
+    match common.file_name() {
+        Some(n) if n == ".git" => Ok(common.parent().unwrap_or(common).to_path_buf()),
+        _ => repo.workdir().map(|w| w.to_path_buf()).ok_or_else(|| {
+            Error::InvalidArgument(format!("{} is a bare repository", dir.display()))
+        }),
+    }
+}
+
 pub fn run(cmd: WorktreeCommand) -> Result<()> {
     match cmd {
         WorktreeCommand::Create(a) => create(a),
         WorktreeCommand::Remove { name, repo } => {
-            let m = WorktreeManager::new(WorktreeOptions::new(repo))?;
+            let m = WorktreeManager::new(WorktreeOptions::new(project_root(&repo)?))?;
             let out = vibetrees_core::runtime::block_on(async {
                 let r = m.remove_worktree(&name).await;
                 m.wait_background().await;
@@ -97,7 +111,7 @@ pub fn run(cmd: WorktreeCommand) -> Result<()> {
         WorktreeCommand::List { repo, json } => {
             let m = WorktreeManager::new(WorktreeOptions {
                 record_history: false,
-                ..WorktreeOptions::new(repo)
+                ..WorktreeOptions::new(project_root(&repo)?)
             })?;
             let list = vibetrees_core::runtime::block_on(m.list_worktrees())?;
             if json {
@@ -208,7 +222,7 @@ fn create(a: CreateArgs) -> Result<()> {
         } else {
             Some(stderr_progress())
         },
-        ..WorktreeOptions::new(a.repo)
+        ..WorktreeOptions::new(project_root(&a.repo)?)
     };
     let m = WorktreeManager::new(opts)?;
     let out = vibetrees_core::runtime::block_on(async {
