@@ -1,7 +1,7 @@
 /*
  * vibetrees: the C ABI of vibetrees-native (fast git worktrees for Node projects).
  *
- * Conventions (docs/c.md has the whole guide and an example):
+ * Conventions (README.md, "For C users", has the whole guide and an example):
  *  - Fallible functions return vt_result; VT_OK (0) is success. On failure,
  *    vt_last_error_message() gives the message (with its cause chain) on the same thread.
  *  - Outputs go through *_out parameters, written only on success.

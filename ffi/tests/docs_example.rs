@@ -1,27 +1,6 @@
-//! docs/c.md shows tests/c/example.c verbatim (tests/c/run.sh compiles and runs that file).
+//! README.md shows tests/c/example.c verbatim (tests/c/run.sh compiles and runs that file).
 
 use std::path::Path;
-
-#[test]
-fn docs_c_md_example_is_tests_c_example_c() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let doc = std::fs::read_to_string(root.join("docs/c.md")).unwrap();
-    let example = std::fs::read_to_string(root.join("tests/c/example.c")).unwrap();
-    let start = doc
-        .find("<!-- example.c begin -->")
-        .expect("begin marker in docs/c.md");
-    let end = doc
-        .find("<!-- example.c end -->")
-        .expect("end marker in docs/c.md");
-    let block = &doc[start..end];
-    let code_start = block.find("```c\n").expect("a ```c fence") + 5;
-    let code_end = block.rfind("```").unwrap();
-    assert_eq!(
-        &block[code_start..code_end],
-        example,
-        "docs/c.md's C example differs from tests/c/example.c: keep them identical"
-    );
-}
 
 /// README.md's C quick start (between `<!-- quickstart:c begin -->` and `<!-- quickstart:c end -->`)
 /// is tests/c/example.c too.

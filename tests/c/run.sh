@@ -2,7 +2,7 @@
 # C tests of the vibetrees C ABI (include/vibetrees.h + libvibetrees).
 #
 # Builds the ffi crate, compiles every tests/c/test_*.c and tests/c/example.c (the example that
-# docs/c.md shows verbatim) with `gcc -Wall -Wextra -Werror -fsanitize=address,undefined` against
+# README.md shows verbatim) with `gcc -Wall -Wextra -Werror -fsanitize=address,undefined` against
 # the static library, and runs each with leak checking on. Prints `N passed, N failed` and exits
 # non-zero when any test fails. If AddressSanitizer cannot run here, the tests are built without
 # sanitizers and run under `valgrind --error-exitcode` instead (the log says which).
@@ -47,17 +47,17 @@ trap 'rm -rf "$work"' EXIT
 
 # --- the README's example must be the file we test ----------------------------------------------
 docs_ok=1
-if ! python3 - "$root/docs/c.md" "$root/tests/c/example.c" <<'PY'
+if ! python3 - "$root/README.md" "$root/tests/c/example.c" <<'PY'
 import sys
 doc, example = open(sys.argv[1]).read(), open(sys.argv[2]).read()
-start = doc.find("<!-- example.c begin -->")
-end = doc.find("<!-- example.c end -->")
+start = doc.find("<!-- quickstart:c begin -->")
+end = doc.find("<!-- quickstart:c end -->")
 if start < 0 or end < 0:
-    sys.exit("docs/c.md: the example.c markers are missing")
+    sys.exit("README.md: the quickstart:c markers are missing")
 block = doc[start:end]
 code = block[block.index("```c\n") + 5 : block.rindex("```")]
 if code != example:
-    sys.exit("docs/c.md: the C example differs from tests/c/example.c (keep them identical)")
+    sys.exit("README.md: the C quick start differs from tests/c/example.c (keep them identical)")
 PY
 then docs_ok=0; fi
 
@@ -89,8 +89,8 @@ fi
 passed=0
 failed=0
 failed_names=()
-if [ $docs_ok = 1 ]; then passed=$((passed + 1)); echo "ok   docs/c.md example == tests/c/example.c"
-else failed=$((failed + 1)); failed_names+=("docs-example"); echo "FAIL docs/c.md example == tests/c/example.c"; fi
+if [ $docs_ok = 1 ]; then passed=$((passed + 1)); echo "ok   README.md C quick start == tests/c/example.c"
+else failed=$((failed + 1)); failed_names+=("docs-example"); echo "FAIL README.md C quick start == tests/c/example.c"; fi
 
 # The header alone: strict C99 and C++17 (its extern "C" block), linked and called from C++.
 if [ -z "$filter" ] || [[ header == *"$filter"* ]]; then

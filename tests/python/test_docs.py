@@ -1,4 +1,4 @@
-"""The README's Python example (docs/python.md) runs as written, on a real project."""
+"""The README's Python example (three worktrees, then the profile) runs as written, on a real project."""
 
 import re
 import subprocess
@@ -7,11 +7,13 @@ from pathlib import Path
 
 from conftest import git
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "python.md"
+DOC = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_three_worktrees_example_runs(node_project, tmp_path):
-    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
+    text = DOC.read_text()
+    section = text[text.index("<!-- python-three-worktrees begin -->") : text.index("<!-- python-three-worktrees end -->")]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
     script = blocks[0].replace('"/path/to/project"', repr(str(node_project)))
     path = tmp_path / "example.py"
     path.write_text(script)
