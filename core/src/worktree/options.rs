@@ -79,8 +79,9 @@ pub struct WorktreeOptions {
     pub use_cache: bool,
     /// Run the project's install on a cache miss. Default true.
     pub install: bool,
-    /// Worker threads of the node_modules restore that runs beside the checkout; `None`: the
-    /// cache's default (one per core, at most 4).
+    /// Worker threads of the node_modules restore that runs beside the checkout; `None`: one when
+    /// one finishes before the checkout (estimated from the tracked files and the entry's files),
+    /// else the cache's default (one per core, at most 4).
     pub restore_workers: Option<usize>,
     /// History database; default `~/.vibetrees/history.sqlite`. `None` with
     /// `record_history: false` keeps nothing.
