@@ -227,20 +227,37 @@ pub fn git_program() -> String {
 /// `checkout.workers`. The branch must exist.
 pub async fn add_worktree(root: &Path, path: &Path, branch: &str, workers: usize) -> Result<()> {
     let reason = format!("{CREATING_REASON} (pid {})", std::process::id());
-    let mut cmd = tokio::process::Command::new(git_program());
-    cmd.current_dir(root)
-        .arg("-c")
-        .arg(format!("checkout.workers={workers}"))
-        .args(["worktree", "add", "--quiet", "--lock", "--reason"])
-        .arg(&reason)
-        .arg("--")
-        .arg(path)
-        .arg(branch)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(false);
-    run_git(cmd, "worktree add").await
+    let mut attempt = 0u64;
+    loop {
+        let mut cmd = tokio::process::Command::new(git_program());
+        cmd.current_dir(root)
+            .arg("-c")
+            .arg(format!("checkout.workers={workers}"))
+            .args(["worktree", "add", "--quiet", "--lock", "--reason"])
+            .arg(&reason)
+            .arg("--")
+            .arg(path)
+            .arg(branch)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(false);
+        match run_git(cmd, "worktree add").await {
+            // `git worktree add` reads every registration; one that another process is writing
+            // at that instant (folder made, `commondir` not yet) makes it die before it touched
+            // anything of its own. Try again shortly.
+            Err(Error::Git { message, .. })
+                if attempt < 8
+                    && message.contains("failed to read")
+                    && message.contains("worktrees/")
+                    && std::fs::symlink_metadata(path).is_err() =>
+            {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(10 * attempt)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Runs a prepared git command; a non-zero exit is [`Error::Git`] with git's message.

@@ -97,8 +97,18 @@ impl History {
         let conn = Connection::open(path).map_err(|e| sql(path, e))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(|e| sql(path, e))?;
+        // Several processes opening a new history at once: the switch to WAL can answer "locked"
+        // without waiting for the busy timeout. Retry a little.
+        let mut attempt = 0u64;
+        while let Err(e) = conn.execute_batch("PRAGMA journal_mode=WAL;") {
+            attempt += 1;
+            if attempt > 40 {
+                return Err(sql(path, e));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5 * attempt.min(10)));
+        }
         conn.execute_batch(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;
+            "PRAGMA synchronous=NORMAL;
              CREATE TABLE IF NOT EXISTS creations(
                id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, repo TEXT NOT NULL,
                started_at_ms INTEGER NOT NULL, ready_ms REAL NOT NULL, cache_outcome TEXT NOT NULL,
