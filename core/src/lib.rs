@@ -23,10 +23,10 @@ pub mod runtime;
 pub mod worktree;
 
 pub use error::{Error, Result};
-pub use profiler::Profiler;
 pub use optimizer::{
     OptimizerOptions, PerformanceOptimizer, Task, TaskBody, TaskError, TaskInputs,
 };
+pub use profiler::Profiler;
 
 /// The library's version, as in Cargo.toml.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
