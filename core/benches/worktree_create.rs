@@ -1,11 +1,14 @@
 //! Benchmark of a whole worktree creation, per issue 4:
 //!
-//! `cargo bench -p vibetrees-core --bench worktree_create [-- --rounds N --files N --checkout]`
+//! `cargo bench -p vibetrees-core --bench worktree_create [-- --rounds N --files N --deps web|libs --checkout]`
 //!
 //! On a generated project (a few thousand tracked files, a real node_modules from `npm install`
 //! of real packages, or a generated ~10k-file tree when npm cannot reach the registry), in one run
 //! and alternating the contenders each round (A B C D, A B C D, ... never deleting between runs:
 //! see BENCHMARKING.md's ext4 trap):
+//! The packages: `--deps web` (default) a typical web app's tree (express, jest, eslint, webpack,
+//! lodash: ~9.8k files in ~480 packages), `--deps libs` a few big libraries (date-fns, lodash,
+//! rxjs, core-js, yargs: ~13k files in a handful of packages, which npm installs faster).
 //! - **sequential**: the original server's flow, `git worktree add` then `npm ci` (then compose up
 //!   when an engine is there; none runs here, so both sides skip containers);
 //! - **cold**: `create_worktree_optimized` with an empty cache (miss: install after checkout);
@@ -20,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 use vibetrees_core::cache::{CacheKey, CacheOptions, NodeModulesCache, RestoreOptions};
+use vibetrees_core::sample_project::SampleProject;
 use vibetrees_core::worktree::{
     ContainerRuntime, CreateOutcome, CreatedWorktree, WorktreeManager, WorktreeOptions,
 };
@@ -30,6 +34,7 @@ struct Args {
     checkout: bool,
     offline: bool,
     restore_workers: Option<usize>,
+    deps: String,
 }
 
 fn args() -> Args {
@@ -39,6 +44,7 @@ fn args() -> Args {
         checkout: false,
         offline: false,
         restore_workers: None,
+        deps: "web".into(),
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -54,6 +60,10 @@ fn args() -> Args {
             }
             "--restore-workers" => {
                 a.restore_workers = Some(v[i + 1].parse().expect("--restore-workers N"));
+                i += 1;
+            }
+            "--deps" => {
+                a.deps = v[i + 1].clone();
                 i += 1;
             }
             "--checkout" => a.checkout = true,
@@ -91,103 +101,22 @@ fn median(v: &[f64]) -> f64 {
     s[s.len() / 2]
 }
 
-fn count_files(dir: &Path) -> usize {
-    let mut n = 0;
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            match e.file_type() {
-                Ok(t) if t.is_dir() => n += count_files(&e.path()),
-                Ok(_) => n += 1,
-                Err(_) => {}
-            }
-        }
-    }
-    n
-}
-
-/// Packages whose install gives a node_modules of roughly 10k files.
-const DEPS: &[(&str, &str)] = &[
-    ("date-fns", "2.30.0"),
-    ("lodash", "4.17.21"),
-    ("rxjs", "7.8.1"),
-    ("core-js", "3.37.1"),
-    ("yargs", "17.7.2"),
-];
-
-fn build_project(root: &Path, files: usize, offline: bool) -> bool {
-    for i in 0..files {
-        let p = root.join(format!("src/area-{}/mod-{}/file-{i}.js", i % 16, i % 97));
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(
-            &p,
-            format!("export const v{i} = {i};\n// {}\n", "x".repeat(i % 400)),
-        )
-        .unwrap();
-    }
-    std::fs::write(
-        root.join(".gitignore"),
-        "node_modules/\n.env\n.claude/\n.worktrees/\n",
-    )
-    .unwrap();
-    let deps: serde_json::Map<String, serde_json::Value> = DEPS
-        .iter()
-        .map(|(n, v)| (n.to_string(), serde_json::json!(v)))
-        .collect();
-    let pkg = serde_json::json!({ "name": "bench-app", "version": "1.0.0", "private": true, "dependencies": deps });
-    std::fs::write(
-        root.join("package.json"),
-        serde_json::to_string_pretty(&pkg).unwrap(),
-    )
-    .unwrap();
-    run("git", &["init", "-q", "-b", "main"], root);
-    run("git", &["config", "user.email", "b@example.invalid"], root);
-    run("git", &["config", "user.name", "bench"], root);
-    let mut real = false;
-    if !offline {
-        let st = Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund", "--silent"])
-            .current_dir(root)
-            .status();
-        real = matches!(st, Ok(s) if s.success());
-    }
-    if !real {
-        // a generated tree of ~10k files and a lockfile naming it
-        let nm = root.join("node_modules");
-        let mut lock = serde_json::Map::new();
-        lock.insert(
-            "".into(),
-            serde_json::json!({ "name": "bench-app", "version": "1.0.0" }),
-        );
-        for p in 0..400 {
-            let d = nm.join(format!("gen-pkg-{p:03}"));
-            for f in 0..24 {
-                let sub = d.join(["lib", "lib/esm", "lib/cjs", "src"][f % 4]);
-                std::fs::create_dir_all(&sub).unwrap();
-                std::fs::write(
-                    sub.join(format!("f{f}.js")),
-                    format!("module.exports={f};\n").repeat(30),
-                )
-                .unwrap();
-            }
-            std::fs::write(
-                d.join("package.json"),
-                format!("{{\"name\":\"gen-pkg-{p:03}\",\"version\":\"1.0.0\"}}"),
-            )
-            .unwrap();
-            lock.insert(
-                format!("node_modules/gen-pkg-{p:03}"),
-                serde_json::json!({ "version": "1.0.0" }),
-            );
-        }
-        let lockfile = serde_json::json!({ "name": "bench-app", "lockfileVersion": 3, "requires": true, "packages": lock });
-        std::fs::write(
-            root.join("package-lock.json"),
-            serde_json::to_string_pretty(&lockfile).unwrap(),
-        )
-        .unwrap();
-    }
-    run("git", &["add", "-A"], root);
-    run("git", &["commit", "-q", "-m", "bench project"], root);
+/// Builds the project (see `vibetrees_core::sample_project`); returns true when node_modules came
+/// from a real npm install. With npm, also a branch `bump` with one more dependency.
+fn build_project(root: &Path, files: usize, offline: bool, deps: &str) -> bool {
+    let base = match deps {
+        "libs" => SampleProject::big_libraries(),
+        _ => SampleProject::web_app(),
+    };
+    let sample = SampleProject {
+        source_files: files,
+        offline,
+        ..base
+    };
+    let real = sample
+        .build(root, &|line| eprintln!("{line}"))
+        .unwrap()
+        .installed_by_npm;
     if real {
         // branch `bump`: one more dependency, for the near-entry contender
         let st = Command::new("npm")
@@ -238,8 +167,8 @@ fn main() {
         root.display(),
         a.files
     );
-    let real_npm = build_project(&root, a.files, a.offline);
-    let nm_files = count_files(&root.join("node_modules"));
+    let real_npm = build_project(&root, a.files, a.offline, &a.deps);
+    let nm_files = vibetrees_core::sample_project::count_files(&root.join("node_modules"));
     println!(
         "node_modules: {nm_files} files ({})",
         if real_npm {

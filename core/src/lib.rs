@@ -20,6 +20,7 @@ pub mod ports;
 pub mod profiler;
 pub mod progress;
 pub mod runtime;
+pub mod sample_project;
 pub mod worktree;
 
 pub use error::{Error, Result};

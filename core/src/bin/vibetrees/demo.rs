@@ -7,8 +7,8 @@
 //! the cache, the ports registry and the history of the demo never touch the real ~/.vibetrees.
 
 use super::{print_profile, run_program, stderr_progress};
-use std::path::{Path, PathBuf};
 use std::time::Instant;
+use vibetrees_core::sample_project::SampleProject;
 use vibetrees_core::worktree::{ContainerRuntime, CreateOutcome, WorktreeManager, WorktreeOptions};
 use vibetrees_core::{Error, Result};
 
@@ -26,15 +26,6 @@ pub struct DemoArgs {
     pub offline: bool,
 }
 
-const DEPS: &[(&str, &str)] = &[
-    ("lodash", "4.17.21"),
-    ("commander", "12.1.0"),
-    ("semver", "7.6.3"),
-    ("debug", "4.3.7"),
-    ("uuid", "10.0.0"),
-    ("yargs", "17.7.2"),
-];
-
 pub fn run(a: DemoArgs) -> Result<()> {
     let tmp = tempfile::Builder::new()
         .prefix("vibetrees-demo-")
@@ -46,7 +37,23 @@ pub fn run(a: DemoArgs) -> Result<()> {
     unsafe { std::env::set_var("HOME", &home) };
     let root = tmp.path().join("projects").join("sample-app");
     println!("Sample project: {}", root.display());
-    let real_npm = build_project(&root, a.files, a.offline)?;
+    let sample = SampleProject {
+        source_files: a.files,
+        offline: a.offline,
+        ..SampleProject::demo()
+    };
+    let built = sample.build(&root, &|line| println!("{line}"))?;
+    println!(
+        "Sample project ready: {} source files, node_modules with {} files ({})",
+        a.files,
+        built.node_modules_files,
+        if built.installed_by_npm {
+            "installed by npm"
+        } else {
+            "generated"
+        }
+    );
+    let real_npm = built.installed_by_npm;
 
     let opts = || WorktreeOptions {
         runtime: ContainerRuntime::None,
@@ -183,147 +190,4 @@ fn created(o: CreateOutcome) -> Result<Box<vibetrees_core::worktree::CreatedWork
             Err(Error::Internal(format!("{name} existed already")))
         }
     }
-}
-
-/// Builds the sample project; returns true when node_modules came from a real npm install.
-fn build_project(root: &Path, files: usize, offline: bool) -> Result<bool> {
-    let w = |p: PathBuf, text: String| -> Result<()> {
-        if let Some(d) = p.parent() {
-            std::fs::create_dir_all(d).map_err(|e| Error::io_path("create", d, e))?;
-        }
-        std::fs::write(&p, text).map_err(|e| Error::io_path("write", &p, e))
-    };
-    for i in 0..files {
-        let dir = format!("src/feature-{}", i / 25);
-        w(
-            root.join(format!("{dir}/module-{i}.js")),
-            format!("// module {i}\nexport function f{i}(x) {{\n  return x * {i} + 1;\n}}\n"),
-        )?;
-    }
-    w(root.join("README.md"), "# sample-app\n".into())?;
-    w(
-        root.join(".gitignore"),
-        "node_modules/\n.env\n.claude/\n.worktrees/\n".into(),
-    )?;
-    let deps: serde_json::Map<String, serde_json::Value> = DEPS
-        .iter()
-        .map(|(n, v)| (n.to_string(), serde_json::json!(v)))
-        .collect();
-    let pkg = serde_json::json!({
-        "name": "sample-app", "version": "1.0.0", "private": true,
-        "dependencies": deps,
-        "devDependencies": { "@modelcontextprotocol/server-filesystem": "*" },
-    });
-    // The MCP dev dependency is only read by discovery, never installed.
-    let mut pkg_for_install = pkg.clone();
-    pkg_for_install
-        .as_object_mut()
-        .unwrap()
-        .remove("devDependencies");
-    w(
-        root.join("package.json"),
-        serde_json::to_string_pretty(&pkg_for_install)? + "\n",
-    )?;
-    run_program("git", &["init", "-q", "-b", "main"], root)?;
-    run_program(
-        "git",
-        &["config", "user.email", "demo@vibetrees.invalid"],
-        root,
-    )?;
-    run_program("git", &["config", "user.name", "vibetrees demo"], root)?;
-    let mut real = false;
-    if !offline {
-        println!(
-            "Installing {} packages with npm (real node_modules)...",
-            DEPS.len()
-        );
-        match run_program("npm", &["install", "--no-audit", "--no-fund"], root) {
-            Ok(_) => real = true,
-            Err(e) => println!(
-                "npm install failed, generating node_modules instead: {}",
-                e.full_message()
-            ),
-        }
-    }
-    if !real {
-        generate_node_modules(root)?;
-    }
-    let mut pkg_final: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(root.join("package.json")).map_err(|e| Error::io("read package.json", e))?,
-    )?;
-    pkg_final["devDependencies"] = pkg["devDependencies"].clone();
-    if real {
-        // keep npm's view consistent: devDependencies that are not installed would make `npm ci` fail
-        pkg_final.as_object_mut().unwrap().remove("devDependencies");
-    }
-    w(
-        root.join("package.json"),
-        serde_json::to_string_pretty(&pkg_final)? + "\n",
-    )?;
-    run_program("git", &["add", "-A"], root)?;
-    run_program("git", &["commit", "-q", "-m", "sample project"], root)?;
-    let n = count_files(&root.join("node_modules"));
-    println!(
-        "Sample project ready: {files} source files, node_modules with {n} files ({})",
-        if real {
-            "installed by npm"
-        } else {
-            "generated"
-        }
-    );
-    Ok(real)
-}
-
-fn count_files(dir: &Path) -> usize {
-    let mut n = 0;
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            match e.file_type() {
-                Ok(t) if t.is_dir() => n += count_files(&e.path()),
-                Ok(_) => n += 1,
-                Err(_) => {}
-            }
-        }
-    }
-    n
-}
-
-/// A realistic node_modules (packages with package.json, lib files, nested folders) and a
-/// package-lock.json that names them.
-fn generate_node_modules(root: &Path) -> Result<()> {
-    let nm = root.join("node_modules");
-    let mut lock_pkgs = serde_json::Map::new();
-    lock_pkgs.insert(
-        "".into(),
-        serde_json::json!({ "name": "sample-app", "version": "1.0.0" }),
-    );
-    for p in 0..120 {
-        let name = format!("pkg-{p:03}");
-        let dir = nm.join(&name);
-        for f in 0..12 {
-            let sub = dir.join(if f % 3 == 0 { "lib" } else { "lib/util" });
-            std::fs::create_dir_all(&sub).map_err(|e| Error::io_path("create", &sub, e))?;
-            std::fs::write(
-                sub.join(format!("file-{f}.js")),
-                format!("module.exports = {f};\n").repeat(20),
-            )
-            .map_err(|e| Error::io("write", e))?;
-        }
-        std::fs::write(
-            dir.join("package.json"),
-            format!("{{\"name\":\"{name}\",\"version\":\"1.0.{p}\",\"main\":\"lib/file-0.js\"}}\n"),
-        )
-        .map_err(|e| Error::io("write", e))?;
-        lock_pkgs.insert(
-            format!("node_modules/{name}"),
-            serde_json::json!({ "version": format!("1.0.{p}") }),
-        );
-    }
-    let lock = serde_json::json!({ "name": "sample-app", "version": "1.0.0", "lockfileVersion": 3, "requires": true, "packages": lock_pkgs });
-    std::fs::write(
-        root.join("package-lock.json"),
-        serde_json::to_string_pretty(&lock)? + "\n",
-    )
-    .map_err(|e| Error::io("write lockfile", e))?;
-    Ok(())
 }
