@@ -17,7 +17,10 @@ fn demo_creates_worktrees_sequential_cold_and_warm_and_compares_them() {
     assert!(out.status.success(), "demo failed:\n{stdout}\n{stderr}");
 
     // The sample project, the three flows and the comparison are there.
-    assert!(stdout.contains("Sample project ready: 40 source files"), "{stdout}");
+    assert!(
+        stdout.contains("Sample project ready: 40 source files"),
+        "{stdout}"
+    );
     for section in [
         "== Sequential flow",
         "== Cold creation",
@@ -25,7 +28,10 @@ fn demo_creates_worktrees_sequential_cold_and_warm_and_compares_them() {
         "== Again, already there ==",
         "== Comparison ==",
     ] {
-        assert!(stdout.contains(section), "missing {section:?} in:\n{stdout}");
+        assert!(
+            stdout.contains(section),
+            "missing {section:?} in:\n{stdout}"
+        );
     }
     assert!(
         stdout.contains("node_modules: cold = hit, warm = hit"),
