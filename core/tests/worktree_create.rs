@@ -365,6 +365,32 @@ fn a_miss_runs_the_bootstrap_script_then_populates_the_cache_in_the_background()
     );
     assert!(w.cache.populating);
     block_on(m.wait_background());
+    // the background populate is in the creation's trace (after the "ready" mark, on its own
+    // track) and in its history steps
+    let h = vibetrees_core::worktree::history::History::open(&p.history).unwrap();
+    let trace: Value = serde_json::from_str(&h.trace("boot").unwrap().unwrap()).unwrap();
+    let events = trace["traceEvents"].as_array().unwrap();
+    let find = |n: &str| events.iter().find(|e| e["name"] == n).cloned();
+    let populate = find("cache-populate").expect("cache-populate in the trace");
+    let ready = find("ready").expect("a ready mark in the trace");
+    let total = find("create-worktree-total").unwrap();
+    assert_eq!(populate["args"]["background"], true);
+    assert_eq!(populate["args"]["failed"], false);
+    assert_eq!(total["args"]["background"], false);
+    assert_eq!(ready["ph"], "i");
+    assert!(populate["ts"].as_f64().unwrap() >= total["ts"].as_f64().unwrap());
+    assert_ne!(populate["tid"], total["tid"]);
+    let rec = &h.recent(1).unwrap()[0];
+    let step = rec
+        .steps
+        .iter()
+        .find(|s| s.step == "cache-populate")
+        .expect("cache-populate in the history");
+    assert!(!step.critical);
+    assert!(
+        (step.duration_ms - populate["dur"].as_f64().unwrap() / 1000.0).abs() < 0.01,
+        "{step:?} {populate}"
+    );
     // the next creation is a hit
     let w2 = created(block_on(m.create_worktree_optimized("boot-two", "main")).unwrap());
     assert_eq!(w2.cache.outcome, "hit");

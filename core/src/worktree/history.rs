@@ -156,6 +156,26 @@ impl History {
         Ok(id)
     }
 
+    /// Adds the background steps of creation `id` once they have all finished (cache populate,
+    /// services, push: they end after "ready", so after [`History::record`]) and replaces its
+    /// Chrome trace with one that shows them.
+    pub fn record_background(&mut self, id: i64, steps: &[StepRecord], trace: &str) -> Result<()> {
+        let tx = self.conn.transaction().map_err(|e| sql_ctx("record", e))?;
+        for s in steps {
+            tx.execute(
+                "INSERT INTO steps(creation_id, step, duration_ms, critical) VALUES (?1, ?2, ?3, ?4)",
+                params![id, s.step, s.duration_ms, s.critical as i64],
+            )
+            .map_err(|e| sql_ctx("record", e))?;
+        }
+        tx.execute(
+            "UPDATE creations SET trace = ?2 WHERE id = ?1",
+            params![id, trace],
+        )
+        .map_err(|e| sql_ctx("record", e))?;
+        tx.commit().map_err(|e| sql_ctx("record", e))
+    }
+
     /// The last `n` creations, newest first.
     pub fn recent(&self, n: usize) -> Result<Vec<CreationRecord>> {
         let mut stmt = self

@@ -109,12 +109,76 @@ struct Ctx {
     created_branch: Mutex<bool>,
     populate_after: Mutex<bool>,
     registered: Mutex<bool>,
+    trace: Mutex<CreationTrace>,
+}
+
+/// The spans of one creation for its Chrome trace: the ready path, then the background steps,
+/// which end after the creation was recorded in the history (their spans are added then).
+#[derive(Default)]
+struct CreationTrace {
+    total: Option<OperationResult>,
+    creation_id: Option<i64>,
+    background: Vec<OperationResult>,
+    pending: usize,
+    recorded: bool,
 }
 
 impl Ctx {
     fn emit(&self, step: &str, message: impl Into<String>) {
         if let Some(p) = &self.progress {
             p(&ProgressEvent::new(&self.name, step, message));
+        }
+    }
+
+    /// A background step starts: its span (a root span: the creation's total has ended).
+    fn background_started(&self, step: &str) -> Option<String> {
+        self.trace.lock().pending += 1;
+        self.inner.profiler.start(step, None).ok()
+    }
+
+    /// A background step ends (`error` when it failed); the last one to end records them all in
+    /// the history with the creation's full trace.
+    fn background_finished(&self, span: Option<String>, error: Option<&str>) {
+        let result = span.and_then(|s| match error {
+            None => self.inner.profiler.end(&s).ok(),
+            Some(e) => self.inner.profiler.end_failed(&s, e).ok(),
+        });
+        let mut t = self.trace.lock();
+        t.pending -= 1;
+        t.background.extend(result);
+        self.record_background(&mut t);
+    }
+
+    /// The creation is in the history: background steps can be added to it when they end.
+    fn recorded(&self, total: &OperationResult, creation_id: Option<i64>) {
+        let mut t = self.trace.lock();
+        t.total = Some(total.clone());
+        t.creation_id = creation_id;
+        self.record_background(&mut t);
+    }
+
+    fn record_background(&self, t: &mut CreationTrace) {
+        if t.pending > 0 || t.recorded || t.background.is_empty() {
+            return;
+        }
+        let (Some(id), Some(total), Some(h)) =
+            (t.creation_id, t.total.as_ref(), self.inner.history.as_ref())
+        else {
+            return;
+        };
+        t.recorded = true;
+        let steps: Vec<StepRecord> = t
+            .background
+            .iter()
+            .map(|r| StepRecord {
+                step: r.name.clone(),
+                duration_ms: r.duration,
+                critical: false,
+            })
+            .collect();
+        let trace = chrome_trace_with_background(total, &t.background);
+        if let Err(e) = h.lock().record_background(id, &steps, &trace) {
+            tracing::warn!("history: background steps of creation {id}: {e}");
         }
     }
 }
@@ -395,6 +459,7 @@ impl WorktreeManager {
             created_branch: Mutex::new(false),
             populate_after: Mutex::new(false),
             registered: Mutex::new(false),
+            trace: Mutex::new(CreationTrace::default()),
         });
         let tasks = build_tasks(&ctx, &self.inner.opts);
         let run = self
@@ -569,14 +634,17 @@ impl WorktreeManager {
                 ..Default::default()
             };
             names.push("cache-populate".to_string());
+            let span = ctx.background_started("cache-populate");
             self.spawn_background("cache-populate".into(), async move {
-                let span = c2.inner.profiler.start("cache-populate", None).ok();
                 let r =
                     tokio::task::spawn_blocking(move || cache.populate_with(&key, &src, &popts))
                         .await;
-                if let Some(s) = span {
-                    let _ = c2.inner.profiler.end(&s);
-                }
+                let error = match &r {
+                    Ok(Ok(_)) => None,
+                    Ok(Err(e)) => Some(e.to_string()),
+                    Err(e) => Some(e.to_string()),
+                };
+                c2.background_finished(span, error.as_deref());
                 match r {
                     Ok(Ok(rep)) => c2.emit(
                         "cache",
@@ -601,8 +669,8 @@ impl WorktreeManager {
                 let engine = engine.clone();
                 let c2 = ctx.clone();
                 names.push("docker-compose-up-rest".to_string());
+                let span = ctx.background_started("docker-compose-up-rest");
                 self.spawn_background("docker-compose-up-rest".into(), async move {
-                    let span = c2.inner.profiler.start("docker-compose-up-rest", None).ok();
                     let project = ComposeProject::for_worktree(
                         &c2.path,
                         Path::new(&compose_file(&c2.inner.opts)),
@@ -615,9 +683,7 @@ impl WorktreeManager {
                         .up(&project, &rest, None, Duration::from_secs(600))
                         .await;
                     c2.emit("containers", out.message.clone());
-                    if let Some(s) = span {
-                        let _ = c2.inner.profiler.end(&s);
-                    }
+                    c2.background_finished(span, (!out.ok).then_some(out.message.as_str()));
                 });
             }
         }
@@ -625,8 +691,8 @@ impl WorktreeManager {
         if ctx.inner.opts.push_branch {
             let c2 = ctx.clone();
             names.push("git-push".to_string());
+            let span = ctx.background_started("git-push");
             self.spawn_background("git-push".into(), async move {
-                let span = c2.inner.profiler.start("git-push", None).ok();
                 let mut cmd = tokio::process::Command::new(git::git_program());
                 cmd.current_dir(&c2.path)
                     .args(["push", "--set-upstream", "origin", "--"])
@@ -637,14 +703,22 @@ impl WorktreeManager {
                     .kill_on_drop(true);
                 let r = tokio::time::timeout(c2.inner.opts.push_timeout, git::run_git(cmd, "push"))
                     .await;
-                match r {
-                    Ok(Ok(())) => c2.emit("git", format!("✓ Branch {} pushed", c2.name)),
-                    Ok(Err(e)) => c2.emit("git", format!("push failed: {}", e.full_message())),
-                    Err(_) => c2.emit("git", "push timed out"),
-                }
-                if let Some(s) = span {
-                    let _ = c2.inner.profiler.end(&s);
-                }
+                let error = match r {
+                    Ok(Ok(())) => {
+                        c2.emit("git", format!("✓ Branch {} pushed", c2.name));
+                        None
+                    }
+                    Ok(Err(e)) => {
+                        let m = format!("push failed: {}", e.full_message());
+                        c2.emit("git", m.clone());
+                        Some(m)
+                    }
+                    Err(_) => {
+                        c2.emit("git", "push timed out");
+                        Some("push timed out".to_string())
+                    }
+                };
+                c2.background_finished(span, error.as_deref());
             });
         }
         names
@@ -703,6 +777,7 @@ impl WorktreeManager {
             let trace = chrome_trace(total);
             creation_id = h.lock().record(&rec, Some(&trace)).ok();
         }
+        ctx.recorded(total, creation_id);
         CreatedWorktree {
             name: ctx.name.clone(),
             path: ctx.path.clone(),
@@ -921,21 +996,40 @@ fn compose_file(opts: &WorktreeOptions) -> String {
 
 /// A Chrome trace (Trace Event Format) of one creation: its total span and its children.
 pub fn chrome_trace(total: &OperationResult) -> String {
-    fn walk(r: &OperationResult, tid: &mut u64, out: &mut Vec<Value>) {
+    chrome_trace_with_background(total, &[])
+}
+
+/// A Chrome trace of one creation with its background steps (cache populate, services, push),
+/// which run after "ready": each on its own track, marked `"background": true`, and an instant
+/// event `ready` where the creation returned.
+pub fn chrome_trace_with_background(
+    total: &OperationResult,
+    background: &[OperationResult],
+) -> String {
+    fn walk(r: &OperationResult, bg: bool, tid: &mut u64, out: &mut Vec<Value>) {
         *tid += 1;
         out.push(json!({
-            "name": r.name, "cat": "vibetrees", "ph": "X",
+            "name": r.name, "cat": if bg { "vibetrees,background" } else { "vibetrees" }, "ph": "X",
             "ts": r.start_time * 1000.0, "dur": r.duration * 1000.0,
             "pid": 1, "tid": *tid,
-            "args": { "id": r.id, "failed": r.failed, "error": r.error },
+            "args": { "id": r.id, "failed": r.failed, "error": r.error, "background": bg },
         }));
         for c in &r.children {
-            walk(c, tid, out);
+            walk(c, bg, tid, out);
         }
     }
     let mut events = Vec::new();
     let mut tid = 0;
-    walk(total, &mut tid, &mut events);
+    walk(total, false, &mut tid, &mut events);
+    if !background.is_empty() {
+        events.push(json!({
+            "name": "ready", "cat": "vibetrees", "ph": "i", "s": "p",
+            "ts": total.end_time * 1000.0, "pid": 1, "tid": 1,
+        }));
+    }
+    for b in background {
+        walk(b, true, &mut tid, &mut events);
+    }
     json!({ "traceEvents": events, "displayTimeUnit": "ms" }).to_string()
 }
 
