@@ -7,7 +7,8 @@
 //!   which must be on the filesystem you want to measure);
 //! - `VT_BENCH_SIZES`: generated tree sizes in files (default `10000,100000`);
 //! - `VT_BENCH_ROUNDS`: rounds per contender (default 5; 3 for trees over 50k files);
-//! - `VT_BENCH_REAL=0`: skip the real npm project (it needs npm and, the first time, the registry).
+//! - `VT_BENCH_REAL`: the real npm projects to run, `web`, `libs` or both (default); `0` skips
+//!   them (they need npm and, the first time, the registry).
 //!
 //! Method: contenders alternate (A B C A B C ...) in one run; every run writes into a new folder
 //! (the ext4 here does not reuse recently freed inodes, so delete-and-recreate would measure that
@@ -390,18 +391,20 @@ fn main() {
         eprintln!("{report}");
     }
 
-    if std::env::var("VT_BENCH_REAL")
-        .map(|v| v != "0")
-        .unwrap_or(true)
-        && have("npm")
-    {
-        report.push_str(&real_project(
-            &base,
-            &runs,
-            &cache,
-            &cache_dir,
-            rounds_env.unwrap_or(3),
-        ));
+    let real = std::env::var("VT_BENCH_REAL").unwrap_or_else(|_| "all".into());
+    if real != "0" && have("npm") {
+        for project in REAL_PROJECTS {
+            if real == "all" || real.split(',').any(|r| r == project.slug) {
+                report.push_str(&real_project(
+                    project,
+                    &base,
+                    &runs,
+                    &cache,
+                    &cache_dir,
+                    rounds_env.unwrap_or(3),
+                ));
+            }
+        }
     }
     println!("{report}");
     let _ = std::fs::write(base.join("last-report.md"), &report);
@@ -417,18 +420,44 @@ impl Drop for DeleteOnDrop {
     }
 }
 
-/// A real project installed by npm once (lodash, rxjs, eslint, webpack, date-fns: ~14k files).
+/// A real npm project of the benchmark.
+struct RealProject {
+    /// Its folder under the bench dir, and its name for `VT_BENCH_REAL`.
+    slug: &'static str,
+    title: &'static str,
+    dependencies: &'static str,
+}
+
+/// The real projects: a typical web app's tree (many small packages: the shape of the issue's
+/// 8,201-file reference tree, where `npm ci --offline` took 6.05 s) and a few big libraries
+/// (fewer, larger packages: npm installs those faster per file).
+const REAL_PROJECTS: &[RealProject] = &[
+    RealProject {
+        slug: "web",
+        title: "real npm project, web app (express, jest, eslint 8, webpack, lodash: ~480 packages)",
+        dependencies: r#"{"express":"4.21.1","jest":"29.7.0","eslint":"8.57.1","webpack":"5.96.1","lodash":"4.17.21"}"#,
+    },
+    RealProject {
+        slug: "libs",
+        title: "real npm project, big libraries (lodash, rxjs, eslint 9, webpack, date-fns)",
+        dependencies: r#"{"lodash":"4.17.21","rxjs":"7.8.1","eslint":"9.15.0","webpack":"5.96.1","date-fns":"2.30.0"}"#,
+    },
+];
+
+/// A real project installed by npm once, restored against `cp`, `npm ci --offline` and bun.
 fn real_project(
+    project: &RealProject,
     base: &Path,
     runs: &Path,
     cache: &NodeModulesCache,
     cache_dir: &Path,
     rounds: usize,
 ) -> String {
-    let proj = base.join("real/project");
-    let npm_cache = base.join("real/npm-cache");
-    let bun_cache = base.join("real/bun-cache");
-    let marker = base.join("real/.installed");
+    let home = base.join(format!("real-{}", project.slug));
+    let proj = home.join("project");
+    let npm_cache = home.join("npm-cache");
+    let bun_cache = home.join("bun-cache");
+    let marker = home.join(".installed");
     let npm = |dir: &Path, args: &[&str]| {
         let mut c = Command::new("npm");
         c.args(args)
@@ -443,15 +472,16 @@ fn real_project(
         std::fs::create_dir_all(&proj).unwrap();
         std::fs::write(
             proj.join("package.json"),
-            r#"{"name":"vt-bench-real","version":"1.0.0","private":true,
-  "dependencies":{"lodash":"4.17.21","rxjs":"7.8.1","eslint":"9.15.0","webpack":"5.96.1","date-fns":"2.30.0"}}
-"#,
+            format!(
+                r#"{{"name":"vt-bench-real-{}","version":"1.0.0","private":true,"dependencies":{}}}"#,
+                project.slug, project.dependencies
+            ),
         )
         .unwrap();
         run(&mut npm(&proj, &["install"]));
         // `npm ci` fetches a few manifests `npm install` did not keep: one online run (not
         // timed) makes the npm cache complete for `npm ci --offline`.
-        let warm = base.join("real/npm-warm");
+        let warm = home.join("npm-warm");
         let _ = std::fs::remove_dir_all(&warm);
         std::fs::create_dir_all(&warm).unwrap();
         for f in ["package.json", "package-lock.json"] {
@@ -484,7 +514,7 @@ fn real_project(
     ));
     if have("bun") {
         // Warm bun's cache once (not timed), keep the lockfile it writes.
-        let warm = runs.join("bun-warm");
+        let warm = runs.join(format!("bun-warm-{}", project.slug));
         std::fs::create_dir_all(&warm).unwrap();
         fresh_project(&warm);
         let bun = |dir: &Path| {
@@ -515,10 +545,10 @@ fn real_project(
         eprintln!("bun is not installed (npm i -g bun): its row is left out");
     }
     series(
-        "real npm project (lodash, rxjs, eslint, webpack, date-fns)",
+        project.title,
         files,
         rounds,
-        &runs.join("real"),
+        &runs.join(format!("real-{}", project.slug)),
         &mut contenders,
     )
 }
