@@ -247,6 +247,29 @@ fn series(
             files as f64 / (m / 1e3)
         ));
     }
+    // The targets, as ratios of medians of this run: faster than bun, and at least 100x
+    // faster than `npm ci --offline`.
+    let med = |prefix: &str| {
+        contenders
+            .iter()
+            .position(|(n, _)| n.starts_with(prefix))
+            .map(|i| median(&times[i]))
+    };
+    if let Some(ours) = med("vibetrees (library, auto, verified)") {
+        out.push('\n');
+        if let Some(npm) = med("npm ci") {
+            out.push_str(&format!(
+                "- `npm ci --offline` / vibetrees (verified) = **{:.0}×** (target ≥ 100×)\n",
+                npm / ours
+            ));
+        }
+        if let Some(bun) = med("bun install") {
+            out.push_str(&format!(
+                "- bun hardlink install / vibetrees (verified) = **{:.2}×** (target > 1)\n",
+                bun / ours
+            ));
+        }
+    }
     out
 }
 
