@@ -1,15 +1,16 @@
-//! The git side of a worktree: refs and reading objects through git2, registration and checkout
-//! through the git CLI (run with arguments, never a shell).
+//! The git side of a worktree: refs and reading objects through git2; registration through
+//! libgit2 and the checkout by our own parallel writer ([`super::checkout`]) when that is safe,
+//! else `git worktree add` (run with arguments, never a shell).
 //!
-//! Why the CLI for `worktree add`: measured on this machine, libgit2's checkout is 1.5–2.3× slower
-//! than the git CLI's for thousands of files (see docs/worktree.md and BENCHMARKING.md), and the
-//! CLI's own registration makes a worktree that `git worktree list` sees exactly as one made by
-//! hand. The bookkeeping is ~4 ms of it; the checkout is the rest.
+//! Why not libgit2's own checkout: measured here it is 1.5–2.3× slower than the git CLI's for
+//! thousands of files. Ours beats the git CLI's (numbers in docs/worktree.md); both stay
+//! reachable with `VIBETREES_CHECKOUT=cli|git2`.
 //!
 //! A worktree being created carries a git worktree lock whose reason starts with
 //! [`CREATING_REASON`]; it is removed when the worktree is ready. A creation killed half-way
 //! leaves that lock behind, which is how the next attempt knows to clear the debris.
 
+use super::checkout::{self, CheckoutError, CheckoutMethod};
 use crate::{Error, Result};
 use git2::{BranchType, Oid, Repository, WorktreeLockStatus, WorktreePruneOptions};
 use std::path::{Path, PathBuf};
@@ -222,11 +223,119 @@ pub fn git_program() -> String {
     std::env::var("VIBETREES_GIT").unwrap_or_else(|_| "git".to_string())
 }
 
-/// Runs `git worktree add --lock --reason "<CREATING_REASON> (pid N)" -- <path> <branch>` in
-/// `root`: registration and checkout in one go, locked until [`unlock`]. `workers` sets
-/// `checkout.workers`. The branch must exist.
-pub async fn add_worktree(root: &Path, path: &Path, branch: &str, workers: usize) -> Result<()> {
+/// How [`add_worktree`] checks out: `VIBETREES_CHECKOUT=cli` (always `git worktree add`) or
+/// `git2` (our parallel checkout when safe, see [`checkout::cli_reason`]); default: `git2`, the
+/// faster one measured here (docs/worktree.md).
+pub fn checkout_choice() -> CheckoutMethod {
+    match std::env::var("VIBETREES_CHECKOUT").as_deref() {
+        Ok("cli") | Ok("git-cli") => CheckoutMethod::GitCli,
+        _ => CheckoutMethod::Git2Parallel,
+    }
+}
+
+/// What [`add_worktree`] did.
+#[derive(Debug, Clone)]
+pub struct AddedWorktree {
+    /// The checkout that wrote the files.
+    pub method: CheckoutMethod,
+    /// Why the git CLI was used although ours was chosen (attributes, a hook, ...), if it was.
+    pub cli_because: Option<String>,
+}
+
+/// Adds the worktree `path` on existing branch `branch`, locked with reason
+/// `"<CREATING_REASON> (pid N)"` until [`unlock`]: registration through libgit2 and our parallel
+/// checkout with `workers` threads ([`checkout`]) when [`checkout_choice`] says so and the
+/// repository allows it, else `git worktree add` with `checkout.workers=<workers>`. `path` must
+/// not exist; its parent must. On failure neither the folder nor a registration is left.
+pub async fn add_worktree(
+    root: &Path,
+    path: &Path,
+    branch: &str,
+    workers: usize,
+) -> Result<AddedWorktree> {
     let reason = format!("{CREATING_REASON} (pid {})", std::process::id());
+    let mut cli_because = None;
+    if checkout_choice() == CheckoutMethod::Git2Parallel {
+        let (r, p, b, why) = (
+            root.to_path_buf(),
+            path.to_path_buf(),
+            branch.to_string(),
+            reason.clone(),
+        );
+        let done =
+            tokio::task::spawn_blocking(move || add_worktree_git2(&r, &p, &b, &why, workers))
+                .await
+                .map_err(|e| Error::Internal(format!("checkout thread panicked: {e}")))??;
+        match done {
+            None => {
+                return Ok(AddedWorktree {
+                    method: CheckoutMethod::Git2Parallel,
+                    cli_because: None,
+                });
+            }
+            Some(why) => cli_because = Some(why),
+        }
+    }
+    add_worktree_cli(root, path, branch, workers, &reason).await?;
+    Ok(AddedWorktree {
+        method: CheckoutMethod::GitCli,
+        cli_because,
+    })
+}
+
+/// Registration (libgit2) + our checkout + the index. `Ok(None)` when done, `Ok(Some(why))` when
+/// the git CLI must do it instead (nothing left behind then).
+pub fn add_worktree_git2(
+    root: &Path,
+    path: &Path,
+    branch: &str,
+    lock_reason: &str,
+    workers: usize,
+) -> Result<Option<String>> {
+    let repo = open(root)?;
+    let tree = repo
+        .find_branch(branch, BranchType::Local)
+        .and_then(|b| b.get().peel_to_commit())
+        .map_err(|e| Error::git(format!("branch {branch:?}"), e))?
+        .tree_id();
+    if let Some(why) = checkout::cli_reason(&repo, tree)? {
+        return Ok(Some(why));
+    }
+    if !path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(checkout::plain_name)
+    {
+        return Ok(Some("folder name needs the git CLI's sanitizing".into()));
+    }
+    let name = checkout::register(&repo, path, branch, lock_reason)?;
+    let written =
+        checkout::checkout_tree(repo.commondir(), tree, path, workers).and_then(|entries| {
+            let index = repo.commondir().join("worktrees").join(&name).join("index");
+            checkout::write_index(&index, &entries).map_err(CheckoutError::Failed)
+        });
+    match written {
+        Ok(()) => Ok(None),
+        Err(CheckoutError::NeedsCli(why)) => {
+            checkout::unregister(&repo, path, &name)?;
+            Ok(Some(why))
+        }
+        Err(CheckoutError::Failed(e)) => {
+            let _ = checkout::unregister(&repo, path, &name);
+            Err(e)
+        }
+    }
+}
+
+/// Runs `git worktree add --lock --reason <lock_reason> -- <path> <branch>` in `root`:
+/// registration and checkout in one go. `workers` sets `checkout.workers`.
+pub async fn add_worktree_cli(
+    root: &Path,
+    path: &Path,
+    branch: &str,
+    workers: usize,
+    lock_reason: &str,
+) -> Result<()> {
     let mut attempt = 0u64;
     loop {
         let mut cmd = tokio::process::Command::new(git_program());
@@ -234,7 +343,7 @@ pub async fn add_worktree(root: &Path, path: &Path, branch: &str, workers: usize
             .arg("-c")
             .arg(format!("checkout.workers={workers}"))
             .args(["worktree", "add", "--quiet", "--lock", "--reason"])
-            .arg(&reason)
+            .arg(lock_reason)
             .arg("--")
             .arg(path)
             .arg(branch)

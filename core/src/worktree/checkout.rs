@@ -1,0 +1,674 @@
+//! A worktree's registration through libgit2 and a parallel checkout of our own over git2's object
+//! database, as an alternative to `git worktree add` (see [`super::git::add_worktree`], which
+//! chooses between them, and docs/worktree.md for the measurements).
+//!
+//! - [`register`]: `git_worktree_add` (locked, checkout as a dry run), then the registration's
+//!   files written exactly as the git CLI writes them (`commondir` relative, the lock reason).
+//! - [`checkout_tree`]: every blob of a tree written with N threads, each with its own
+//!   `Repository` (git2's is not `Sync`), split by subtree; files made with `openat` relative to
+//!   open directory fds (`O_EXCL|O_NOFOLLOW|O_CLOEXEC`), their stat data kept for the index.
+//! - [`write_index`]: the worktree's index with full stat data, so `git status` is clean at once.
+//! - [`cli_reason`]: why a repository needs the git CLI's checkout (attributes, filters, eol
+//!   conversion, sparse checkout, no symlinks, a `post-checkout` hook, ...), if it does.
+
+use crate::{Error, Result};
+use git2::{Binding, Oid, Repository};
+use rustix::fs::{AtFlags, Mode, OFlags};
+use std::ffi::CString;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
+/// How a worktree's files were checked out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckoutMethod {
+    /// Registration by libgit2, files by [`checkout_tree`] (our parallel checkout).
+    Git2Parallel,
+    /// `git worktree add` (registration and checkout by the git CLI).
+    GitCli,
+}
+
+impl CheckoutMethod {
+    /// The name used in the task output (`"git2-parallel"` or `"git-cli"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckoutMethod::Git2Parallel => "git2-parallel",
+            CheckoutMethod::GitCli => "git-cli",
+        }
+    }
+}
+
+/// One checked-out path with the stat data of what was written (for the index).
+#[derive(Debug, Clone)]
+pub struct CheckedOut {
+    /// Path relative to the worktree, `/`-separated.
+    pub path: Vec<u8>,
+    /// Index mode: `0o100644`, `0o100755`, `0o120000` or `0o160000`.
+    pub mode: u32,
+    /// The blob (or, for a gitlink, the commit).
+    pub id: Oid,
+    /// `lstat` of what was written.
+    pub stat: rustix::fs::Stat,
+}
+
+/// Why [`checkout_tree`] stopped without an I/O or object error.
+#[derive(Debug)]
+pub enum CheckoutError {
+    /// A `.gitattributes` (at this path) was found: attributes may change the checkout (filters,
+    /// eol), so the caller must use the git CLI.
+    NeedsCli(String),
+    /// A real failure (object missing, disk full, a path in the way, ...).
+    Failed(Error),
+}
+
+impl From<Error> for CheckoutError {
+    fn from(e: Error) -> Self {
+        CheckoutError::Failed(e)
+    }
+}
+
+/// Why the repository needs the git CLI's checkout for `tree`, or `None` when ours is exactly
+/// equivalent: no attributes anywhere we can see (root `.gitattributes`, `info/attributes`, global
+/// and system attribute files), no `core.autocrlf`/`core.eol` conversion, no `filter.*`, no sparse
+/// checkout or per-worktree config, `core.symlinks` not false, `core.ignorecase` not true, no
+/// `submodule.recurse`, no `post-checkout` hook. Nested `.gitattributes` are found during the
+/// checkout ([`CheckoutError::NeedsCli`]).
+pub fn cli_reason(repo: &Repository, tree: Oid) -> Result<Option<String>> {
+    let cfg = repo
+        .config()
+        .and_then(|mut c| c.snapshot())
+        .map_err(|e| Error::git("read git config", e))?;
+    let s = |k: &str| cfg.get_string(k).ok();
+    let b = |k: &str| cfg.get_bool(k).ok();
+    if let Some(v) = s("core.autocrlf")
+        && !matches!(
+            v.to_ascii_lowercase().as_str(),
+            "false" | "no" | "off" | "0"
+        )
+    {
+        return Ok(Some(format!("core.autocrlf={v}")));
+    }
+    if let Some(v) = s("core.eol")
+        && !matches!(v.to_ascii_lowercase().as_str(), "lf" | "native")
+    {
+        return Ok(Some(format!("core.eol={v}")));
+    }
+    for (key, unsafe_when) in [
+        ("core.sparseCheckout", true),
+        ("extensions.worktreeConfig", true),
+        ("core.symlinks", false),
+        ("core.ignorecase", true),
+        ("submodule.recurse", true),
+    ] {
+        if b(key) == Some(unsafe_when) {
+            return Ok(Some(format!("{key}={unsafe_when}")));
+        }
+    }
+    {
+        let mut entries = cfg
+            .entries(Some("^filter\\."))
+            .map_err(|e| Error::git("read git config", e))?;
+        if let Some(Ok(e)) = entries.next() {
+            return Ok(Some(format!(
+                "config {} is set",
+                e.name().unwrap_or("filter.*")
+            )));
+        }
+    }
+    let common = repo.commondir().to_path_buf();
+    let hooks = match s("core.hooksPath") {
+        Some(p) => {
+            let p = expand_home(&p);
+            if p.is_absolute() {
+                p
+            } else {
+                // relative to where hooks run: the worktree's top (the main one's here)
+                repo.workdir().unwrap_or(&common).join(p)
+            }
+        }
+        None => common.join("hooks"),
+    };
+    if hooks.join("post-checkout").exists() {
+        return Ok(Some("a post-checkout hook exists".into()));
+    }
+    let mut attr_files = vec![common.join("info/attributes"), "/etc/gitattributes".into()];
+    match s("core.attributesFile") {
+        Some(p) => attr_files.push(expand_home(&p)),
+        None => {
+            let xdg = std::env::var_os("XDG_CONFIG_HOME")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".config")));
+            if let Some(x) = xdg {
+                attr_files.push(x.join("git/attributes"));
+            }
+        }
+    }
+    for f in attr_files {
+        if std::fs::metadata(&f).is_ok_and(|m| m.len() > 0) {
+            return Ok(Some(format!("attributes file {}", f.display())));
+        }
+    }
+    let t = repo
+        .find_tree(tree)
+        .map_err(|e| Error::git(format!("tree {tree}"), e))?;
+    if t.get_name(".gitattributes").is_some() {
+        return Ok(Some(".gitattributes in the tree".into()));
+    }
+    Ok(None)
+}
+
+fn expand_home(p: &str) -> PathBuf {
+    match (p.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(h)) => Path::new(&h).join(rest),
+        _ => PathBuf::from(p),
+    }
+}
+
+/// True if `base` can be a registration name exactly as the git CLI would name it (the CLI
+/// sanitizes other names; those go through the CLI).
+pub fn plain_name(base: &str) -> bool {
+    !base.is_empty()
+        && !base.starts_with('.')
+        && !base.ends_with(".lock")
+        && !base.contains("..")
+        && base
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+}
+
+/// Registers the worktree `path` on local branch `branch` through libgit2 (`git_worktree_add`,
+/// locked, checkout as a dry run) with the git CLI's naming (the folder's basename, then
+/// `<base>1`, `<base>2`, ... when taken) and rewrites the registration's files the way the git CLI
+/// writes them; `lock_reason` goes into its `locked` file. `path` must not exist (its parent must).
+/// Returns the registration's name. On failure nothing of it is left.
+pub fn register(repo: &Repository, path: &Path, branch: &str, lock_reason: &str) -> Result<String> {
+    let base = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .filter(|n| plain_name(n))
+        .ok_or_else(|| {
+            Error::InvalidArgument(format!("worktree folder name of {}", path.display()))
+        })?;
+    let reference = repo
+        .find_branch(branch, git2::BranchType::Local)
+        .map_err(|e| Error::git(format!("branch {branch:?}"), e))?
+        .into_reference();
+    let common = std::fs::canonicalize(repo.commondir())
+        .map_err(|e| Error::io_path("resolve", repo.commondir(), e))?;
+    let worktrees = common.join("worktrees");
+    let c_path = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| Error::InvalidArgument(format!("path {}", path.display())))?;
+    let mut counter = 0u32;
+    loop {
+        let name = if counter == 0 {
+            base.to_string()
+        } else {
+            format!("{base}{counter}")
+        };
+        counter += 1;
+        let gitdir = worktrees.join(&name);
+        if std::fs::symlink_metadata(&gitdir).is_ok() {
+            continue;
+        }
+        let c_name = CString::new(name.as_bytes()).expect("plain name");
+        // SAFETY: options initialised by libgit2's own init function, then filled with pointers
+        // (the reference) that outlive the call; `out` is freed right after.
+        let rc = unsafe {
+            let mut opts: libgit2_sys::git_worktree_add_options = std::mem::zeroed();
+            let rc = libgit2_sys::git_worktree_add_options_init(
+                &mut opts,
+                libgit2_sys::GIT_WORKTREE_ADD_OPTIONS_VERSION,
+            );
+            if rc != 0 {
+                return Err(Error::git(
+                    "worktree add options",
+                    git2::Error::last_error(rc),
+                ));
+            }
+            opts.lock = 1;
+            opts.reference = reference.raw();
+            // Dry run: libgit2 only diffs (no file, no index); the files are ours to write.
+            opts.checkout_options.checkout_strategy = GIT_CHECKOUT_DRY_RUN;
+            let mut out: *mut libgit2_sys::git_worktree = std::ptr::null_mut();
+            let rc = libgit2_sys::git_worktree_add(
+                &mut out,
+                repo.raw(),
+                c_name.as_ptr(),
+                c_path.as_ptr(),
+                &opts,
+            );
+            if !out.is_null() {
+                libgit2_sys::git_worktree_free(out);
+            }
+            rc
+        };
+        if rc != 0 {
+            let err = git2::Error::last_error(rc);
+            let gitdir_taken = err.message().contains(&*gitdir.to_string_lossy())
+                && err.message().contains("exists");
+            if gitdir_taken && counter < 10_000 {
+                continue; // another process took this name in between
+            }
+            // libgit2 made `.git/worktrees/<name>` before it failed on the folder: remove it
+            // (it did not exist a moment ago; no other process would use a registration
+            // without its `gitdir` file).
+            if !gitdir_taken && !gitdir.join("gitdir").exists() {
+                let _ = std::fs::remove_dir_all(&gitdir);
+            }
+            return Err(Error::git(
+                format!("register worktree {}", path.display()),
+                err,
+            ));
+        }
+        let written = (|| -> std::io::Result<()> {
+            let wt = std::fs::canonicalize(path)?;
+            std::fs::write(gitdir.join("locked"), format!("{lock_reason}\n"))?;
+            std::fs::write(gitdir.join("commondir"), "../..\n")?;
+            let mut g = wt.join(".git").into_os_string();
+            g.push("\n");
+            std::fs::write(gitdir.join("gitdir"), g.as_bytes())?;
+            let mut d = std::ffi::OsString::from("gitdir: ");
+            d.push(gitdir.as_os_str());
+            d.push("\n");
+            std::fs::write(wt.join(".git"), d.as_bytes())?;
+            Ok(())
+        })();
+        if let Err(e) = written {
+            let _ = std::fs::remove_dir_all(&gitdir);
+            let _ = std::fs::remove_dir_all(path);
+            return Err(Error::io_path("write worktree registration", &gitdir, e));
+        }
+        return Ok(name);
+    }
+}
+
+/// Removes what [`register`] and [`checkout_tree`] made: the folder `path` (made by them, so
+/// entirely theirs) and the registration `name`.
+pub fn unregister(repo: &Repository, path: &Path, name: &str) -> Result<()> {
+    if std::fs::symlink_metadata(path).is_ok() {
+        std::fs::remove_dir_all(path).map_err(|e| Error::io_path("remove", path, e))?;
+    }
+    let gitdir = repo.commondir().join("worktrees").join(name);
+    if gitdir.exists() {
+        std::fs::remove_dir_all(&gitdir).map_err(|e| Error::io_path("remove", &gitdir, e))?;
+    }
+    Ok(())
+}
+
+/// A subtree to write: its open folder, its path prefix (`a/b/`, empty at the top) and its tree.
+struct Unit {
+    dir: Arc<OwnedFd>,
+    prefix: Vec<u8>,
+    tree: Oid,
+}
+
+/// Work shared by the checkout threads: a stack of subtrees and how many are being written.
+struct Shared {
+    queue: Mutex<(Vec<Unit>, usize)>,
+    ready: Condvar,
+    queued: AtomicUsize,
+    stop: AtomicBool,
+    failure: Mutex<Option<CheckoutError>>,
+}
+
+/// libgit2 1.9's `GIT_CHECKOUT_DRY_RUN` (checkout.h; libgit2-sys 0.18 does not name it): the
+/// checkout computes what it would do and writes nothing, neither files nor index.
+const GIT_CHECKOUT_DRY_RUN: u32 = 1 << 24;
+
+/// Most subtrees waiting in the shared stack; beyond it a thread writes its subtrees itself (each
+/// waiting subtree holds an open fd).
+const MAX_QUEUED: usize = 64;
+
+fn io(what: &str, prefix: &[u8], name: &[u8], e: impl Into<std::io::Error>) -> Error {
+    let mut p = String::from_utf8_lossy(prefix).into_owned();
+    p.push_str(&String::from_utf8_lossy(name));
+    Error::io(format!("{what} {p}"), e.into())
+}
+
+/// A tree entry name git itself would refuse to check out (or that could escape the folder).
+fn unsafe_name(name: &[u8]) -> bool {
+    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0)
+    {
+        return true;
+    }
+    let lower = name.to_ascii_lowercase();
+    let trimmed = {
+        let mut t = &lower[..];
+        while let [rest @ .., b' ' | b'.'] = t {
+            t = rest;
+        }
+        t
+    };
+    trimmed == b".git" || lower.starts_with(b"git~") || name.contains(&b'\\')
+}
+
+struct Worker<'a> {
+    shared: &'a Shared,
+    odb: git2::Odb<'a>,
+    repo: &'a Repository,
+    out: Vec<CheckedOut>,
+}
+
+impl Worker<'_> {
+    fn write_tree(
+        &mut self,
+        dir: &Arc<OwnedFd>,
+        prefix: &[u8],
+        tree: Oid,
+    ) -> Result<(), CheckoutError> {
+        if self.shared.stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let tree = self
+            .repo
+            .find_tree(tree)
+            .map_err(|e| Error::git(format!("read tree {}", String::from_utf8_lossy(prefix)), e))?;
+        for entry in tree.iter() {
+            let name = entry.name_bytes();
+            if unsafe_name(name) {
+                return Err(CheckoutError::NeedsCli(format!(
+                    "unusual path {}{}",
+                    String::from_utf8_lossy(prefix),
+                    String::from_utf8_lossy(name)
+                )));
+            }
+            let mut path = Vec::with_capacity(prefix.len() + name.len());
+            path.extend_from_slice(prefix);
+            path.extend_from_slice(name);
+            if name == b".gitattributes" {
+                return Err(CheckoutError::NeedsCli(
+                    String::from_utf8_lossy(&path).into_owned(),
+                ));
+            }
+            let mode = entry.filemode() as u32;
+            let id = entry.id();
+            let fd = dir.as_fd();
+            match mode & 0o170000 {
+                0o040000 => {
+                    rustix::fs::mkdirat(fd, name, Mode::from_raw_mode(0o777))
+                        .map_err(|e| io("create directory", prefix, name, e))?;
+                    let sub = rustix::fs::openat(
+                        fd,
+                        name,
+                        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                        Mode::empty(),
+                    )
+                    .map_err(|e| io("open directory", prefix, name, e))?;
+                    path.push(b'/');
+                    let unit = Unit {
+                        dir: Arc::new(sub),
+                        prefix: path,
+                        tree: id,
+                    };
+                    if self.shared.queued.load(Ordering::Relaxed) < MAX_QUEUED {
+                        let mut q = self.shared.queue.lock().unwrap();
+                        q.0.push(unit);
+                        self.shared.queued.store(q.0.len(), Ordering::Relaxed);
+                        drop(q);
+                        self.shared.ready.notify_one();
+                    } else {
+                        self.write_tree(&unit.dir, &unit.prefix, unit.tree)?;
+                    }
+                }
+                0o100000 => {
+                    let exec = mode & 0o111 != 0;
+                    let obj = self.odb.read(id).map_err(|e| {
+                        Error::git(format!("read blob {}", String::from_utf8_lossy(&path)), e)
+                    })?;
+                    let file = rustix::fs::openat(
+                        fd,
+                        name,
+                        OFlags::WRONLY
+                            | OFlags::CREATE
+                            | OFlags::EXCL
+                            | OFlags::NOFOLLOW
+                            | OFlags::CLOEXEC,
+                        Mode::from_raw_mode(if exec { 0o777 } else { 0o666 }),
+                    )
+                    .map_err(|e| io("create", prefix, name, e))?;
+                    let mut data = obj.data();
+                    while !data.is_empty() {
+                        let n = rustix::io::write(&file, data)
+                            .map_err(|e| io("write", prefix, name, e))?;
+                        data = &data[n..];
+                    }
+                    let stat = rustix::fs::fstat(&file).map_err(|e| io("stat", prefix, name, e))?;
+                    drop(file);
+                    self.out.push(CheckedOut {
+                        path,
+                        mode: if exec { 0o100755 } else { 0o100644 },
+                        id,
+                        stat,
+                    });
+                }
+                0o120000 => {
+                    let obj = self.odb.read(id).map_err(|e| {
+                        Error::git(format!("read link {}", String::from_utf8_lossy(&path)), e)
+                    })?;
+                    let target = std::ffi::OsStr::from_bytes(obj.data());
+                    rustix::fs::symlinkat(target, fd, name)
+                        .map_err(|e| io("create symlink", prefix, name, e))?;
+                    let stat = rustix::fs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW)
+                        .map_err(|e| io("stat", prefix, name, e))?;
+                    self.out.push(CheckedOut {
+                        path,
+                        mode: 0o120000,
+                        id,
+                        stat,
+                    });
+                }
+                0o160000 => {
+                    // a submodule: an empty folder, as `git worktree add` leaves it
+                    rustix::fs::mkdirat(fd, name, Mode::from_raw_mode(0o777))
+                        .map_err(|e| io("create directory", prefix, name, e))?;
+                    let stat = rustix::fs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW)
+                        .map_err(|e| io("stat", prefix, name, e))?;
+                    self.out.push(CheckedOut {
+                        path,
+                        mode: 0o160000,
+                        id,
+                        stat,
+                    });
+                }
+                _ => {
+                    return Err(CheckoutError::NeedsCli(format!(
+                        "entry {} has mode {mode:o}",
+                        String::from_utf8_lossy(&path)
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes subtrees from the shared stack until none is left and none is being written.
+    fn run(&mut self) {
+        loop {
+            let unit = {
+                let mut q = self.shared.queue.lock().unwrap();
+                loop {
+                    if self.shared.stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    if let Some(u) = q.0.pop() {
+                        q.1 += 1;
+                        self.shared.queued.store(q.0.len(), Ordering::Relaxed);
+                        break u;
+                    }
+                    if q.1 == 0 {
+                        return;
+                    }
+                    q = self.shared.ready.wait(q).unwrap();
+                }
+            };
+            let r = self.write_tree(&unit.dir, &unit.prefix, unit.tree);
+            drop(unit);
+            let mut q = self.shared.queue.lock().unwrap();
+            q.1 -= 1;
+            if let Err(e) = r {
+                self.shared.stop.store(true, Ordering::Relaxed);
+                let mut f = self.shared.failure.lock().unwrap();
+                // a real failure wins over a request for the CLI
+                if f.is_none() || matches!(e, CheckoutError::Failed(_)) {
+                    *f = Some(e);
+                }
+            }
+            if q.1 == 0 && q.0.is_empty() || self.shared.stop.load(Ordering::Relaxed) {
+                self.shared.ready.notify_all();
+            }
+        }
+    }
+}
+
+/// Writes every entry of `tree` (from the repository at `git_dir`) into the existing, empty
+/// folder `dest` with `workers` threads: blobs with their mode (0644/0755 under the umask),
+/// symlinks as symlinks, submodules as empty folders. Returns what was written, sorted in index
+/// order, with its stat data. Stops at a nested `.gitattributes` ([`CheckoutError::NeedsCli`]);
+/// on any error, what was written so far stays (the caller removes the folder).
+pub fn checkout_tree(
+    git_dir: &Path,
+    tree: Oid,
+    dest: &Path,
+    workers: usize,
+) -> Result<Vec<CheckedOut>, CheckoutError> {
+    let root = rustix::fs::open(
+        dest,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::io_path("open", dest, e.into()))?;
+    let shared = Shared {
+        queue: Mutex::new((
+            vec![Unit {
+                dir: Arc::new(root),
+                prefix: Vec::new(),
+                tree,
+            }],
+            0,
+        )),
+        ready: Condvar::new(),
+        queued: AtomicUsize::new(1),
+        stop: AtomicBool::new(false),
+        failure: Mutex::new(None),
+    };
+    let workers = workers.max(1);
+    let results: Vec<Result<Vec<CheckedOut>, CheckoutError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|i| {
+                let shared = &shared;
+                std::thread::Builder::new()
+                    .name(format!("vt-checkout-{i}"))
+                    .spawn_scoped(s, move || -> Result<Vec<CheckedOut>, CheckoutError> {
+                        let repo = Repository::open(git_dir).map_err(|e| {
+                            Error::git(format!("open repository {}", git_dir.display()), e)
+                        });
+                        let repo = match repo {
+                            Ok(r) => r,
+                            Err(e) => {
+                                shared.stop.store(true, Ordering::Relaxed);
+                                shared.ready.notify_all();
+                                return Err(e.into());
+                            }
+                        };
+                        let odb = repo.odb().map_err(|e| Error::git("object database", e))?;
+                        let mut w = Worker {
+                            shared,
+                            odb,
+                            repo: &repo,
+                            out: Vec::new(),
+                        };
+                        w.run();
+                        Ok(std::mem::take(&mut w.out))
+                    })
+                    .expect("spawn checkout thread")
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(CheckoutError::Failed(Error::Internal(
+                        "checkout thread panicked".into(),
+                    )))
+                })
+            })
+            .collect()
+    });
+    if let Some(f) = shared.failure.into_inner().unwrap() {
+        return Err(f);
+    }
+    let mut all = Vec::new();
+    for r in results {
+        all.extend(r?);
+    }
+    all.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    Ok(all)
+}
+
+/// Writes the index at `index_path` (a new file) holding `entries` (in index order) with their
+/// full stat data, as the git CLI's checkout would.
+pub fn write_index(index_path: &Path, entries: &[CheckedOut]) -> Result<()> {
+    let mut index = git2::Index::open(index_path)
+        .map_err(|e| Error::git(format!("open index {}", index_path.display()), e))?;
+    for e in entries {
+        let st = &e.stat;
+        let entry = git2::IndexEntry {
+            ctime: git2::IndexTime::new(st.st_ctime as i32, st.st_ctime_nsec as u32),
+            mtime: git2::IndexTime::new(st.st_mtime as i32, st.st_mtime_nsec as u32),
+            dev: st.st_dev as u32,
+            ino: st.st_ino as u32,
+            mode: e.mode,
+            uid: st.st_uid,
+            gid: st.st_gid,
+            file_size: if e.mode == 0o160000 {
+                0
+            } else {
+                st.st_size as u32
+            },
+            id: e.id,
+            flags: 0,
+            flags_extended: 0,
+            path: e.path.clone(),
+        };
+        index.add(&entry).map_err(|e| {
+            Error::git(
+                format!("index entry {}", String::from_utf8_lossy(&entry.path)),
+                e,
+            )
+        })?;
+    }
+    index
+        .write()
+        .map_err(|e| Error::git(format!("write index {}", index_path.display()), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_git_would_refuse_go_to_the_cli() {
+        for bad in [
+            &b".git"[..],
+            b".GIT",
+            b".git. ",
+            b"git~1",
+            b"..",
+            b".",
+            b"",
+            b"a\\b",
+        ] {
+            assert!(unsafe_name(bad), "{:?}", String::from_utf8_lossy(bad));
+        }
+        for ok in [&b".gitignore"[..], b".github", b"src", b"a.git", b"git"] {
+            assert!(!unsafe_name(ok), "{:?}", String::from_utf8_lossy(ok));
+        }
+        assert!(plain_name("feature-x_1.2"));
+        for bad in ["", ".hidden", "a..b", "x.lock", "sp ace", "ünï"] {
+            assert!(!plain_name(bad), "{bad}");
+        }
+    }
+}

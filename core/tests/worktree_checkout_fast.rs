@@ -1,0 +1,363 @@
+//! The worktree checkout: registration through libgit2 plus our parallel checkout, checked with
+//! the git CLI to be indistinguishable from `git worktree add`; the cases that go through the git
+//! CLI instead; errors that leave nothing behind.
+
+mod worktree_support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use vibetrees_core::runtime::block_on;
+use vibetrees_core::worktree::checkout::CheckoutMethod;
+use vibetrees_core::worktree::git;
+use worktree_support::{git, setup};
+
+fn write(p: &Path, bytes: &[u8]) {
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, bytes).unwrap();
+}
+
+/// A repository on `main` with nested folders, an executable, a symlink, an empty file, a file
+/// bigger than one write, unusual names and a submodule entry (gitlink).
+fn repo() -> (tempfile::TempDir, PathBuf) {
+    setup();
+    let tmp = tempfile::Builder::new().prefix("vt-co-").tempdir().unwrap();
+    let root = tmp.path().join("app");
+    for i in 0..300 {
+        write(
+            &root.join(format!("src/d{}/e{}/f{i}.js", i % 7, i % 13)),
+            format!("export const v{i} = {i};\n").as_bytes(),
+        );
+    }
+    write(&root.join("bin/run.sh"), b"#!/bin/sh\necho run\n");
+    std::fs::set_permissions(
+        root.join("bin/run.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    write(&root.join("empty.txt"), b"");
+    write(&root.join("big.bin"), &vec![7u8; 3 << 20]);
+    write(&root.join("with space/ünïcødé ✓.md"), b"hi\n");
+    write(&root.join("a-b"), b"sorts before a/b\n");
+    write(&root.join("a/b"), b"index order\n");
+    std::os::unix::fs::symlink("src/d1", root.join("link-to-dir")).unwrap();
+    std::os::unix::fs::symlink("../empty.txt", root.join("bin/link")).unwrap();
+    git(&root, &["init", "-q", "-b", "main"]);
+    git(&root, &["config", "user.email", "t@example.invalid"]);
+    git(&root, &["config", "user.name", "t"]);
+    git(&root, &["add", "-A"]);
+    git(&root, &["commit", "-q", "-m", "init"]);
+    let head = git(&root, &["rev-parse", "HEAD"]);
+    // a submodule entry pointing at some commit (never fetched)
+    git(
+        &root,
+        &[
+            "update-index",
+            "--add",
+            "--cacheinfo",
+            &format!("160000,{},vendor/sub", head.trim()),
+        ],
+    );
+    git(&root, &["commit", "-q", "-m", "submodule entry"]);
+    (tmp, root)
+}
+
+fn add(root: &Path, name: &str) -> vibetrees_core::Result<git::AddedWorktree> {
+    git(root, &["branch", name, "main"]);
+    let parent = root.join(".worktrees");
+    std::fs::create_dir_all(&parent).unwrap();
+    block_on(git::add_worktree(root, &parent.join(name), name, 2))
+}
+
+fn registrations_on_disk(root: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(root.join(".git/worktrees"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_fast_checkout_is_indistinguishable_from_git_worktree_add() {
+    let (_tmp, root) = repo();
+    let added = add(&root, "feat").unwrap();
+    assert_eq!(added.method, CheckoutMethod::Git2Parallel, "{added:?}");
+    let wt = std::fs::canonicalize(root.join(".worktrees/feat")).unwrap();
+
+    // registered, locked while being created
+    let list = git(&root, &["worktree", "list", "--porcelain"]);
+    let block = list
+        .split("\n\n")
+        .find(|b| b.contains(&format!("worktree {}", wt.display())))
+        .unwrap_or_else(|| panic!("not listed:\n{list}"));
+    assert!(block.contains("branch refs/heads/feat"), "{block}");
+    assert!(
+        block.contains(&format!(
+            "locked {} (pid {})",
+            git::CREATING_REASON,
+            std::process::id()
+        )),
+        "{block}"
+    );
+    git::unlock(&git::open(&root).unwrap(), "feat").unwrap();
+    let list = git(&root, &["worktree", "list", "--porcelain"]);
+    assert!(!list.contains("locked"), "{list}");
+
+    // clean, on the branch, the same files with the same modes as the commit
+    assert_eq!(
+        git(&wt, &["status", "--porcelain", "--untracked-files=all"]),
+        ""
+    );
+    assert_eq!(git(&wt, &["diff", "--stat"]), "");
+    // stat data right: diff-files reports stat-dirty entries without looking at contents
+    assert_eq!(git(&wt, &["diff-files", "--name-only"]), "");
+    assert_eq!(
+        git(&wt, &["rev-parse", "--abbrev-ref", "HEAD"]).trim(),
+        "feat"
+    );
+    assert_eq!(
+        git(&wt, &["rev-parse", "HEAD"]),
+        git(&root, &["rev-parse", "main"])
+    );
+    let ls_files: Vec<String> = git(&wt, &["ls-files", "-s"])
+        .lines()
+        .map(|l| l.replace(" 0\t", "\t"))
+        .collect();
+    let ls_tree: Vec<String> = git(&root, &["ls-tree", "-r", "main"])
+        .lines()
+        .map(|l| {
+            let (meta, path) = l.split_once('\t').unwrap();
+            let f: Vec<&str> = meta.split(' ').collect();
+            format!("{} {}\t{path}", f[0], f[2])
+        })
+        .collect();
+    assert_eq!(ls_files, ls_tree);
+    assert!(
+        ls_files
+            .iter()
+            .any(|l| l.starts_with("100755 ") && l.ends_with("bin/run.sh"))
+    );
+    assert!(
+        ls_files
+            .iter()
+            .any(|l| l.starts_with("160000 ") && l.ends_with("vendor/sub"))
+    );
+    let mode = std::fs::metadata(wt.join("bin/run.sh"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o111, 0o111, "exec bits: {mode:o}");
+    let mode = std::fs::metadata(wt.join("empty.txt"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o111, 0, "no exec bits: {mode:o}");
+    assert_eq!(
+        std::fs::read_link(wt.join("link-to-dir")).unwrap(),
+        Path::new("src/d1")
+    );
+    assert_eq!(
+        std::fs::read_link(wt.join("bin/link")).unwrap(),
+        Path::new("../empty.txt")
+    );
+    assert!(wt.join("vendor/sub").is_dir());
+    assert_eq!(std::fs::read(wt.join("big.bin")).unwrap().len(), 3 << 20);
+    assert_eq!(
+        std::fs::read_to_string(wt.join("with space/ünïcødé ✓.md")).unwrap(),
+        "hi\n"
+    );
+
+    // the registration's files are written as the git CLI writes them
+    git(&root, &["branch", "by-cli", "main"]);
+    let cli_wt = root.join(".worktrees/by-cli");
+    git(
+        &root,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "--lock",
+            "--reason",
+            "r",
+            "--",
+            &cli_wt.to_string_lossy(),
+            "by-cli",
+        ],
+    );
+    let cli_wt = std::fs::canonicalize(cli_wt).unwrap();
+    let gd = root.join(".git/worktrees");
+    for f in ["commondir", "HEAD", "gitdir", "locked"] {
+        let ours = std::fs::read_to_string(gd.join("feat").join(f)).ok();
+        let theirs = std::fs::read_to_string(gd.join("by-cli").join(f)).ok();
+        if f == "locked" {
+            assert!(ours.is_none(), "unlocked");
+            assert_eq!(theirs.as_deref(), Some("r\n"));
+            continue;
+        }
+        let norm = |s: Option<String>, name: &str, dir: &Path| {
+            s.unwrap()
+                .replace(&dir.display().to_string(), "<wt>")
+                .replace(name, "<name>")
+        };
+        assert_eq!(
+            norm(ours, "feat", &wt),
+            norm(theirs, "by-cli", &cli_wt),
+            "{f}"
+        );
+    }
+    let norm_dotgit = |p: &Path, name: &str| {
+        std::fs::read_to_string(p.join(".git"))
+            .unwrap()
+            .replace(name, "<name>")
+    };
+    assert_eq!(norm_dotgit(&wt, "feat"), norm_dotgit(&cli_wt, "by-cli"));
+
+    // the CLI can work in it and remove it
+    write(&wt.join("new.txt"), b"x\n");
+    git(&wt, &["add", "new.txt"]);
+    git(&wt, &["commit", "-q", "-m", "in the worktree"]);
+    assert_eq!(git(&wt, &["status", "--porcelain"]), "");
+    git(&root, &["worktree", "remove", &wt.to_string_lossy()]);
+    assert!(!wt.exists());
+    assert!(!git(&root, &["worktree", "list"]).contains("feat"));
+}
+
+#[test]
+fn a_taken_registration_name_gets_a_numeric_suffix_like_the_cli() {
+    let (_tmp, root) = repo();
+    std::fs::create_dir_all(root.join(".git/worktrees/dup")).unwrap();
+    git(&root, &["branch", "dup", "main"]);
+    let other = root.join("elsewhere");
+    std::fs::create_dir_all(&other).unwrap();
+    let added = block_on(git::add_worktree(&root, &other.join("dup"), "dup", 1)).unwrap();
+    assert_eq!(added.method, CheckoutMethod::Git2Parallel);
+    assert!(root.join(".git/worktrees/dup1/gitdir").exists());
+    let wt = other.join("dup");
+    assert_eq!(git(&wt, &["status", "--porcelain"]), "");
+    assert_eq!(
+        git(&wt, &["rev-parse", "--abbrev-ref", "HEAD"]).trim(),
+        "dup"
+    );
+}
+
+#[test]
+fn attributes_in_the_tree_go_through_the_git_cli() {
+    for at in [".gitattributes", "src/d1/.gitattributes"] {
+        let (_tmp, root) = repo();
+        write(&root.join(at), b"*.js text eol=crlf\n");
+        git(&root, &["add", "-A"]);
+        git(&root, &["commit", "-q", "-m", "attributes"]);
+        let added = add(&root, "attr").unwrap();
+        assert_eq!(added.method, CheckoutMethod::GitCli, "{at}");
+        assert!(
+            added.cli_because.unwrap().contains(".gitattributes"),
+            "{at}"
+        );
+        let wt = root.join(".worktrees/attr");
+        // the CLI applied the attribute
+        let dir = Path::new(at).parent().unwrap();
+        let sample = std::fs::read_dir(wt.join(dir).join(if at.starts_with("src") {
+            "e0"
+        } else {
+            "src/d0/e0"
+        }))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+        assert!(
+            std::fs::read(&sample).unwrap().ends_with(b"\r\n"),
+            "{sample:?}"
+        );
+        assert_eq!(git(&wt, &["status", "--porcelain"]), "", "{at}");
+        // one registration, made by the CLI (ours was removed before)
+        assert_eq!(registrations_on_disk(&root), vec!["attr".to_string()]);
+        assert!(
+            git(&root, &["worktree", "list", "--porcelain"]).contains("locked vibetrees: creating")
+        );
+    }
+}
+
+#[test]
+fn a_post_checkout_hook_goes_through_the_git_cli_and_runs() {
+    let (_tmp, root) = repo();
+    let hook = root.join(".git/hooks/post-checkout");
+    write(&hook, b"#!/bin/sh\ntouch \"$(pwd)/hook-ran\"\n");
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let added = add(&root, "hooked").unwrap();
+    assert_eq!(added.method, CheckoutMethod::GitCli);
+    assert!(root.join(".worktrees/hooked/hook-ran").exists());
+}
+
+#[test]
+fn conversion_config_goes_through_the_git_cli() {
+    for (k, v) in [
+        ("core.autocrlf", "true"),
+        ("filter.lfs.smudge", "git-lfs smudge -- %f"),
+        ("core.symlinks", "false"),
+        ("core.sparseCheckout", "true"),
+    ] {
+        let (_tmp, root) = repo();
+        git(&root, &["config", k, v]);
+        let added = add(&root, "conf").unwrap();
+        assert_eq!(added.method, CheckoutMethod::GitCli, "{k}");
+        assert!(added.cli_because.is_some(), "{k}");
+    }
+}
+
+#[test]
+fn a_path_in_the_way_is_a_clean_error_with_nothing_left() {
+    let (_tmp, root) = repo();
+    git(&root, &["branch", "blocked", "main"]);
+    let parent = root.join(".worktrees");
+    std::fs::create_dir_all(&parent).unwrap();
+    write(&parent.join("blocked"), b"not mine\n");
+    let err = block_on(git::add_worktree(
+        &root,
+        &parent.join("blocked"),
+        "blocked",
+        2,
+    ))
+    .unwrap_err();
+    assert_eq!(err.code(), "GIT", "{err}");
+    assert_eq!(
+        std::fs::read(parent.join("blocked")).unwrap(),
+        b"not mine\n"
+    );
+    assert!(
+        registrations_on_disk(&root).is_empty(),
+        "{:?}",
+        registrations_on_disk(&root)
+    );
+    assert!(!git(&root, &["worktree", "list"]).contains("blocked"));
+}
+
+#[test]
+fn a_failed_checkout_leaves_nothing_and_the_retry_succeeds() {
+    let (_tmp, root) = repo();
+    // a blob the checkout needs is missing from the object database
+    let blob = git(&root, &["rev-parse", "main:src/d3/e3/f3.js"]);
+    let blob = blob.trim();
+    let obj = root.join(".git/objects").join(&blob[..2]).join(&blob[2..]);
+    let saved = std::fs::read(&obj).unwrap();
+    std::fs::remove_file(&obj).unwrap();
+    let err = add(&root, "broken").unwrap_err();
+    assert!(err.to_string().contains("f3.js"), "{err}");
+    assert!(!root.join(".worktrees/broken").exists());
+    assert!(registrations_on_disk(&root).is_empty());
+    std::fs::write(&obj, saved).unwrap();
+    let parent = root.join(".worktrees");
+    let added = block_on(git::add_worktree(
+        &root,
+        &parent.join("broken"),
+        "broken",
+        2,
+    ))
+    .unwrap();
+    assert_eq!(added.method, CheckoutMethod::Git2Parallel);
+    assert_eq!(git(&parent.join("broken"), &["status", "--porcelain"]), "");
+}
