@@ -1134,12 +1134,13 @@ fn build_tasks(ctx: &Arc<Ctx>, opts: &WorktreeOptions) -> Vec<Task<Value>> {
                 std::fs::create_dir_all(parent)
                     .map_err(|e| terr(Error::io_path("create directory", parent, e)))?;
             }
-            git::add_worktree(&c.inner.root, &c.path, &c.name, c.workers)
+            let added = git::add_worktree(&c.inner.root, &c.path, &c.name, c.workers)
                 .await
                 .map_err(terr)?;
             *c.registered.lock() = true;
             c.emit("git", format!("✓ Worktree created at {}", c.path.display()));
-            Ok(json!({ "path": c.path, "branch": c.name, "createdBranch": created, "checkoutWorkers": c.workers }))
+            Ok(json!({ "path": c.path, "branch": c.name, "createdBranch": created, "checkoutWorkers": c.workers,
+                "checkout": added.method.as_str(), "checkoutCliBecause": added.cli_because }))
         }
     }));
 
