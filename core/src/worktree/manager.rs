@@ -525,8 +525,9 @@ impl WorktreeManager {
                     "worktree {name:?} is being created by this process"
                 )));
             }
-            // Debris of a creation killed half-way: its folder goes (in the background), its
-            // registration is removed.
+            // Debris of a creation killed half-way: what is left of its install is stopped, its
+            // folder goes (in the background), its registration is removed.
+            install::stop_leftover_installs(path);
             if folder_exists {
                 self.trash_and_delete(path, &format!("{name}-unfinished"))?;
             }
