@@ -654,3 +654,57 @@ fn a_deletion_cut_short_is_finished_by_the_next_creation_and_orphans_are_kept() 
         "x"
     );
 }
+
+#[test]
+fn a_runtime_asked_for_by_name_but_missing_is_a_message_not_a_failed_creation() {
+    let p = project(None);
+    p.warm_cache();
+    std::fs::write(
+        p.root.join("docker-compose.yml"),
+        "services:\n  db:\n    image: postgres:16\n    ports: [\"5432:5432\"]\n",
+    )
+    .unwrap();
+    git(&p.root, &["add", "docker-compose.yml"]);
+    git(&p.root, &["commit", "-qm", "compose"]);
+    let git_path = String::from_utf8(
+        std::process::Command::new("sh")
+            .args(["-c", "command -v git"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let empty_path = tempfile::tempdir().unwrap();
+    // No docker anywhere on PATH (git is named directly).
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vibetrees"))
+        .args([
+            "create",
+            "no-docker",
+            "--runtime",
+            "docker",
+            "--json",
+            "--cache-dir",
+        ])
+        .arg(&p.cache_dir)
+        .arg("--repo")
+        .arg(&p.root)
+        .env("HOME", home.path())
+        .env("PATH", empty_path.path())
+        .env("VIBETREES_GIT", git_path.trim())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}\n{stdout}\n{stderr}", out.status);
+    let json: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["success"], true, "{json}");
+    assert_eq!(
+        json["worktree"]["steps"]["compose-services"]["engineError"],
+        "containers skipped: not found: docker: no `docker` program on PATH",
+        "{json}"
+    );
+    let wt = p.root.join(".worktrees/no-docker");
+    assert!(wt.join(".env").is_file());
+    assert!(wt.join("node_modules/left-pad/index.js").is_file());
+}

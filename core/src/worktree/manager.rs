@@ -1261,15 +1261,26 @@ fn build_tasks(ctx: &Arc<Ctx>, opts: &WorktreeOptions) -> Vec<Task<Value>> {
         let c = c.clone();
         async move {
             let inputs = inputs_of(&c)?.clone();
+            // A runtime asked for by name that is not installed is a progress message, like any
+            // container failure: the worktree is made without containers.
+            let mut engine_error = None;
             let engine = if inputs.compose_text.is_some() {
-                containers::detect(c.inner.opts.runtime, &Default::default())
-                    .await
-                    .map_err(terr)?
+                match containers::detect(c.inner.opts.runtime, &Default::default()).await {
+                    Ok(e) => e,
+                    Err(e) => {
+                        let m = format!("containers skipped: {}", e.full_message());
+                        c.emit("containers", m.clone());
+                        engine_error = Some(m);
+                        None
+                    }
+                }
             } else {
                 None
             };
             let on_disk = c.inner.root.join(compose_file(&c.inner.opts));
-            let services = crate::compose::load_services(
+            // `<compose> config` (~1 s) only when the YAML cannot tell (include/extends); else it
+            // runs in the background to fill the digest cache.
+            let services = crate::compose::load_services_fast(
                 inputs.compose_text.as_deref(),
                 Some(&on_disk),
                 engine.as_ref(),
@@ -1283,6 +1294,7 @@ fn build_tasks(ctx: &Arc<Ctx>, opts: &WorktreeOptions) -> Vec<Task<Value>> {
             };
             let summary = json!({
                 "engine": engine.as_ref().map(|e| e.label()),
+                "engineError": engine_error,
                 "services": services.service_names(),
                 "critical": critical,
                 "source": services.source,
