@@ -361,3 +361,29 @@ fn a_failed_checkout_leaves_nothing_and_the_retry_succeeds() {
     assert_eq!(added.method, CheckoutMethod::Git2Parallel);
     assert_eq!(git(&parent.join("broken"), &["status", "--porcelain"]), "");
 }
+
+#[test]
+fn the_manager_uses_the_fast_checkout_by_default_and_says_so() {
+    let p = worktree_support::project(None);
+    p.warm_cache();
+    let m = vibetrees_core::worktree::WorktreeManager::new(p.options()).unwrap();
+    let out = block_on(async {
+        let r = m.create_worktree_optimized("fast", "main").await;
+        m.wait_background().await;
+        r
+    })
+    .unwrap();
+    let vibetrees_core::worktree::CreateOutcome::Created(w) = out else {
+        panic!("expected a new worktree")
+    };
+    assert_eq!(w.steps["git-worktree-add"]["checkout"], "git2-parallel");
+    let wt = p.root.join(".worktrees/fast");
+    assert_eq!(git(&wt, &["status", "--porcelain"]), "");
+    assert_eq!(git(&wt, &["diff-files", "--name-only"]), "");
+    assert!(wt.join("node_modules").is_dir());
+    assert!(
+        !p.worktree_list().contains("locked"),
+        "{}",
+        p.worktree_list()
+    );
+}

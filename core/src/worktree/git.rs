@@ -233,25 +233,37 @@ pub fn checkout_choice() -> CheckoutMethod {
     }
 }
 
+/// Threads of our checkout (`VIBETREES_CHECKOUT_THREADS` overrides): 2, measured the fastest on
+/// this 2-core machine, also while a restore burns a core beside it (docs/worktree.md).
+pub fn own_checkout_threads() -> usize {
+    std::env::var("VIBETREES_CHECKOUT_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| (1..=64).contains(n))
+        .unwrap_or(2)
+}
+
 /// What [`add_worktree`] did.
 #[derive(Debug, Clone)]
 pub struct AddedWorktree {
     /// The checkout that wrote the files.
     pub method: CheckoutMethod,
+    /// Its threads (ours) or `checkout.workers` (the git CLI's).
+    pub workers: usize,
     /// Why the git CLI was used although ours was chosen (attributes, a hook, ...), if it was.
     pub cli_because: Option<String>,
 }
 
 /// Adds the worktree `path` on existing branch `branch`, locked with reason
 /// `"<CREATING_REASON> (pid N)"` until [`unlock`]: registration through libgit2 and our parallel
-/// checkout with `workers` threads ([`checkout`]) when [`checkout_choice`] says so and the
-/// repository allows it, else `git worktree add` with `checkout.workers=<workers>`. `path` must
+/// checkout with [`own_checkout_threads`] threads ([`checkout`]) when [`checkout_choice`] says so
+/// and the repository allows it, else `git worktree add` with `checkout.workers=<cli_workers>`. `path` must
 /// not exist; its parent must. On failure neither the folder nor a registration is left.
 pub async fn add_worktree(
     root: &Path,
     path: &Path,
     branch: &str,
-    workers: usize,
+    cli_workers: usize,
 ) -> Result<AddedWorktree> {
     let reason = format!("{CREATING_REASON} (pid {})", std::process::id());
     let mut cli_because = None;
@@ -262,23 +274,26 @@ pub async fn add_worktree(
             branch.to_string(),
             reason.clone(),
         );
+        let threads = own_checkout_threads();
         let done =
-            tokio::task::spawn_blocking(move || add_worktree_git2(&r, &p, &b, &why, workers))
+            tokio::task::spawn_blocking(move || add_worktree_git2(&r, &p, &b, &why, threads))
                 .await
                 .map_err(|e| Error::Internal(format!("checkout thread panicked: {e}")))??;
         match done {
             None => {
                 return Ok(AddedWorktree {
                     method: CheckoutMethod::Git2Parallel,
+                    workers: threads,
                     cli_because: None,
                 });
             }
             Some(why) => cli_because = Some(why),
         }
     }
-    add_worktree_cli(root, path, branch, workers, &reason).await?;
+    add_worktree_cli(root, path, branch, cli_workers, &reason).await?;
     Ok(AddedWorktree {
         method: CheckoutMethod::GitCli,
+        workers: cli_workers,
         cli_because,
     })
 }

@@ -1140,7 +1140,7 @@ fn build_tasks(ctx: &Arc<Ctx>, opts: &WorktreeOptions) -> Vec<Task<Value>> {
                 .map_err(terr)?;
             *c.registered.lock() = true;
             c.emit("git", format!("✓ Worktree created at {}", c.path.display()));
-            Ok(json!({ "path": c.path, "branch": c.name, "createdBranch": created, "checkoutWorkers": c.workers,
+            Ok(json!({ "path": c.path, "branch": c.name, "createdBranch": created, "checkoutWorkers": added.workers,
                 "checkout": added.method.as_str(), "checkoutCliBecause": added.cli_because }))
         }
     }));

@@ -1,0 +1,52 @@
+//! `VIBETREES_CHECKOUT=cli`: the checkout that is not the default stays reachable and tested. This
+//! binary sets it for all its tests (the environment is per process); the default (ours) is
+//! tested in worktree_checkout_fast.rs.
+
+mod worktree_support;
+
+use std::sync::Once;
+use vibetrees_core::runtime::block_on;
+use vibetrees_core::worktree::{CreateOutcome, WorktreeManager};
+use worktree_support::*;
+
+static CLI: Once = Once::new();
+
+fn use_cli() {
+    setup();
+    // SAFETY: set once, before any test of this binary starts a thread that reads it.
+    CLI.call_once(|| unsafe { std::env::set_var("VIBETREES_CHECKOUT", "cli") });
+}
+
+#[test]
+fn the_cli_checkout_makes_the_same_worktree_through_the_manager() {
+    use_cli();
+    let p = project(None);
+    p.warm_cache();
+    let m = WorktreeManager::new(p.options()).unwrap();
+    let out = block_on(async {
+        let r = m.create_worktree_optimized("via-cli", "main").await;
+        m.wait_background().await;
+        r
+    })
+    .unwrap();
+    let CreateOutcome::Created(w) = out else {
+        panic!("expected a new worktree")
+    };
+    assert_eq!(w.steps["git-worktree-add"]["checkout"], "git-cli");
+    assert!(w.steps["git-worktree-add"]["checkoutCliBecause"].is_null());
+    let wt = p.root.join(".worktrees/via-cli");
+    assert_eq!(git(&wt, &["status", "--porcelain"]), "");
+    assert_eq!(
+        git(&wt, &["rev-parse", "--abbrev-ref", "HEAD"]).trim(),
+        "via-cli"
+    );
+    assert_eq!(
+        git(&wt, &["ls-files", "-s"]).lines().count(),
+        git(&p.root, &["ls-tree", "-r", "main"]).lines().count()
+    );
+    assert!(
+        !p.worktree_list().contains("locked"),
+        "{}",
+        p.worktree_list()
+    );
+}
