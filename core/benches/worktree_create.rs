@@ -441,6 +441,7 @@ fn checkout_comparison(root: &Path, rounds: usize, tmp: &Path) {
         ("git worktree add     + core burnt", Checkout::Cli(1), true),
         ("ours, 1 thread       + core burnt", Checkout::Ours(1), true),
         ("ours, 2 threads      + core burnt", Checkout::Ours(2), true),
+        ("ours, 3 threads      + core burnt", Checkout::Ours(3), true),
     ];
     let mut n = 0usize;
     for packed in [false, true] {
