@@ -387,3 +387,38 @@ fn the_manager_uses_the_fast_checkout_by_default_and_says_so() {
         p.worktree_list()
     );
 }
+
+#[test]
+fn a_registration_cut_short_inside_libgit2_is_debris_for_the_next_creation() {
+    use vibetrees_core::worktree::checkout;
+    let p = worktree_support::project(None);
+    git(&p.root, &["branch", "cut", "main"]);
+    let path = p.root.join(".worktrees/cut");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let repo = git::open(&p.root).unwrap();
+    let name = checkout::register(&repo, &path, "cut", "x").unwrap();
+    // as git_worktree_add leaves it before `register` rewrites it: empty lock, absolute commondir
+    let gitdir = p.root.join(".git/worktrees").join(&name);
+    std::fs::write(gitdir.join("locked"), "").unwrap();
+    let common = std::fs::canonicalize(p.root.join(".git")).unwrap();
+    std::fs::write(gitdir.join("commondir"), format!("{}/\n", common.display())).unwrap();
+    let reg = git::registration_at(&repo, &path).unwrap().unwrap();
+    assert!(reg.half_made(), "{reg:?}");
+
+    let m = vibetrees_core::worktree::WorktreeManager::new(p.options()).unwrap();
+    let out = block_on(async {
+        let r = m.create_worktree_optimized("cut", "main").await;
+        m.wait_background().await;
+        r
+    })
+    .unwrap();
+    let vibetrees_core::worktree::CreateOutcome::Created(w) = out else {
+        panic!("a half-made worktree was reported as existing")
+    };
+    assert_eq!(w.steps["git-worktree-add"]["checkout"], "git2-parallel");
+    assert_eq!(git(&path, &["status", "--porcelain"]), "");
+    assert_eq!(
+        git(&path, &["ls-files"]).lines().count(),
+        git(&p.root, &["ls-files"]).lines().count()
+    );
+}

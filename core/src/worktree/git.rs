@@ -120,6 +120,13 @@ fn same_path(a: &Path, b: &Path) -> bool {
     ca == cb || a == b
 }
 
+/// True for a registration that `git_worktree_add` (lock on) made and [`checkout::register`] did
+/// not finish (its creator was killed in that millisecond): an empty `locked` file and libgit2's
+/// absolute `commondir`, which the git CLI never writes and `register` rewrites at once.
+fn libgit2_registration_unfinished(gitdir: &Path) -> bool {
+    std::fs::read(gitdir.join("commondir")).is_ok_and(|c| c.starts_with(b"/"))
+}
+
 /// Every linked worktree registered in the repository.
 pub fn registrations(repo: &Repository) -> Result<Vec<Registration>> {
     let names = repo
@@ -131,11 +138,21 @@ pub fn registrations(repo: &Repository) -> Result<Vec<Registration>> {
             continue;
         };
         let path = wt.path().to_path_buf();
+        let gitdir = repo.commondir().join("worktrees").join(name);
         let lock = match wt.is_locked() {
-            Ok(WorktreeLockStatus::Locked(r)) => Some(r.unwrap_or_default()),
+            Ok(WorktreeLockStatus::Locked(r)) => {
+                let r = r.unwrap_or_default();
+                if r.trim().is_empty() && libgit2_registration_unfinished(&gitdir) {
+                    Some(format!(
+                        "{CREATING_REASON} (libgit2 registration unfinished)"
+                    ))
+                } else {
+                    Some(r)
+                }
+            }
             _ => None,
         };
-        let head_file = repo.commondir().join("worktrees").join(name).join("HEAD");
+        let head_file = gitdir.join("HEAD");
         let branch = std::fs::read_to_string(head_file).ok().and_then(|h| {
             h.trim()
                 .strip_prefix("ref: refs/heads/")
