@@ -422,3 +422,45 @@ fn a_registration_cut_short_inside_libgit2_is_debris_for_the_next_creation() {
         git(&p.root, &["ls-files"]).lines().count()
     );
 }
+
+#[test]
+fn any_thread_count_writes_the_same_tree_and_an_empty_tree_is_fine() {
+    use vibetrees_core::worktree::checkout::{CheckoutError, checkout_tree};
+    let (tmp, root) = repo();
+    let repo = git::open(&root).unwrap();
+    let tree = repo.revparse_single("main^{tree}").unwrap().id();
+    let mut listings = Vec::new();
+    for threads in [1, 2, 3, 8] {
+        let dest = tmp.path().join(format!("t{threads}"));
+        std::fs::create_dir(&dest).unwrap();
+        let entries = checkout_tree(repo.commondir(), tree, &dest, threads)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let listing: Vec<(Vec<u8>, u32, String)> = entries
+            .iter()
+            .map(|e| (e.path.clone(), e.mode, e.id.to_string()))
+            .collect();
+        assert!(listing.windows(2).all(|w| w[0].0 < w[1].0), "index order");
+        listings.push(listing);
+    }
+    assert!(listings.windows(2).all(|w| w[0] == w[1]));
+    assert_eq!(
+        listings[0].len(),
+        git(&root, &["ls-tree", "-r", "main"]).lines().count()
+    );
+    let empty = repo.treebuilder(None).unwrap().write().unwrap();
+    let dest = tmp.path().join("empty");
+    std::fs::create_dir(&dest).unwrap();
+    assert!(
+        checkout_tree(repo.commondir(), empty, &dest, 4)
+            .unwrap()
+            .is_empty()
+    );
+    // a file in the way: a clean error, not a hang
+    let dest = tmp.path().join("blocked");
+    std::fs::create_dir(&dest).unwrap();
+    std::fs::write(dest.join("src"), "in the way").unwrap();
+    match checkout_tree(repo.commondir(), tree, &dest, 2) {
+        Err(CheckoutError::Failed(e)) => assert!(e.to_string().contains("src"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -338,6 +338,21 @@ struct Shared {
 }
 
 impl Shared {
+    /// Stops every thread; the first real failure is kept (it wins over a request for the CLI).
+    fn fail(&self, e: CheckoutError) {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut f = self.failure.lock().unwrap();
+        if f.is_none()
+            || matches!(e, CheckoutError::Failed(_))
+                && !matches!(*f, Some(CheckoutError::Failed(_)))
+        {
+            *f = Some(e);
+        }
+        drop(f);
+        let _q = self.queue.lock().unwrap();
+        self.ready.notify_all();
+    }
+
     fn wants_work(&self) -> bool {
         self.idle.load(Ordering::Relaxed) > 0 && self.queued.load(Ordering::Relaxed) == 0
     }
@@ -539,15 +554,7 @@ impl Worker<'_> {
     fn run(&mut self) {
         while let Some(unit) = self.shared.next() {
             if let Err(e) = self.write_tree(&unit.dir, &unit.prefix, unit.tree) {
-                self.shared.stop.store(true, Ordering::Relaxed);
-                let mut f = self.shared.failure.lock().unwrap();
-                // a real failure wins over a request for the CLI
-                if f.is_none() || matches!(e, CheckoutError::Failed(_)) {
-                    *f = Some(e);
-                }
-                drop(f);
-                let _q = self.shared.queue.lock().unwrap();
-                self.shared.ready.notify_all();
+                self.shared.fail(e);
             }
         }
     }
@@ -595,18 +602,22 @@ pub fn checkout_tree(
                 std::thread::Builder::new()
                     .name(format!("vt-checkout-{i}"))
                     .spawn_scoped(s, move || -> Result<Vec<CheckedOut>, CheckoutError> {
-                        let repo = Repository::open(git_dir).map_err(|e| {
-                            Error::git(format!("open repository {}", git_dir.display()), e)
-                        });
-                        let repo = match repo {
+                        let repo = match Repository::open(git_dir) {
                             Ok(r) => r,
                             Err(e) => {
-                                shared.stop.store(true, Ordering::Relaxed);
-                                shared.ready.notify_all();
-                                return Err(e.into());
+                                let what = format!("open repository {}", git_dir.display());
+                                shared.fail(CheckoutError::Failed(Error::git(what, e)));
+                                return Ok(Vec::new());
                             }
                         };
-                        let odb = repo.odb().map_err(|e| Error::git("object database", e))?;
+                        let odb = match repo.odb() {
+                            Ok(o) => o,
+                            Err(e) => {
+                                shared
+                                    .fail(CheckoutError::Failed(Error::git("object database", e)));
+                                return Ok(Vec::new());
+                            }
+                        };
                         let mut w = Worker {
                             shared,
                             odb,
@@ -616,11 +627,18 @@ pub fn checkout_tree(
                         w.run();
                         Ok(std::mem::take(&mut w.out))
                     })
-                    .expect("spawn checkout thread")
+                    .map_err(|e| {
+                        shared.fail(CheckoutError::Failed(Error::io(
+                            "start a checkout thread",
+                            e,
+                        )))
+                    })
+                    .ok()
             })
             .collect();
         handles
             .into_iter()
+            .flatten()
             .map(|h| {
                 h.join().unwrap_or_else(|_| {
                     Err(CheckoutError::Failed(Error::Internal(
