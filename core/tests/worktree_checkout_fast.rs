@@ -68,6 +68,19 @@ fn add(root: &Path, name: &str) -> vibetrees_core::Result<git::AddedWorktree> {
     block_on(git::add_worktree(root, &parent.join(name), name, 2))
 }
 
+/// Every file and folder under `dir`, relative, `/`-separated.
+fn walk(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if e.file_type().unwrap().is_dir() {
+            out.extend(walk(&e.path()).into_iter().map(|p| format!("{name}/{p}")));
+        }
+        out.push(name);
+    }
+    out
+}
+
 fn registrations_on_disk(root: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(root.join(".git/worktrees"))
         .map(|rd| {
@@ -189,7 +202,25 @@ fn a_fast_checkout_is_indistinguishable_from_git_worktree_add() {
     );
     let cli_wt = std::fs::canonicalize(cli_wt).unwrap();
     let gd = root.join(".git/worktrees");
-    for f in ["commondir", "HEAD", "gitdir", "locked"] {
+    let listing = |dir: &Path| {
+        let mut v: Vec<String> = walk(dir).into_iter().filter(|p| p != "locked").collect();
+        v.sort();
+        v
+    };
+    assert_eq!(listing(&gd.join("feat")), listing(&gd.join("by-cli")));
+    let log_messages = |name: &str| -> Vec<String> {
+        std::fs::read_to_string(gd.join(name).join("logs/HEAD"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let (ids, rest) = l.split_at(82);
+                let msg = rest.split_once('\t').map(|(_, m)| m).unwrap_or("");
+                format!("{ids}|{msg}")
+            })
+            .collect()
+    };
+    assert_eq!(log_messages("feat"), log_messages("by-cli"));
+    for f in ["commondir", "HEAD", "ORIG_HEAD", "gitdir", "locked"] {
         let ours = std::fs::read_to_string(gd.join("feat").join(f)).ok();
         let theirs = std::fs::read_to_string(gd.join("by-cli").join(f)).ok();
         if f == "locked" {

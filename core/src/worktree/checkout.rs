@@ -696,6 +696,60 @@ pub fn write_index(index_path: &Path, entries: &[CheckedOut]) -> Result<()> {
         .map_err(|e| Error::git(format!("write index {}", index_path.display()), e))
 }
 
+/// Writes what `git worktree add` leaves beside HEAD in the registration `gitdir` after its
+/// internal `reset --hard`: `ORIG_HEAD`, an empty `refs/`, and (unless `core.logAllRefUpdates` is
+/// false) HEAD's reflog with the CLI's two entries. The reflog needs a committer identity
+/// (`GIT_COMMITTER_NAME`/`EMAIL` or `user.name`/`user.email`); without one it is left out.
+pub fn write_head_files(repo: &Repository, gitdir: &Path, commit: Oid) -> Result<()> {
+    let io = |what: &str, p: &Path, e| Error::io_path(what, p, e);
+    let orig = gitdir.join("ORIG_HEAD");
+    std::fs::write(&orig, format!("{commit}\n")).map_err(|e| io("write", &orig, e))?;
+    let refs = gitdir.join("refs");
+    std::fs::create_dir_all(&refs).map_err(|e| io("create directory", &refs, e))?;
+    let log_refs = repo
+        .config()
+        .and_then(|c| c.get_bool("core.logAllRefUpdates"))
+        .unwrap_or(true);
+    let ident = {
+        let cfg = repo.config().ok();
+        let get = |env: &str, key: &str| {
+            std::env::var(env)
+                .ok()
+                .or_else(|| cfg.as_ref().and_then(|c| c.get_string(key).ok()))
+        };
+        match (
+            get("GIT_COMMITTER_NAME", "user.name"),
+            get("GIT_COMMITTER_EMAIL", "user.email"),
+        ) {
+            (Some(n), Some(m)) => git2::Signature::now(&n, &m).ok(),
+            _ => None,
+        }
+    };
+    if let (true, Some(sig)) = (log_refs, ident) {
+        let t = sig.when();
+        let off = t.offset_minutes();
+        let sign = if off < 0 { '-' } else { '+' };
+        let who = format!(
+            "{} <{}> {} {sign}{:02}{:02}",
+            String::from_utf8_lossy(sig.name_bytes()),
+            String::from_utf8_lossy(sig.email_bytes()),
+            t.seconds(),
+            off.abs() / 60,
+            off.abs() % 60
+        );
+        let zero = Oid::ZERO_SHA1;
+        let logs = gitdir.join("logs");
+        std::fs::create_dir_all(&logs).map_err(|e| io("create directory", &logs, e))?;
+        let log = logs.join("HEAD");
+        std::fs::write(
+            &log,
+            format!("{zero} {commit} {who}\n{commit} {commit} {who}\treset: moving to HEAD\n"),
+        )
+        .map_err(|e| io("write", &log, e))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

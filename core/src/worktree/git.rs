@@ -325,11 +325,11 @@ pub fn add_worktree_git2(
     workers: usize,
 ) -> Result<Option<String>> {
     let repo = open(root)?;
-    let tree = repo
+    let commit = repo
         .find_branch(branch, BranchType::Local)
         .and_then(|b| b.get().peel_to_commit())
-        .map_err(|e| Error::git(format!("branch {branch:?}"), e))?
-        .tree_id();
+        .map_err(|e| Error::git(format!("branch {branch:?}"), e))?;
+    let tree = commit.tree_id();
     if let Some(why) = checkout::cli_reason(&repo, tree)? {
         return Ok(Some(why));
     }
@@ -343,8 +343,10 @@ pub fn add_worktree_git2(
     let name = checkout::register(&repo, path, branch, lock_reason)?;
     let written =
         checkout::checkout_tree(repo.commondir(), tree, path, workers).and_then(|entries| {
-            let index = repo.commondir().join("worktrees").join(&name).join("index");
-            checkout::write_index(&index, &entries).map_err(CheckoutError::Failed)
+            let gitdir = repo.commondir().join("worktrees").join(&name);
+            checkout::write_index(&gitdir.join("index"), &entries)
+                .and_then(|()| checkout::write_head_files(&repo, &gitdir, commit.id()))
+                .map_err(CheckoutError::Failed)
         });
     match written {
         Ok(()) => Ok(None),
