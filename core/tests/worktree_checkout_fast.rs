@@ -495,3 +495,60 @@ fn any_thread_count_writes_the_same_tree_and_an_empty_tree_is_fine() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn attributes_that_change_nothing_on_checkout_keep_the_fast_path() {
+    let (_tmp, root) = repo();
+    let harmless = b"* text=auto eol=lf\n*.png binary\ndocs/** linguist-documentation\n";
+    write(&root.join(".gitattributes"), harmless);
+    write(
+        &root.join("src/d2/.gitattributes"),
+        b"*.js -diff whitespace=tab\n",
+    );
+    write(&root.join("crlf.txt"), b"stored\r\nwith crlf\r\n");
+    git(&root, &["add", "-A"]);
+    git(&root, &["commit", "-q", "-m", "harmless attributes"]);
+    let added = add(&root, "calm").unwrap();
+    assert_eq!(added.method, CheckoutMethod::Git2Parallel, "{added:?}");
+    let wt = root.join(".worktrees/calm");
+    assert_eq!(
+        git(&wt, &["status", "--porcelain", "--untracked-files=all"]),
+        ""
+    );
+    assert_eq!(git(&wt, &["diff-files", "--name-only"]), "");
+    // byte for byte what the git CLI writes
+    git(&root, &["branch", "calm-cli", "main"]);
+    let cli = root.join(".worktrees/calm-cli");
+    git(
+        &root,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "--",
+            &cli.to_string_lossy(),
+            "calm-cli",
+        ],
+    );
+    for f in [
+        "crlf.txt",
+        ".gitattributes",
+        "src/d2/.gitattributes",
+        "src/d2/e2/f2.js",
+    ] {
+        assert_eq!(
+            std::fs::read(wt.join(f)).unwrap(),
+            std::fs::read(cli.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    // info/attributes that converts: the CLI
+    write(&root.join(".git/info/attributes"), b"*.txt eol=crlf\n");
+    let added = add(&root, "info").unwrap();
+    assert_eq!(added.method, CheckoutMethod::GitCli);
+    assert!(
+        std::fs::read(root.join(".worktrees/info/crlf.txt"))
+            .unwrap()
+            .ends_with(b"\r\n")
+    );
+}

@@ -56,8 +56,9 @@ pub struct CheckedOut {
 /// Why [`checkout_tree`] stopped without an I/O or object error.
 #[derive(Debug)]
 pub enum CheckoutError {
-    /// A `.gitattributes` (at this path) was found: attributes may change the checkout (filters,
-    /// eol), so the caller must use the git CLI.
+    /// A `.gitattributes` that changes the checkout (eol, filters, ...; see
+    /// [`attributes_change_checkout`]) or an unusual entry was found: the caller must use the git
+    /// CLI.
     NeedsCli(String),
     /// A real failure (object missing, disk full, a path in the way, ...).
     Failed(Error),
@@ -70,10 +71,11 @@ impl From<Error> for CheckoutError {
 }
 
 /// Why the repository needs the git CLI's checkout for `tree`, or `None` when ours is exactly
-/// equivalent: no attributes anywhere we can see (root `.gitattributes`, `info/attributes`, global
-/// and system attribute files), no `core.autocrlf`/`core.eol` conversion, no `filter.*`, no sparse
+/// equivalent: no attributes that change the checkout ([`attributes_change_checkout`]) in the
+/// root `.gitattributes`, `info/attributes`, the global and system attribute files; no
+/// `core.autocrlf`/`core.eol` conversion, no `filter.*`, no sparse
 /// checkout or per-worktree config, `core.symlinks` not false, `core.ignorecase` not true, no
-/// `submodule.recurse`, no `post-checkout` hook. Nested `.gitattributes` are found during the
+/// `submodule.recurse`, no `post-checkout` hook. Nested `.gitattributes` are read during the
 /// checkout ([`CheckoutError::NeedsCli`]).
 pub fn cli_reason(repo: &Repository, tree: Oid) -> Result<Option<String>> {
     let cfg = repo
@@ -147,17 +149,62 @@ pub fn cli_reason(repo: &Repository, tree: Oid) -> Result<Option<String>> {
         }
     }
     for f in attr_files {
-        if std::fs::metadata(&f).is_ok_and(|m| m.len() > 0) {
-            return Ok(Some(format!("attributes file {}", f.display())));
+        if let Ok(text) = std::fs::read(&f)
+            && attributes_change_checkout(&text)
+        {
+            return Ok(Some(format!(
+                "attributes file {} changes the checkout",
+                f.display()
+            )));
         }
     }
     let t = repo
         .find_tree(tree)
         .map_err(|e| Error::git(format!("tree {tree}"), e))?;
-    if t.get_name(".gitattributes").is_some() {
-        return Ok(Some(".gitattributes in the tree".into()));
+    if let Some(e) = t.get_name(".gitattributes") {
+        let text = (e.filemode() & 0o170000 == 0o100000)
+            .then(|| repo.find_blob(e.id()).ok())
+            .flatten();
+        if text.is_none_or(|b| attributes_change_checkout(b.content())) {
+            return Ok(Some(".gitattributes changes the checkout".into()));
+        }
     }
     Ok(None)
+}
+
+/// True if gitattributes `text` can change the bytes a checkout writes here (where
+/// [`cli_reason`] has ruled out `core.autocrlf`, `core.eol` other than lf and any `filter.*`
+/// config): `eol` set to anything but `lf`, `ident`, `working-tree-encoding`, `filter`, or a
+/// macro definition (`[attr]`). `text`, `binary`, `diff`, `merge`, `linguist-*`, `export-*`,
+/// `whitespace` and the like change nothing on checkout (with the native eol being LF, text files
+/// are written as stored). Conservative: any token after the pattern is read as an attribute.
+pub fn attributes_change_checkout(text: &[u8]) -> bool {
+    for line in text.split(|&b| b == b'\n') {
+        let line = String::from_utf8_lossy(line);
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if line.starts_with("[attr]") {
+            return true;
+        }
+        for token in line.split_whitespace().skip(1) {
+            let set = !token.starts_with(['-', '!']);
+            let (key, value) = token
+                .trim_start_matches(['-', '!'])
+                .split_once('=')
+                .unwrap_or((token.trim_start_matches(['-', '!']), ""));
+            let changes = match key {
+                "eol" => set && value != "lf",
+                "ident" | "filter" | "working-tree-encoding" => set,
+                _ => false,
+            };
+            if changes {
+                return true;
+            }
+        }
+    }
+    false
 }
 
 fn expand_home(p: &str) -> PathBuf {
@@ -449,9 +496,17 @@ impl Worker<'_> {
             path.extend_from_slice(prefix);
             path.extend_from_slice(name);
             if name == b".gitattributes" {
-                return Err(CheckoutError::NeedsCli(
-                    String::from_utf8_lossy(&path).into_owned(),
-                ));
+                let harmless = entry.filemode() as u32 & 0o170000 == 0o100000
+                    && self
+                        .odb
+                        .read(entry.id())
+                        .is_ok_and(|o| !attributes_change_checkout(o.data()));
+                if !harmless {
+                    return Err(CheckoutError::NeedsCli(format!(
+                        "{} changes the checkout",
+                        String::from_utf8_lossy(&path)
+                    )));
+                }
             }
             let mode = entry.filemode() as u32;
             let id = entry.id();
@@ -770,6 +825,31 @@ mod tests {
         }
         for ok in [&b".gitignore"[..], b".github", b"src", b"a.git", b"git"] {
             assert!(!unsafe_name(ok), "{:?}", String::from_utf8_lossy(ok));
+        }
+        for changes in [
+            &b"*.js text eol=crlf\n"[..],
+            b"* ident\n",
+            b"*.bin filter=lfs diff=lfs merge=lfs -text\n",
+            b"*.txt working-tree-encoding=UTF-16\n",
+            b"[attr]mine eol=crlf\n",
+            b"a eol\n",
+        ] {
+            assert!(
+                attributes_change_checkout(changes),
+                "{:?}",
+                String::from_utf8_lossy(changes)
+            );
+        }
+        for harmless in [
+            &b"* text=auto eol=lf\n"[..],
+            b"# comment eol=crlf\n\n*.png binary\n*.sh -crlf\n",
+            b"docs/** linguist-documentation export-ignore -diff\n*.c whitespace=tab -ident !eol\n",
+        ] {
+            assert!(
+                !attributes_change_checkout(harmless),
+                "{:?}",
+                String::from_utf8_lossy(harmless)
+            );
         }
         assert!(plain_name("feature-x_1.2"));
         for bad in ["", ".hidden", "a..b", "x.lock", "sp ace", "ünï"] {
