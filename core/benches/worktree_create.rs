@@ -13,7 +13,8 @@
 //!   when an engine is there; none runs here, so both sides skip containers);
 //! - **cold**: `create_worktree_optimized` with an empty cache (miss: install after checkout);
 //! - **warm**: `create_worktree_optimized` with the cache filled (hit);
-//! - **floors**: the checkout alone (`git worktree add`) and the cache restore alone.
+//! - **floors**: the checkout alone (the one creations use: `git::add_worktree`, branch,
+//!   registration and checkout) and the cache restore alone; `git worktree add` alone for reference.
 //!
 //! Prints medians and ratios: sequential / warm, sequential / cold, and warm / max(checkout,
 //! restore) (the floor). `--checkout` also compares the checkout alone: the git CLI's (with and
@@ -209,6 +210,7 @@ fn main() {
 
     let (mut seq, mut cold, mut hot, mut checkout, mut restore) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut cli_checkout = Vec::new();
     let has_bump = Command::new("git")
         .args(["rev-parse", "--verify", "-q", "refs/heads/bump"])
         .current_dir(&root)
@@ -299,8 +301,26 @@ fn main() {
                 near[r], clean_bump[r]
             );
         }
-        // D: floors, each alone
+        // D: floors, each alone: the checkout a creation makes (branch + registration +
+        // checkout, `git::add_worktree`), and the restore
         let p = root.join(format!(".worktrees/floor-{r}"));
+        let branch = format!("floor-{r}");
+        let t = Instant::now();
+        {
+            use vibetrees_core::worktree::git;
+            let repo = git::open(&root).unwrap();
+            let commit = repo.head().unwrap().peel_to_commit().unwrap().id();
+            git::ensure_branch(&repo, &branch, commit).unwrap();
+            let added = vibetrees_core::runtime::block_on(git::add_worktree(&root, &p, &branch, 1))
+                .unwrap();
+            git::unlock(&repo, &branch).unwrap();
+            if r == 0 {
+                println!("checkout used by creations: {}", added.method.as_str());
+            }
+        }
+        checkout.push(ms(t));
+        // and, for reference, `git worktree add` alone
+        let p = root.join(format!(".worktrees/cli-{r}"));
         let t = Instant::now();
         run(
             "git",
@@ -309,14 +329,14 @@ fn main() {
                 "add",
                 "-q",
                 "-b",
-                &format!("floor-{r}"),
+                &format!("cli-{r}"),
                 "--",
                 &p.to_string_lossy(),
                 "main",
             ],
             &root,
         );
-        checkout.push(ms(t));
+        cli_checkout.push(ms(t));
         let t = Instant::now();
         cache
             .restore(
@@ -363,6 +383,11 @@ fn main() {
             cb / n
         );
     }
+    println!(
+        "  for reference: `git worktree add` alone {:.1} ms (the creation's checkout is {:.2}x that)",
+        median(&cli_checkout),
+        co / median(&cli_checkout)
+    );
     println!("  containers: no engine runs here; both flows skip compose up");
 
     if a.checkout {

@@ -975,16 +975,26 @@ enum Prepared {
     },
 }
 
-/// Checkout cost per tracked file, µs (git CLI, measured here: 4,003 files in ~270 ms).
-const CHECKOUT_US_PER_FILE: usize = 65;
+/// Checkout cost per tracked file, µs, measured here: the git CLI's (4,003 files in ~270 ms) and
+/// ours with 2 threads (~26 µs a file).
+fn checkout_us_per_file(method: super::checkout::CheckoutMethod) -> usize {
+    match method {
+        super::checkout::CheckoutMethod::GitCli => 65,
+        super::checkout::CheckoutMethod::Git2Parallel => 26,
+    }
+}
 /// Restore cost per node_modules file and worker, µs (measured here: 12,969 files in ~95 ms with
 /// two workers).
 const RESTORE_US_PER_FILE_PER_WORKER: usize = 15;
 
 /// Workers of a restore that runs beside a checkout: one, when one is enough to finish before the
 /// checkout (so the checkout keeps a core of its own on a 2-core machine); else the cache's default.
-fn restore_workers_beside_checkout(tracked_files: usize, entry_files: u64) -> Option<usize> {
-    let checkout_us = tracked_files * CHECKOUT_US_PER_FILE;
+fn restore_workers_beside_checkout(
+    method: super::checkout::CheckoutMethod,
+    tracked_files: usize,
+    entry_files: u64,
+) -> Option<usize> {
+    let checkout_us = tracked_files * checkout_us_per_file(method);
     let restore_one_worker_us = entry_files as usize * RESTORE_US_PER_FILE_PER_WORKER;
     (restore_one_worker_us < checkout_us).then_some(1)
 }
@@ -1209,7 +1219,11 @@ fn build_tasks(ctx: &Arc<Ctx>, opts: &WorktreeOptions) -> Vec<Task<Value>> {
                     .flatten()
                     .map(|e| e.manifest.files)
                     .unwrap_or(u64::MAX / 1024);
-                restore_workers_beside_checkout(c.tracked_files, entry_files)
+                restore_workers_beside_checkout(
+                    git::checkout_choice(),
+                    c.tracked_files,
+                    entry_files,
+                )
             });
             let opts = crate::cache::RestoreOptions {
                 workers,
@@ -1606,9 +1620,23 @@ mod tests {
 
     #[test]
     fn restore_beside_a_long_checkout_leaves_the_checkout_a_core() {
-        // 4k tracked files, 13k-file node_modules: one worker finishes first
-        assert_eq!(restore_workers_beside_checkout(4_003, 12_969), Some(1));
+        use crate::worktree::checkout::CheckoutMethod::{Git2Parallel, GitCli};
+        // 4k tracked files by the git CLI, 13k-file node_modules: one worker finishes first
+        assert_eq!(
+            restore_workers_beside_checkout(GitCli, 4_003, 12_969),
+            Some(1)
+        );
+        // our checkout of the same is faster than one restore worker: use every worker
+        assert_eq!(
+            restore_workers_beside_checkout(Git2Parallel, 4_003, 12_969),
+            None
+        );
+        // but a big repo with a small node_modules still leaves the checkout a core
+        assert_eq!(
+            restore_workers_beside_checkout(Git2Parallel, 20_000, 9_800),
+            Some(1)
+        );
         // a small repo with a huge node_modules: the restore is the long pole, use every worker
-        assert_eq!(restore_workers_beside_checkout(85, 98_000), None);
+        assert_eq!(restore_workers_beside_checkout(GitCli, 85, 98_000), None);
     }
 }
