@@ -9,7 +9,8 @@
 //!   open directory fds (`O_EXCL|O_NOFOLLOW|O_CLOEXEC`), their stat data kept for the index.
 //! - [`write_index`]: the worktree's index with full stat data, so `git status` is clean at once.
 //! - [`cli_reason`]: why a repository needs the git CLI's checkout (attributes, filters, eol
-//!   conversion, sparse checkout, no symlinks, a `post-checkout` hook, ...), if it does.
+//!   conversion, sparse checkout, no symlinks, ...), if it does; the `post-checkout` hook git
+//!   would run, run the way git runs it.
 
 use crate::{Error, Result};
 use git2::{Binding, Oid, Repository};
@@ -70,12 +71,64 @@ impl From<Error> for CheckoutError {
     }
 }
 
+/// The `post-checkout` hook `git worktree add` would run, if any: in `core.hooksPath` (a relative
+/// one from the main worktree's top, where git resolves it) or the common dir's `hooks/`; only an
+/// executable file (git skips others with a hint). Husky projects have one (`.husky/_`).
+pub fn post_checkout_hook(repo: &Repository) -> Option<PathBuf> {
+    let cfg = repo.config().and_then(|mut c| c.snapshot()).ok()?;
+    let common = repo.commondir().to_path_buf();
+    let dir = match cfg.get_string("core.hooksPath").ok() {
+        Some(p) => {
+            let p = expand_home(&p);
+            if p.is_absolute() {
+                p
+            } else {
+                repo.workdir().unwrap_or(&common).join(p)
+            }
+        }
+        None => common.join("hooks"),
+    };
+    let hook = dir.join("post-checkout");
+    let meta = std::fs::metadata(&hook).ok()?;
+    use std::os::unix::fs::PermissionsExt;
+    (meta.is_file() && meta.permissions().mode() & 0o111 != 0).then_some(hook)
+}
+
+/// Runs the `post-checkout` hook as `git worktree add` does after its checkout: in the new
+/// worktree, arguments `<null oid> <commit> 1`, `GIT_DIR` and `GIT_WORK_TREE` removed from its
+/// environment, no stdin. A non-zero exit is [`Error::Git`] with the hook's output, as the CLI
+/// would fail.
+pub fn run_post_checkout_hook(hook: &Path, worktree: &Path, commit: Oid) -> Result<()> {
+    let out = std::process::Command::new(hook)
+        .args([Oid::zero().to_string(), commit.to_string(), "1".to_string()])
+        .current_dir(worktree)
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .env_remove("GIT_INDEX_FILE")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| Error::Process {
+            program: hook.display().to_string(),
+            message: format!("cannot run the post-checkout hook: {e}"),
+        })?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let mut text = String::from_utf8_lossy(&out.stderr).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stdout));
+    Err(Error::Git {
+        context: "post-checkout hook".into(),
+        message: format!("{} ({})", text.trim(), out.status),
+    })
+}
+
 /// Why the repository needs the git CLI's checkout for `tree`, or `None` when ours is exactly
 /// equivalent: no attributes that change the checkout ([`attributes_change_checkout`]) in the
 /// root `.gitattributes`, `info/attributes`, the global and system attribute files; no
 /// `core.autocrlf`/`core.eol` conversion, no `filter.*`, no sparse
 /// checkout or per-worktree config, `core.symlinks` not false, `core.ignorecase` not true, no
-/// `submodule.recurse`, no `post-checkout` hook. Nested `.gitattributes` are read during the
+/// `submodule.recurse` (a `post-checkout` hook is run by us: [`run_post_checkout_hook`]). Nested
+/// `.gitattributes` are read during the
 /// checkout ([`CheckoutError::NeedsCli`]).
 pub fn cli_reason(repo: &Repository, tree: Oid) -> Result<Option<String>> {
     let cfg = repo
@@ -120,21 +173,6 @@ pub fn cli_reason(repo: &Repository, tree: Oid) -> Result<Option<String>> {
         }
     }
     let common = repo.commondir().to_path_buf();
-    let hooks = match s("core.hooksPath") {
-        Some(p) => {
-            let p = expand_home(&p);
-            if p.is_absolute() {
-                p
-            } else {
-                // relative to where hooks run: the worktree's top (the main one's here)
-                repo.workdir().unwrap_or(&common).join(p)
-            }
-        }
-        None => common.join("hooks"),
-    };
-    if hooks.join("post-checkout").exists() {
-        return Ok(Some("a post-checkout hook exists".into()));
-    }
     let mut attr_files = vec![common.join("info/attributes"), "/etc/gitattributes".into()];
     match s("core.attributesFile") {
         Some(p) => attr_files.push(expand_home(&p)),

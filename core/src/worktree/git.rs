@@ -346,6 +346,10 @@ pub fn add_worktree_git2(
             let gitdir = repo.commondir().join("worktrees").join(&name);
             checkout::write_index(&gitdir.join("index"), &entries)
                 .and_then(|()| checkout::write_head_files(&repo, &gitdir, commit.id()))
+                .and_then(|()| match checkout::post_checkout_hook(&repo) {
+                    Some(hook) => checkout::run_post_checkout_hook(&hook, path, commit.id()),
+                    None => Ok(()),
+                })
                 .map_err(CheckoutError::Failed)
         });
     match written {
