@@ -1,6 +1,6 @@
 //! Benchmark of a whole worktree creation, per issue 4:
 //!
-//! `cargo bench -p vibetrees-core --bench worktree_create [-- --rounds N --files N --deps web|libs --checkout]`
+//! `cargo bench -p vibetrees-core --bench worktree_create [-- --rounds N --files N --deps web|libs --user-npmrc --checkout]`
 //!
 //! On a generated project (a few thousand tracked files, a real node_modules from `npm install`
 //! of real packages, or a generated ~10k-file tree when npm cannot reach the registry), in one run
@@ -9,6 +9,8 @@
 //! The packages: `--deps web` (default) a typical web app's tree (express, jest, eslint, webpack,
 //! lodash: ~9.8k files in ~480 packages), `--deps libs` a few big libraries (date-fns, lodash,
 //! rxjs, core-js, yargs: ~13k files in a handful of packages, which npm installs faster).
+//! npm runs with its defaults (HOME is a temporary folder); `--user-npmrc` gives it the user's
+//! own `~/.npmrc` instead.
 //! - **sequential**: the original server's flow, `git worktree add` then `npm ci` (then compose up
 //!   when an engine is there; none runs here, so both sides skip containers);
 //! - **cold**: `create_worktree_optimized` with an empty cache (miss: install after checkout);
@@ -37,6 +39,7 @@ struct Args {
     offline: bool,
     restore_workers: Option<usize>,
     deps: String,
+    user_npmrc: bool,
 }
 
 fn args() -> Args {
@@ -47,6 +50,7 @@ fn args() -> Args {
         offline: false,
         restore_workers: None,
         deps: "web".into(),
+        user_npmrc: false,
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -68,6 +72,7 @@ fn args() -> Args {
                 a.deps = v[i + 1].clone();
                 i += 1;
             }
+            "--user-npmrc" => a.user_npmrc = true,
             "--checkout" => a.checkout = true,
             "--offline" => a.offline = true,
             _ => {} // cargo bench passes --bench
@@ -160,6 +165,15 @@ fn main() {
         .unwrap();
     let home = tmp.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
+    if a.user_npmrc {
+        // npm keeps reading the user's own config although HOME moves (e.g. this machine's
+        // `omit-lockfile-registry-resolved=true`, under which `npm ci` resolves every package
+        // from its cached manifest: the conditions of the issue's ~6 s `npm ci`)
+        let user = Path::new(&std::env::var_os("HOME").unwrap()).join(".npmrc");
+        println!("npm config: {}", user.display());
+        // SAFETY: single-threaded here; the runtime starts later.
+        unsafe { std::env::set_var("npm_config_userconfig", user) };
+    }
     // SAFETY: single-threaded here; the runtime starts later.
     unsafe { std::env::set_var("HOME", &home) };
     let root = tmp.path().join("projects").join("bench-app");
