@@ -50,3 +50,37 @@ fn the_cli_checkout_makes_the_same_worktree_through_the_manager() {
         p.worktree_list()
     );
 }
+
+#[test]
+fn a_cli_checkout_that_fails_after_registering_is_rolled_back_and_can_be_retried() {
+    use std::os::unix::fs::PermissionsExt;
+    use_cli();
+    let p = project(None);
+    p.warm_cache();
+    // `git worktree add` registers and checks out, then fails on its post-checkout hook
+    let hook = p.root.join(".git/hooks/post-checkout");
+    std::fs::create_dir_all(hook.parent().unwrap()).unwrap();
+    std::fs::write(&hook, "#!/bin/sh\necho 'hook says no' >&2\nexit 1\n").unwrap();
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let m = WorktreeManager::new(p.options()).unwrap();
+    let e = block_on(m.create_worktree_optimized("hooked", "main")).unwrap_err();
+    assert!(e.to_string().contains("hook says no"), "{e}");
+    block_on(m.wait_background());
+    let list = p.worktree_list();
+    assert!(
+        !list.contains("/hooked"),
+        "registration left behind:\n{list}"
+    );
+    assert!(!p.root.join(".worktrees/hooked").exists());
+    // the same manager (same process) can try again once the hook is fixed
+    std::fs::write(&hook, "#!/bin/sh\nexit 0\n").unwrap();
+    let out = block_on(m.create_worktree_optimized("hooked", "main")).unwrap();
+    assert!(matches!(out, CreateOutcome::Created(_)));
+    assert_eq!(
+        git(
+            &p.root.join(".worktrees/hooked"),
+            &["status", "--porcelain"]
+        ),
+        ""
+    );
+}

@@ -602,12 +602,14 @@ impl WorktreeManager {
             if let Ok(reg) = PortRegistry::for_project(&this.inner.root) {
                 let _ = reg.release(&ctx.name);
             }
-            if !*ctx.registered.lock() {
-                return Ok(());
-            }
+            // Also when the step failed after registering (`git worktree add` whose hook
+            // failed): a half-made registration at this path with this process's pid is ours,
+            // since one process creates a name once at a time.
             let repo = git::open(&this.inner.root)?;
             if let Some(r) = git::registration_at(&repo, &ctx.path)?
                 && r.half_made()
+                && (*ctx.registered.lock()
+                    || r.lock.as_deref().and_then(git::creating_pid) == Some(std::process::id()))
             {
                 if std::fs::symlink_metadata(&ctx.path).is_ok() {
                     this.trash_and_delete(&ctx.path, &format!("{}-failed", ctx.name))?;
