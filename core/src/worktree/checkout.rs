@@ -100,7 +100,11 @@ pub fn post_checkout_hook(repo: &Repository) -> Option<PathBuf> {
 /// would fail.
 pub fn run_post_checkout_hook(hook: &Path, worktree: &Path, commit: Oid) -> Result<()> {
     let out = std::process::Command::new(hook)
-        .args([Oid::ZERO_SHA1.to_string(), commit.to_string(), "1".to_string()])
+        .args([
+            Oid::ZERO_SHA1.to_string(),
+            commit.to_string(),
+            "1".to_string(),
+        ])
         .current_dir(worktree)
         .env_remove("GIT_DIR")
         .env_remove("GIT_WORK_TREE")
