@@ -288,6 +288,20 @@ pub fn register(repo: &Repository, path: &Path, branch: &str, lock_reason: &str)
     let common = std::fs::canonicalize(repo.commondir())
         .map_err(|e| Error::io_path("resolve", repo.commondir(), e))?;
     let worktrees = common.join("worktrees");
+    // One registration at a time among our processes: libgit2's "is the branch checked out
+    // elsewhere" reads every registration, and one that another process is writing at that
+    // instant made it see a branch as checked out. Held until this function returns.
+    let lock_path = common.join("vibetrees-worktree-add.lock");
+    let _registering = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .and_then(|f| {
+            rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)?;
+            Ok(f)
+        })
+        .map_err(|e| Error::io_path("lock", &lock_path, e))?;
     let c_path = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| Error::InvalidArgument(format!("path {}", path.display())))?;
     let mut counter = 0u32;
@@ -361,17 +375,28 @@ pub fn register(repo: &Repository, path: &Path, branch: &str, lock_reason: &str)
                 err,
             ));
         }
+        // Rewritten by rename, never truncated in place: a reader (git, libgit2) never sees
+        // an empty file.
+        let replace = |file: &Path, bytes: &[u8]| -> std::io::Result<()> {
+            let mut tmp = file.as_os_str().to_owned();
+            tmp.push(".vibetrees-tmp");
+            std::fs::write(&tmp, bytes)?;
+            std::fs::rename(&tmp, file)
+        };
         let written = (|| -> std::io::Result<()> {
             let wt = std::fs::canonicalize(path)?;
-            std::fs::write(gitdir.join("locked"), format!("{lock_reason}\n"))?;
-            std::fs::write(gitdir.join("commondir"), "../..\n")?;
+            replace(
+                &gitdir.join("locked"),
+                format!("{lock_reason}\n").as_bytes(),
+            )?;
+            replace(&gitdir.join("commondir"), b"../..\n")?;
             let mut g = wt.join(".git").into_os_string();
             g.push("\n");
-            std::fs::write(gitdir.join("gitdir"), g.as_bytes())?;
+            replace(&gitdir.join("gitdir"), g.as_bytes())?;
             let mut d = std::ffi::OsString::from("gitdir: ");
             d.push(gitdir.as_os_str());
             d.push("\n");
-            std::fs::write(wt.join(".git"), d.as_bytes())?;
+            replace(&wt.join(".git"), d.as_bytes())?;
             Ok(())
         })();
         if let Err(e) = written {
