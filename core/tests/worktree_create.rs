@@ -708,3 +708,53 @@ fn a_runtime_asked_for_by_name_but_missing_is_a_message_not_a_failed_creation() 
     assert!(wt.join(".env").is_file());
     assert!(wt.join("node_modules/left-pad/index.js").is_file());
 }
+
+#[test]
+fn a_branch_lock_left_by_a_killed_creation_is_cleared() {
+    let p = project(None);
+    p.warm_cache();
+    // what a creation killed inside libgit2's branch creation leaves behind
+    std::fs::write(p.root.join(".git/refs/heads/stale.lock"), "").unwrap();
+    let m = WorktreeManager::new(p.options()).unwrap();
+    let w = created(block_on(m.create_worktree_optimized("stale", "main")).unwrap());
+    assert_eq!(w.branch, "stale");
+    assert!(!p.root.join(".git/refs/heads/stale.lock").exists());
+    assert_eq!(
+        git(&w.path, &["rev-parse", "--abbrev-ref", "HEAD"]).trim(),
+        "stale"
+    );
+}
+
+#[test]
+fn a_registration_left_half_written_by_a_killed_libgit2_add_is_cleared() {
+    let p = project(None);
+    p.warm_cache();
+    // what a creation killed inside git_worktree_add leaves: its folder, and a registration
+    // with an empty lock, libgit2's absolute commondir and an empty gitdir
+    let reg = p.root.join(".git/worktrees/half");
+    std::fs::create_dir_all(&reg).unwrap();
+    std::fs::write(reg.join("locked"), "").unwrap();
+    std::fs::write(
+        reg.join("commondir"),
+        format!("{}/\n", p.root.join(".git").display()),
+    )
+    .unwrap();
+    std::fs::write(reg.join("gitdir"), "").unwrap();
+    std::fs::create_dir_all(p.root.join(".worktrees/half")).unwrap();
+    let m = WorktreeManager::new(p.options()).unwrap();
+    let w = created(block_on(m.create_worktree_optimized("half", "main")).unwrap());
+    assert_eq!(git(&w.path, &["status", "--porcelain"]), "");
+    // the worktree took its own name back; nothing half-written or locked is left
+    let regs: Vec<String> = std::fs::read_dir(p.root.join(".git/worktrees"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(regs, vec!["half".to_string()]);
+    assert!(reg.join("gitdir").metadata().unwrap().len() > 0);
+    let list = p.worktree_list();
+    assert!(
+        !list.contains("locked") && !list.contains("prunable"),
+        "{list}"
+    );
+}

@@ -268,6 +268,67 @@ pub fn plain_name(base: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
 }
 
+/// Removes the registrations libgit2 was writing for one of our processes when it was killed:
+/// an empty `locked` (our reason is written right after libgit2 returns, under the same lock)
+/// with libgit2's absolute `commondir`, or without a `gitdir`. Call it holding
+/// [`registration_lock`]: no live process of ours is writing one then. (The git CLI's own
+/// unfinished registrations say `initializing` in `locked` and are left alone.)
+fn sweep_unfinished_registrations(worktrees: &Path) {
+    let Ok(rd) = std::fs::read_dir(worktrees) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let dir = e.path();
+        let Ok(lock) = std::fs::read(dir.join("locked")) else {
+            // killed right after libgit2's mkdir (the git CLI writes `locked` at once, so a
+            // folder with neither file for seconds is not one of its registrations)
+            let stale = std::fs::symlink_metadata(&dir)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|d| d.as_secs() >= 2));
+            if stale && !dir.join("gitdir").exists() && e.file_type().is_ok_and(|t| t.is_dir()) {
+                tracing::warn!(
+                    "removing {} (a registration left half-written)",
+                    dir.display()
+                );
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            continue;
+        };
+        if !lock.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let commondir_absolute = std::fs::read(dir.join("commondir"))
+            .map(|c| c.is_empty() || c.starts_with(b"/"))
+            .unwrap_or(true);
+        let no_gitdir = std::fs::read(dir.join("gitdir"))
+            .map(|g| g.iter().all(u8::is_ascii_whitespace))
+            .unwrap_or(true);
+        if commondir_absolute || no_gitdir {
+            tracing::warn!(
+                "removing {} (a registration left half-written)",
+                dir.display()
+            );
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+}
+
+/// The lock our processes take to create a branch or register a worktree, one at a time
+/// (`<common dir>/vibetrees-worktree-add.lock`, an flock: released when the holder exits, even
+/// killed). Held until the returned file is dropped; a second take in the same process blocks.
+pub fn registration_lock(common: &Path) -> Result<std::fs::File> {
+    let lock_path = common.join("vibetrees-worktree-add.lock");
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .and_then(|f| {
+            rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)?;
+            Ok(f)
+        })
+        .map_err(|e| Error::io_path("lock", &lock_path, e))
+}
 /// Registers the worktree `path` on local branch `branch` through libgit2 (`git_worktree_add`,
 /// locked, checkout as a dry run) with the git CLI's naming (the folder's basename, then
 /// `<base>1`, `<base>2`, ... when taken) and rewrites the registration's files the way the git CLI
@@ -291,17 +352,8 @@ pub fn register(repo: &Repository, path: &Path, branch: &str, lock_reason: &str)
     // One registration at a time among our processes: libgit2's "is the branch checked out
     // elsewhere" reads every registration, and one that another process is writing at that
     // instant made it see a branch as checked out. Held until this function returns.
-    let lock_path = common.join("vibetrees-worktree-add.lock");
-    let _registering = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .and_then(|f| {
-            rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)?;
-            Ok(f)
-        })
-        .map_err(|e| Error::io_path("lock", &lock_path, e))?;
+    let _registering = registration_lock(&common)?;
+    sweep_unfinished_registrations(&worktrees);
     let c_path = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| Error::InvalidArgument(format!("path {}", path.display())))?;
     let mut counter = 0u32;

@@ -62,7 +62,28 @@ pub fn resolve_from(repo: &Repository, from: &str) -> Result<ResolvedFrom> {
 
 /// Creates branch `name` at `commit` unless it exists. Returns the commit the branch points to
 /// and whether it was created.
+///
+/// Runs under [`checkout::registration_lock`]: a `refs/heads/<name>.lock` found then was left by
+/// one of our processes killed while creating that branch (a live one would hold the lock), and
+/// is removed, where git would refuse the branch until someone deletes it by hand.
 pub fn ensure_branch(repo: &Repository, name: &str, commit: Oid) -> Result<(Oid, bool)> {
+    let _lock = checkout::registration_lock(repo.commondir())?;
+    match create_branch(repo, name, commit) {
+        Err(Error::Git { message, .. }) if message.contains("failed to lock file") => {
+            let stale = repo
+                .commondir()
+                .join("refs/heads")
+                .join(format!("{name}.lock"));
+            if std::fs::remove_file(&stale).is_ok() {
+                tracing::warn!("removed {} left by a killed creation", stale.display());
+            }
+            create_branch(repo, name, commit)
+        }
+        other => other,
+    }
+}
+
+fn create_branch(repo: &Repository, name: &str, commit: Oid) -> Result<(Oid, bool)> {
     match repo.find_branch(name, BranchType::Local) {
         Ok(b) => {
             let c = b
@@ -78,7 +99,7 @@ pub fn ensure_branch(repo: &Repository, name: &str, commit: Oid) -> Result<(Oid,
             match repo.branch(name, &c, false) {
                 Ok(_) => Ok((commit, true)),
                 // another process made it in between: reuse it
-                Err(e) if e.code() == git2::ErrorCode::Exists => ensure_branch(repo, name, commit),
+                Err(e) if e.code() == git2::ErrorCode::Exists => create_branch(repo, name, commit),
                 Err(e) => Err(Error::git(format!("create branch {name:?}"), e)),
             }
         }
@@ -179,13 +200,35 @@ pub fn registration_at(repo: &Repository, path: &Path) -> Result<Option<Registra
 /// Removes the registration `name` (its `.git/worktrees/<name>` folder), locked or not, whether or
 /// not its folder exists. Never touches the worktree's folder.
 pub fn prune_registration(repo: &Repository, name: &str) -> Result<()> {
-    let wt = repo
-        .find_worktree(name)
-        .map_err(|e| Error::git(format!("find worktree {name:?}"), e))?;
-    let mut opts = WorktreePruneOptions::new();
-    opts.valid(true).locked(true).working_tree(false);
-    wt.prune(Some(&mut opts))
-        .map_err(|e| Error::git(format!("prune worktree {name:?}"), e))
+    let pruned = repo.find_worktree(name).and_then(|wt| {
+        let mut opts = WorktreePruneOptions::new();
+        opts.valid(true).locked(true).working_tree(false);
+        wt.prune(Some(&mut opts))
+    });
+    match pruned {
+        Ok(()) => Ok(()),
+        // A registration half-written by a process killed inside libgit2's worktree add (no
+        // `commondir` yet, ...) cannot be opened, so libgit2 cannot prune it: its folder goes.
+        Err(e) => {
+            let dir = repo.commondir().join("worktrees").join(name);
+            if name.is_empty() || name.contains('/') || !dir.is_dir() {
+                return Err(Error::git(format!("prune worktree {name:?}"), e));
+            }
+            std::fs::remove_dir_all(&dir).map_err(|io| Error::io_path("remove", &dir, io))
+        }
+    }
+}
+
+/// Removes the lock of the worktree registered at `path` (its registration's name may differ
+/// from the folder's: `<name>1`, ... when the name was taken).
+pub fn unlock_at(repo: &Repository, path: &Path) -> Result<()> {
+    match registration_at(repo, path)? {
+        Some(r) => unlock(repo, &r.name),
+        None => Err(Error::NotFound(format!(
+            "worktree registration of {}",
+            path.display()
+        ))),
+    }
 }
 
 /// Removes the lock of worktree `name` (the mark of a creation in progress).

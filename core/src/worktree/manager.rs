@@ -484,8 +484,12 @@ impl WorktreeManager {
         // Ready: the worktree is no longer "being created".
         {
             let root = self.inner.root.clone();
-            let n = name.clone();
-            blocking(move || git::unlock(&git::open(&root)?, &n)).await?;
+            let p = path.clone();
+            if let Err(e) = blocking(move || git::unlock_at(&git::open(&root)?, &p)).await {
+                let _ = self.inner.profiler.end_failed(&total, &e.to_string());
+                self.roll_back(&ctx).await;
+                return Err(e);
+            }
         }
         let _ = std::fs::remove_dir_all(&ctx.staging);
         let total_result = self.inner.profiler.end(&total)?;
