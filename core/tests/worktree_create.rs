@@ -757,4 +757,9 @@ fn a_registration_left_half_written_by_a_killed_libgit2_add_is_cleared() {
         !list.contains("locked") && !list.contains("prunable"),
         "{list}"
     );
+    // the folder it left held nothing: removed, not kept in the trash as an orphan
+    let trash: Vec<_> = std::fs::read_dir(p.root.join(".worktrees/.trash"))
+        .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(trash.is_empty(), "{trash:?}");
 }

@@ -197,7 +197,10 @@ fn killed_at_any_point_then_retried_leaves_a_clean_worktree() {
     let home = setup();
     let p = project(None);
     p.warm_cache();
-    for (i, delay_ms) in [0u64, 3, 5, 8, 12, 20, 40, 120, 300].into_iter().enumerate() {
+    for (i, delay_ms) in [0u64, 3, 5, 8, 12, 20, 40, 120, 300]
+        .into_iter()
+        .enumerate()
+    {
         let name = format!("kill-{i}");
         let mut child = Command::new(env!("CARGO_BIN_EXE_vibetrees"))
             .args([

@@ -557,8 +557,16 @@ impl WorktreeManager {
                 git::prune_registration(&repo, &r.name)?;
             }
             (None, true) => {
-                // orphan folder: moved aside, never deleted
-                self.move_to_trash(path, name)?;
+                if is_unused_registration_folder(path) {
+                    // what a creation killed inside libgit2's worktree add leaves: the folder it
+                    // made, empty but for a `.git` file; no content of anyone's
+                    let _ = std::fs::remove_file(path.join(".git"));
+                    std::fs::remove_dir(path)
+                        .map_err(|e| Error::io_path("remove empty folder", path, e))?;
+                } else {
+                    // orphan folder: moved aside, never deleted
+                    self.move_to_trash(path, name)?;
+                }
             }
             (None, false) => {}
         }
@@ -1003,6 +1011,22 @@ fn restore_workers_beside_checkout(
     let checkout_us = tracked_files * checkout_us_per_file(method);
     let restore_one_worker_us = entry_files as usize * RESTORE_US_PER_FILE_PER_WORKER;
     (restore_one_worker_us < checkout_us).then_some(1)
+}
+
+/// True if `path` is a real folder holding nothing, or nothing but a `.git` file (not a folder):
+/// what a worktree registration leaves before any checkout.
+fn is_unused_registration_folder(path: &Path) -> bool {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return false;
+    };
+    if !meta.is_dir() {
+        return false;
+    }
+    let Ok(rd) = std::fs::read_dir(path) else {
+        return false;
+    };
+    rd.flatten()
+        .all(|e| e.file_name() == ".git" && e.file_type().is_ok_and(|t| t.is_file()))
 }
 
 fn compose_file(opts: &WorktreeOptions) -> String {
