@@ -12,6 +12,7 @@
 //!   conversion, sparse checkout, no symlinks, ...), if it does; the `post-checkout` hook git
 //!   would run, run the way git runs it.
 
+use super::loose::{LooseObjects, ObjectKind, parse_tree};
 use crate::{Error, Result};
 use git2::{Binding, Oid, Repository};
 use rustix::fs::{AtFlags, Mode, OFlags};
@@ -584,11 +585,46 @@ fn unsafe_name(name: &[u8]) -> bool {
 struct Worker<'a> {
     shared: &'a Shared,
     odb: git2::Odb<'a>,
-    repo: &'a Repository,
+    /// Loose objects read by us (see [`super::loose`]); `None` when the folder did not open.
+    loose: Option<LooseObjects>,
+    /// The current blob's content (reused between files).
+    blob: Vec<u8>,
     out: Vec<CheckedOut>,
 }
 
 impl Worker<'_> {
+    /// Reads object `id`, which must be a `kind`, into `buf`: a loose object by ourselves,
+    /// anything else (packed, in an alternate, damaged) through git2, which names the error.
+    fn read_object(
+        &mut self,
+        id: Oid,
+        kind: ObjectKind,
+        buf: &mut Vec<u8>,
+        what: impl Fn() -> String,
+    ) -> Result<()> {
+        if let Some(loose) = self.loose.as_mut()
+            && loose.read(id, buf) == Some(kind)
+        {
+            return Ok(());
+        }
+        let obj = self.odb.read(id).map_err(|e| Error::git(what(), e))?;
+        let expected = match kind {
+            ObjectKind::Blob => git2::ObjectType::Blob,
+            ObjectKind::Tree => git2::ObjectType::Tree,
+            ObjectKind::Commit => git2::ObjectType::Commit,
+            ObjectKind::Tag => git2::ObjectType::Tag,
+        };
+        if obj.kind() != expected {
+            return Err(Error::Git {
+                context: what(),
+                message: format!("object {id} is a {}, not a {expected}", obj.kind()),
+            });
+        }
+        buf.clear();
+        buf.extend_from_slice(obj.data());
+        Ok(())
+    }
+
     fn write_tree(
         &mut self,
         dir: &Arc<OwnedFd>,
@@ -598,12 +634,15 @@ impl Worker<'_> {
         if self.shared.stop.load(Ordering::Relaxed) {
             return Ok(());
         }
-        let tree = self
-            .repo
-            .find_tree(tree)
-            .map_err(|e| Error::git(format!("read tree {}", String::from_utf8_lossy(prefix)), e))?;
-        for entry in tree.iter() {
-            let name = entry.name_bytes();
+        let mut data = Vec::new();
+        let what = || format!("read tree {}", String::from_utf8_lossy(prefix));
+        self.read_object(tree, ObjectKind::Tree, &mut data, what)?;
+        let entries = parse_tree(&data).ok_or_else(|| Error::Git {
+            context: what(),
+            message: format!("tree {tree} is malformed"),
+        })?;
+        for entry in entries {
+            let name = entry.name;
             if unsafe_name(name) {
                 return Err(CheckoutError::NeedsCli(format!(
                     "unusual path {}{}",
@@ -615,11 +654,12 @@ impl Worker<'_> {
             path.extend_from_slice(prefix);
             path.extend_from_slice(name);
             if name == b".gitattributes" {
-                let harmless = entry.filemode() as u32 & 0o170000 == 0o100000
+                let mut text = Vec::new();
+                let harmless = entry.mode & 0o170000 == 0o100000
                     && self
-                        .odb
-                        .read(entry.id())
-                        .is_ok_and(|o| !attributes_change_checkout(o.data()));
+                        .read_object(entry.id, ObjectKind::Blob, &mut text, String::new)
+                        .is_ok()
+                    && !attributes_change_checkout(&text);
                 if !harmless {
                     return Err(CheckoutError::NeedsCli(format!(
                         "{} changes the checkout",
@@ -627,8 +667,7 @@ impl Worker<'_> {
                     )));
                 }
             }
-            let mode = entry.filemode() as u32;
-            let id = entry.id();
+            let (mode, id) = (entry.mode, entry.id);
             let fd = dir.as_fd();
             match mode & 0o170000 {
                 0o040000 => {
@@ -655,8 +694,9 @@ impl Worker<'_> {
                 }
                 0o100000 => {
                     let exec = mode & 0o111 != 0;
-                    let obj = self.odb.read(id).map_err(|e| {
-                        Error::git(format!("read blob {}", String::from_utf8_lossy(&path)), e)
+                    let mut blob = std::mem::take(&mut self.blob);
+                    self.read_object(id, ObjectKind::Blob, &mut blob, || {
+                        format!("read blob {}", String::from_utf8_lossy(&path))
                     })?;
                     let file = rustix::fs::openat(
                         fd,
@@ -669,7 +709,7 @@ impl Worker<'_> {
                         Mode::from_raw_mode(if exec { 0o777 } else { 0o666 }),
                     )
                     .map_err(|e| io("create", prefix, name, e))?;
-                    let mut data = obj.data();
+                    let mut data = &blob[..];
                     while !data.is_empty() {
                         let n = rustix::io::write(&file, data)
                             .map_err(|e| io("write", prefix, name, e))?;
@@ -677,6 +717,7 @@ impl Worker<'_> {
                     }
                     let stat = rustix::fs::fstat(&file).map_err(|e| io("stat", prefix, name, e))?;
                     drop(file);
+                    self.blob = blob;
                     self.out.push(CheckedOut {
                         path,
                         mode: if exec { 0o100755 } else { 0o100644 },
@@ -685,10 +726,11 @@ impl Worker<'_> {
                     });
                 }
                 0o120000 => {
-                    let obj = self.odb.read(id).map_err(|e| {
-                        Error::git(format!("read link {}", String::from_utf8_lossy(&path)), e)
+                    let mut target = Vec::new();
+                    self.read_object(id, ObjectKind::Blob, &mut target, || {
+                        format!("read link {}", String::from_utf8_lossy(&path))
                     })?;
-                    let target = std::ffi::OsStr::from_bytes(obj.data());
+                    let target = std::ffi::OsStr::from_bytes(&target);
                     rustix::fs::symlinkat(target, fd, name)
                         .map_err(|e| io("create symlink", prefix, name, e))?;
                     let stat = rustix::fs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW)
@@ -795,7 +837,8 @@ pub fn checkout_tree(
                         let mut w = Worker {
                             shared,
                             odb,
-                            repo: &repo,
+                            loose: LooseObjects::open(&repo.commondir().join("objects")).ok(),
+                            blob: Vec::new(),
                             out: Vec::new(),
                         };
                         w.run();

@@ -2,6 +2,7 @@
 //!
 //! - [`slug`]: names and the safety checks done before anything is touched.
 //! - [`checkout`]: registration through libgit2 and a parallel checkout of our own.
+//! - [`loose`]: loose objects read straight from the objects folder (the checkout's hot path).
 //! - [`git`]: refs and objects through git2, registration and checkout through the git CLI.
 //! - [`install`]: the project's install on a cache miss, its output lines as progress.
 //! - [`manager`]: [`WorktreeManager`] and `create_worktree_optimized`, the creation graph.
@@ -12,6 +13,7 @@ pub mod checkout;
 pub mod git;
 pub mod history;
 pub mod install;
+pub mod loose;
 pub mod manager;
 pub mod options;
 pub mod outcome;
