@@ -115,20 +115,15 @@ fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1000.0
 }
 
-/// Waits out BENCHMARKING.md's ext4 trap after the project's build deleted ~10k files. ext4
-/// without a journal skips a free inode deleted less than 60 s ago, or 6 minutes when its inode
-/// table block is dirty, but only while that block is in the buffer cache: so `sync`, then drop
-/// the clean caches when allowed (root), else wait.
+/// Waits out BENCHMARKING.md's ext4 trap after the project's build deleted ~10k files: ext4
+/// without a journal skips a free inode deleted less than 60 s ago (longer while its inode table
+/// block is dirty), and looking for another one then dominates every file creation. So `sync`,
+/// then 65 s. Deletions made by other work in the minutes before still show in the first rounds:
+/// compare the rounds, and rerun when they drift.
 fn settle() {
+    println!("settling: sync, then 65 s for ext4 to reuse the freed inodes (--no-settle skips)");
     run("sync", &[], Path::new("/"));
-    if std::fs::write("/proc/sys/vm/drop_caches", "3").is_ok() {
-        println!("settling: sync and dropped the clean caches (ext4 trap; --no-settle skips)");
-    } else {
-        println!(
-            "settling: sync, then 6 minutes for ext4 to reuse freed inodes (--no-settle skips)"
-        );
-        std::thread::sleep(std::time::Duration::from_secs(360));
-    }
+    std::thread::sleep(std::time::Duration::from_secs(65));
 }
 
 /// CPU time this process has used so far (user + system, every thread), in ms.
