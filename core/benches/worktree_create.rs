@@ -500,6 +500,13 @@ fn print_steps(w: &CreatedWorktree) {
             s.status
         );
     }
+    if let Some(p) = w
+        .steps
+        .get("git-worktree-add")
+        .and_then(|o| o.get("checkoutPhasesMs"))
+    {
+        println!("    git-worktree-add's phases (ms): {p}");
+    }
     println!("    critical path: {}", w.critical_path.join(" > "));
 }
 
@@ -608,14 +615,28 @@ fn checkout_comparison(root: &Path, rounds: usize, tmp: &Path) {
                         repo.worktree(&name, &path, Some(&o)).unwrap();
                     }
                     Checkout::Ours(threads) => {
-                        let why =
-                            git::add_worktree_git2(root, &path, &name, "bench", threads).unwrap();
+                        let why = git::add_worktree_git2(
+                            root,
+                            &path,
+                            &name,
+                            "bench",
+                            threads,
+                            &mut Vec::new(),
+                        )
+                        .unwrap();
                         assert!(why.is_none(), "ours refused: {why:?}");
                     }
                     Checkout::OursUnverified(threads) => {
                         git2::opts::strict_hash_verification(false);
-                        let why =
-                            git::add_worktree_git2(root, &path, &name, "bench", threads).unwrap();
+                        let why = git::add_worktree_git2(
+                            root,
+                            &path,
+                            &name,
+                            "bench",
+                            threads,
+                            &mut Vec::new(),
+                        )
+                        .unwrap();
                         git2::opts::strict_hash_verification(true);
                         assert!(why.is_none(), "ours refused: {why:?}");
                     }

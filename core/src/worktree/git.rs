@@ -312,6 +312,9 @@ pub struct AddedWorktree {
     pub workers: usize,
     /// Why the git CLI was used although ours was chosen (attributes, a hook, ...), if it was.
     pub cli_because: Option<String>,
+    /// Our checkout's phases and their wall time in ms, in order (`register`, `files`,
+    /// `index`, `hook`); empty when the git CLI did it all.
+    pub phases: Vec<(&'static str, f64)>,
 }
 
 /// Adds the worktree `path` on existing branch `branch`, locked with reason
@@ -335,19 +338,22 @@ pub async fn add_worktree(
             reason.clone(),
         );
         let threads = own_checkout_threads();
-        let done =
-            tokio::task::spawn_blocking(move || add_worktree_git2(&r, &p, &b, &why, threads))
-                .await
-                .map_err(|e| Error::Internal(format!("checkout thread panicked: {e}")))??;
+        let done = tokio::task::spawn_blocking(move || {
+            let mut phases = Vec::new();
+            add_worktree_git2(&r, &p, &b, &why, threads, &mut phases).map(|d| (d, phases))
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("checkout thread panicked: {e}")))??;
         match done {
-            None => {
+            (None, phases) => {
                 return Ok(AddedWorktree {
                     method: CheckoutMethod::Git2Parallel,
                     workers: threads,
                     cli_because: None,
+                    phases,
                 });
             }
-            Some(why) => cli_because = Some(why),
+            (Some(why), _) => cli_because = Some(why),
         }
     }
     add_worktree_cli(root, path, branch, cli_workers, &reason).await?;
@@ -355,18 +361,26 @@ pub async fn add_worktree(
         method: CheckoutMethod::GitCli,
         workers: cli_workers,
         cli_because,
+        phases: Vec::new(),
     })
 }
 
 /// Registration (libgit2) + our checkout + the index. `Ok(None)` when done, `Ok(Some(why))` when
-/// the git CLI must do it instead (nothing left behind then).
+/// the git CLI must do it instead (nothing left behind then). The wall time of each phase is
+/// pushed onto `phases` (see [`AddedWorktree::phases`]).
 pub fn add_worktree_git2(
     root: &Path,
     path: &Path,
     branch: &str,
     lock_reason: &str,
     workers: usize,
+    phases: &mut Vec<(&'static str, f64)>,
 ) -> Result<Option<String>> {
+    let mut t = std::time::Instant::now();
+    let mut lap = |phases: &mut Vec<(&'static str, f64)>, name: &'static str| {
+        phases.push((name, t.elapsed().as_secs_f64() * 1e3));
+        t = std::time::Instant::now();
+    };
     let repo = open(root)?;
     let commit = repo
         .find_branch(branch, BranchType::Local)
@@ -384,14 +398,23 @@ pub fn add_worktree_git2(
         return Ok(Some("folder name needs the git CLI's sanitizing".into()));
     }
     let name = checkout::register(&repo, path, branch, lock_reason)?;
+    lap(phases, "register");
     let written =
         checkout::checkout_tree(repo.commondir(), tree, path, workers).and_then(|entries| {
+            lap(phases, "files");
             let gitdir = repo.commondir().join("worktrees").join(&name);
             checkout::write_index(&gitdir.join("index"), &entries)
                 .and_then(|()| checkout::write_head_files(&repo, &gitdir, commit.id()))
-                .and_then(|()| match checkout::post_checkout_hook(&repo) {
-                    Some(hook) => checkout::run_post_checkout_hook(&hook, path, commit.id()),
-                    None => Ok(()),
+                .and_then(|()| {
+                    lap(phases, "index");
+                    match checkout::post_checkout_hook(&repo) {
+                        Some(hook) => {
+                            checkout::run_post_checkout_hook(&hook, path, commit.id())?;
+                            lap(phases, "hook");
+                            Ok(())
+                        }
+                        None => Ok(()),
+                    }
                 })
                 .map_err(CheckoutError::Failed)
         });

@@ -1181,7 +1181,8 @@ fn build_tasks(ctx: &Arc<Ctx>, opts: &WorktreeOptions) -> Vec<Task<Value>> {
             *c.registered.lock() = true;
             c.emit("git", format!("✓ Worktree created at {}", c.path.display()));
             Ok(json!({ "path": c.path, "branch": c.name, "createdBranch": created, "checkoutWorkers": added.workers,
-                "checkout": added.method.as_str(), "checkoutCliBecause": added.cli_because }))
+                "checkout": added.method.as_str(), "checkoutCliBecause": added.cli_because,
+                "checkoutPhasesMs": added.phases.iter().map(|(n, ms)| (n.to_string(), json!((ms * 100.0).round() / 100.0))).collect::<serde_json::Map<_, _>>() }))
         }
     }));
 
