@@ -4,8 +4,7 @@
 //! Why not git2's `Odb::read`: for every object it probes the packs, calls `access()` and `stat()`
 //! on the object's full path, opens it by that path again, and hashes the content once more. On a
 //! checkout of freshly committed (loose) files that was ~25 % of the checkout's CPU time, measured
-//! with `perf` (docs/worktree.md). Here it is one `openat`, one `fstat`, one `read` and the
-//! inflate. The git CLI does not re-hash what it reads either; zlib's own checksum still catches
+//! with `perf` (docs/worktree.md). Here it is one `openat`, one `read` and the inflate. The git CLI does not re-hash what it reads either; zlib's own checksum still catches
 //! a damaged file.
 //!
 //! Anything this reader does not handle (a packed object, an alternate, an unreadable or
@@ -74,23 +73,24 @@ impl LooseObjects {
             Mode::empty(),
         )
         .ok()?;
-        let size = usize::try_from(rustix::fs::fstat(&file).ok()?.st_size).ok()?;
+        // No fstat for the size: one read into a buffer that holds most objects whole. A short
+        // read of a regular file is its end; were it cut short by a signal instead, the zlib
+        // stream would end early and this would be `None` (the caller then asks git2).
         self.compressed.clear();
-        self.compressed.reserve(size + 1);
-        // read to the end (the size is only a hint: one more read sees the end)
         loop {
+            if self.compressed.capacity() - self.compressed.len() < 16 * 1024 {
+                self.compressed
+                    .reserve(self.compressed.capacity().max(64 * 1024));
+            }
             let spare = self.compressed.spare_capacity_mut();
-            if spare.is_empty() {
-                self.compressed.reserve(4096);
-                continue;
-            }
+            let room = spare.len();
             let (got, _) = rustix::io::read(&file, spare).ok()?;
-            if got.is_empty() {
-                break;
-            }
             let n = got.len();
             // SAFETY: `read` initialised the first `n` bytes of the spare capacity.
             unsafe { self.compressed.set_len(self.compressed.len() + n) };
+            if n < room {
+                break;
+            }
         }
         inflate(&mut self.inflater, &self.compressed, out)
     }
