@@ -81,6 +81,35 @@ fn walk(dir: &Path) -> Vec<String> {
     out
 }
 
+/// The data of extension `sig` of the index file `index` (version 2 or 3), if it has one.
+fn index_extension(index: &Path, sig: &[u8; 4]) -> Option<Vec<u8>> {
+    let b = std::fs::read(index).unwrap();
+    assert_eq!(&b[..4], b"DIRC");
+    let be32 = |at: usize| u32::from_be_bytes(b[at..at + 4].try_into().unwrap()) as usize;
+    let version = be32(4);
+    assert!(version == 2 || version == 3, "index version {version}");
+    let mut at = 12;
+    for _ in 0..be32(8) {
+        let flags = u16::from_be_bytes(b[at + 60..at + 62].try_into().unwrap());
+        let fixed = if version == 3 && flags & 0x4000 != 0 {
+            64
+        } else {
+            62
+        };
+        let start = at + fixed;
+        let name_len = b[start..].iter().position(|&c| c == 0).unwrap();
+        at += (fixed + name_len + 8) & !7;
+    }
+    while at + 20 < b.len() {
+        let size = be32(at + 4);
+        if &b[at..at + 4] == sig {
+            return Some(b[at + 8..at + 8 + size].to_vec());
+        }
+        at += 8 + size;
+    }
+    None
+}
+
 fn registrations_on_disk(root: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(root.join(".git/worktrees"))
         .map(|rd| {
@@ -246,11 +275,25 @@ fn a_fast_checkout_is_indistinguishable_from_git_worktree_add() {
     };
     assert_eq!(norm_dotgit(&wt, "feat"), norm_dotgit(&cli_wt, "by-cli"));
 
+    // the index's cache-tree (TREE extension) is the CLI's, and right: `write-tree` trusts it
+    let ours = index_extension(&gd.join("feat/index"), b"TREE").expect("our cache-tree");
+    let theirs = index_extension(&gd.join("by-cli/index"), b"TREE").expect("the CLI's");
+    assert_eq!(ours, theirs);
+    assert_eq!(
+        git(&wt, &["write-tree"]),
+        git(&root, &["rev-parse", "main^{tree}"])
+    );
+
     // the CLI can work in it and remove it
     write(&wt.join("new.txt"), b"x\n");
     git(&wt, &["add", "new.txt"]);
     git(&wt, &["commit", "-q", "-m", "in the worktree"]);
     assert_eq!(git(&wt, &["status", "--porcelain"]), "");
+    assert_eq!(
+        git(&wt, &["diff", "--name-only", "main", "HEAD"]),
+        "new.txt\n"
+    );
+    git(&root, &["fsck", "--no-dangling", "--no-progress"]);
     git(&root, &["worktree", "remove", &wt.to_string_lossy()]);
     assert!(!wt.exists());
     assert!(!git(&root, &["worktree", "list"]).contains("feat"));
@@ -532,13 +575,16 @@ fn any_thread_count_writes_the_same_tree_and_an_empty_tree_is_fine() {
     let (tmp, root) = repo();
     let repo = git::open(&root).unwrap();
     let tree = repo.revparse_single("main^{tree}").unwrap().id();
-    let mut listings = Vec::new();
+    let (mut listings, mut trees) = (Vec::new(), Vec::new());
     for threads in [1, 2, 3, 8] {
         let dest = tmp.path().join(format!("t{threads}"));
         std::fs::create_dir(&dest).unwrap();
-        let entries = checkout_tree(repo.commondir(), tree, &dest, threads)
+        let written = checkout_tree(repo.commondir(), tree, &dest, threads)
             .unwrap_or_else(|e| panic!("{e:?}"));
-        let listing: Vec<(Vec<u8>, u32, String)> = entries
+        let ext = vibetrees_core::worktree::checkout::cache_tree_extension(&written.trees);
+        trees.push(ext.expect("a whole tree"));
+        let listing: Vec<(Vec<u8>, u32, String)> = written
+            .entries
             .iter()
             .map(|e| (e.path.clone(), e.mode, e.id.to_string()))
             .collect();
@@ -546,6 +592,7 @@ fn any_thread_count_writes_the_same_tree_and_an_empty_tree_is_fine() {
         listings.push(listing);
     }
     assert!(listings.windows(2).all(|w| w[0] == w[1]));
+    assert!(trees.windows(2).all(|w| w[0] == w[1]));
     assert_eq!(
         listings[0].len(),
         git(&root, &["ls-tree", "-r", "main"]).lines().count()
@@ -556,6 +603,7 @@ fn any_thread_count_writes_the_same_tree_and_an_empty_tree_is_fine() {
     assert!(
         checkout_tree(repo.commondir(), empty, &dest, 4)
             .unwrap()
+            .entries
             .is_empty()
     );
     // a file in the way: a clean error, not a hang

@@ -55,6 +55,29 @@ pub struct CheckedOut {
     pub stat: rustix::fs::Stat,
 }
 
+/// A folder [`checkout_tree`] wrote: what the index's cache-tree (`TREE` extension) records
+/// of it, as `git worktree add` records it (git's `prime_cache_tree`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenTree {
+    /// Path relative to the worktree with a trailing `/` (empty at the top).
+    pub prefix: Vec<u8>,
+    /// The tree it was written from.
+    pub id: Oid,
+    /// Its entries that are not folders (files, symlinks, submodules).
+    pub files: usize,
+    /// Names of its subfolders, in tree order.
+    pub subtrees: Vec<Box<[u8]>>,
+}
+
+/// What [`checkout_tree`] wrote.
+#[derive(Debug, Clone, Default)]
+pub struct Written {
+    /// Every entry, sorted in index order, with its stat data.
+    pub entries: Vec<CheckedOut>,
+    /// Every folder (any order).
+    pub trees: Vec<WrittenTree>,
+}
+
 /// Why [`checkout_tree`] stopped without an I/O or object error.
 #[derive(Debug)]
 pub enum CheckoutError {
@@ -630,7 +653,7 @@ struct Worker<'a> {
     loose: Option<LooseObjects>,
     /// The current blob's content (reused between files).
     blob: Vec<u8>,
-    out: Vec<CheckedOut>,
+    out: Written,
 }
 
 impl Worker<'_> {
@@ -682,6 +705,19 @@ impl Worker<'_> {
             context: what(),
             message: format!("tree {tree} is malformed"),
         })?;
+        self.out.trees.push(WrittenTree {
+            prefix: prefix.to_vec(),
+            id: tree,
+            files: entries
+                .iter()
+                .filter(|e| e.mode & 0o170000 != 0o040000)
+                .count(),
+            subtrees: entries
+                .iter()
+                .filter(|e| e.mode & 0o170000 == 0o040000)
+                .map(|e| e.name.into())
+                .collect(),
+        });
         for entry in entries {
             let name = entry.name;
             if unsafe_name(name) {
@@ -747,7 +783,7 @@ impl Worker<'_> {
                     let stat = rustix::fs::fstat(&file).map_err(|e| io("stat", prefix, name, e))?;
                     drop(file);
                     self.blob = blob;
-                    self.out.push(CheckedOut {
+                    self.out.entries.push(CheckedOut {
                         path,
                         mode: if exec { 0o100755 } else { 0o100644 },
                         id,
@@ -764,7 +800,7 @@ impl Worker<'_> {
                         .map_err(|e| io("create symlink", prefix, name, e))?;
                     let stat = rustix::fs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW)
                         .map_err(|e| io("stat", prefix, name, e))?;
-                    self.out.push(CheckedOut {
+                    self.out.entries.push(CheckedOut {
                         path,
                         mode: 0o120000,
                         id,
@@ -777,7 +813,7 @@ impl Worker<'_> {
                         .map_err(|e| io("create directory", prefix, name, e))?;
                     let stat = rustix::fs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW)
                         .map_err(|e| io("stat", prefix, name, e))?;
-                    self.out.push(CheckedOut {
+                    self.out.entries.push(CheckedOut {
                         path,
                         mode: 0o160000,
                         id,
@@ -837,7 +873,7 @@ pub fn checkout_tree(
     tree: Oid,
     dest: &Path,
     workers: usize,
-) -> Result<Vec<CheckedOut>, CheckoutError> {
+) -> Result<Written, CheckoutError> {
     let root = rustix::fs::open(
         dest,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -854,19 +890,19 @@ pub fn checkout_tree(
         },
     );
     let workers = workers.max(1);
-    let results: Vec<Result<Vec<CheckedOut>, CheckoutError>> = std::thread::scope(|s| {
+    let results: Vec<Result<Written, CheckoutError>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
             .map(|i| {
                 let shared = &shared;
                 std::thread::Builder::new()
                     .name(format!("vt-checkout-{i}"))
-                    .spawn_scoped(s, move || -> Result<Vec<CheckedOut>, CheckoutError> {
+                    .spawn_scoped(s, move || -> Result<Written, CheckoutError> {
                         let repo = match Repository::open(git_dir) {
                             Ok(r) => r,
                             Err(e) => {
                                 let what = format!("open repository {}", git_dir.display());
                                 shared.fail(CheckoutError::Failed(Error::git(what, e)));
-                                return Ok(Vec::new());
+                                return Ok(Written::default());
                             }
                         };
                         let odb = match repo.odb() {
@@ -874,7 +910,7 @@ pub fn checkout_tree(
                             Err(e) => {
                                 shared
                                     .fail(CheckoutError::Failed(Error::git("object database", e)));
-                                return Ok(Vec::new());
+                                return Ok(Written::default());
                             }
                         };
                         let mut w = Worker {
@@ -883,7 +919,7 @@ pub fn checkout_tree(
                             odb,
                             loose: LooseObjects::open(&repo.commondir().join("objects")).ok(),
                             blob: Vec::new(),
-                            out: Vec::new(),
+                            out: Written::default(),
                         };
                         w.run();
                         Ok(std::mem::take(&mut w.out))
@@ -912,17 +948,119 @@ pub fn checkout_tree(
     if let Some(f) = shared.failure.into_inner().unwrap() {
         return Err(f);
     }
-    let mut all = Vec::new();
+    let mut all = Written::default();
     for r in results {
-        all.extend(r?);
+        let r = r?;
+        all.entries.extend(r.entries);
+        all.trees.extend(r.trees);
     }
-    all.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    all.entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
     Ok(all)
 }
 
-/// Writes the index at `index_path` (a new file) holding `entries` (in index order) with their
-/// full stat data, as the git CLI's checkout would.
-pub fn write_index(index_path: &Path, entries: &[CheckedOut]) -> Result<()> {
+/// Writes the index at `index_path` (a new file) holding what was written (entries in index
+/// order, with their full stat data) and its cache-tree, as the git CLI's checkout would.
+pub fn write_index(index_path: &Path, written: &Written) -> Result<()> {
+    write_index_entries(index_path, &written.entries)?;
+    let Some(ext) = cache_tree_extension(&written.trees) else {
+        return Ok(());
+    };
+    append_extension(index_path, &ext)
+        .map_err(|e| Error::io_path("write the index's cache-tree", index_path, e))
+}
+
+/// The index's `TREE` extension (signature, size, data) for the folders written, as git's
+/// `prime_cache_tree` + `cache_tree_write` make it: each folder in pre-order as
+/// `<name>\0<entries> <subtrees>\n<tree id>`, its subfolders ordered by name length, then bytes.
+/// `None` when the folders do not form one whole tree (nothing to record then).
+pub fn cache_tree_extension(trees: &[WrittenTree]) -> Option<Vec<u8>> {
+    use std::collections::HashMap;
+    let by_prefix: HashMap<&[u8], &WrittenTree> =
+        trees.iter().map(|t| (&t.prefix[..], t)).collect();
+    if by_prefix.len() != trees.len() {
+        return None;
+    }
+    // entries under each folder (its files and all its subfolders'), children first
+    fn count<'a>(
+        t: &'a WrittenTree,
+        by_prefix: &HashMap<&[u8], &'a WrittenTree>,
+        counts: &mut HashMap<&'a [u8], usize>,
+    ) -> Option<usize> {
+        let mut n = t.files;
+        for sub in &t.subtrees {
+            let mut p = t.prefix.clone();
+            p.extend_from_slice(sub);
+            p.push(b'/');
+            let child = by_prefix.get(&p[..])?;
+            n += count(child, by_prefix, counts)?;
+        }
+        counts.insert(&t.prefix[..], n);
+        Some(n)
+    }
+    fn emit(
+        t: &WrittenTree,
+        name: &[u8],
+        by_prefix: &HashMap<&[u8], &WrittenTree>,
+        counts: &HashMap<&[u8], usize>,
+        out: &mut Vec<u8>,
+    ) {
+        out.extend_from_slice(name);
+        out.push(0);
+        let mut num = itoa::Buffer::new();
+        out.extend_from_slice(num.format(counts[&t.prefix[..]]).as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(num.format(t.subtrees.len()).as_bytes());
+        out.push(b'\n');
+        out.extend_from_slice(t.id.as_bytes());
+        let mut subs: Vec<&[u8]> = t.subtrees.iter().map(|s| &s[..]).collect();
+        subs.sort_unstable_by(|a, b| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
+        for sub in subs {
+            let mut p = t.prefix.clone();
+            p.extend_from_slice(sub);
+            p.push(b'/');
+            emit(by_prefix[&p[..]], sub, by_prefix, counts, out);
+        }
+    }
+    let root = by_prefix.get(&b""[..])?;
+    let mut counts = HashMap::with_capacity(trees.len());
+    count(root, &by_prefix, &mut counts)?;
+    if counts.len() != trees.len() {
+        return None; // a folder outside the tree
+    }
+    let mut data = Vec::with_capacity(trees.len() * 48);
+    emit(root, b"", &by_prefix, &counts, &mut data);
+    let mut ext = Vec::with_capacity(data.len() + 8);
+    ext.extend_from_slice(b"TREE");
+    ext.extend_from_slice(&u32::try_from(data.len()).ok()?.to_be_bytes());
+    ext.extend_from_slice(&data);
+    Some(ext)
+}
+
+/// Adds extension `ext` (signature, size, data) at the end of the index file `path`, before its
+/// trailing SHA-1, and recomputes that checksum; the file is replaced by rename.
+fn append_extension(path: &Path, ext: &[u8]) -> std::io::Result<()> {
+    let old = std::fs::read(path)?;
+    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "not an index file");
+    if old.len() < 12 + 20 || &old[..4] != b"DIRC" {
+        return Err(bad());
+    }
+    let body = &old[..old.len() - 20];
+    if sha1_smol::Sha1::from(body).digest().bytes() != old[old.len() - 20..] {
+        return Err(bad());
+    }
+    let mut new = Vec::with_capacity(old.len() + ext.len());
+    new.extend_from_slice(body);
+    new.extend_from_slice(ext);
+    let sum = sha1_smol::Sha1::from(&new[..]).digest().bytes();
+    new.extend_from_slice(&sum);
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".vibetrees-tmp");
+    std::fs::write(&tmp, &new)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// The index's entries (see [`write_index`]), written by libgit2.
+fn write_index_entries(index_path: &Path, entries: &[CheckedOut]) -> Result<()> {
     let mut index = git2::Index::open(index_path)
         .map_err(|e| Error::git(format!("open index {}", index_path.display()), e))?;
     for e in entries {

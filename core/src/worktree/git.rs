@@ -400,10 +400,10 @@ pub fn add_worktree_git2(
     let name = checkout::register(&repo, path, branch, lock_reason)?;
     lap(phases, "register");
     let written =
-        checkout::checkout_tree(repo.commondir(), tree, path, workers).and_then(|entries| {
+        checkout::checkout_tree(repo.commondir(), tree, path, workers).and_then(|written| {
             lap(phases, "files");
             let gitdir = repo.commondir().join("worktrees").join(&name);
-            checkout::write_index(&gitdir.join("index"), &entries)
+            checkout::write_index(&gitdir.join("index"), &written)
                 .and_then(|()| checkout::write_head_files(&repo, &gitdir, commit.id()))
                 .and_then(|()| {
                     lap(phases, "index");
