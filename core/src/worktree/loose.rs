@@ -31,6 +31,9 @@ pub enum ObjectKind {
 /// A reader of loose objects for one thread (it keeps its buffers and inflater between reads).
 pub struct LooseObjects {
     dir: OwnedFd,
+    /// Which `objects/xx` folders existed at open: an object whose folder did not is not
+    /// looked for (in a freshly cloned, all-packed repository, none is: no failed `openat`).
+    fanout: [bool; 256],
     compressed: Vec<u8>,
     inflater: flate2::Decompress,
 }
@@ -43,8 +46,20 @@ impl LooseObjects {
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )?;
+        let mut fanout = [false; 256];
+        for entry in std::fs::read_dir(objects)?.flatten() {
+            let name = entry.file_name();
+            let name = name.as_encoded_bytes();
+            if name.len() == 2
+                && let Ok(s) = std::str::from_utf8(name)
+                && let Ok(b) = u8::from_str_radix(s, 16)
+            {
+                fanout[b as usize] = true;
+            }
+        }
         Ok(Self {
             dir,
+            fanout,
             compressed: Vec::with_capacity(64 * 1024),
             inflater: flate2::Decompress::new(true),
         })
@@ -54,7 +69,7 @@ impl LooseObjects {
     /// object is loose and well-formed; `None` otherwise (`out` is then unspecified).
     pub fn read(&mut self, id: Oid, out: &mut Vec<u8>) -> Option<ObjectKind> {
         let bytes = id.as_bytes();
-        if bytes.len() != 20 {
+        if bytes.len() != 20 || !self.fanout[bytes[0] as usize] {
             return None;
         }
         // "xx/" + 38 hex digits
