@@ -98,6 +98,17 @@ fn args() -> Args {
     a
 }
 
+/// `git worktree add -q -b <branch> -- <path> main`, the CLI's way (the sequential flow's first
+/// step, and the reference).
+fn git_worktree_add(root: &Path, branch: &str, path: &Path) {
+    let path = path.to_string_lossy();
+    run(
+        "git",
+        &["worktree", "add", "-q", "-b", branch, "--", &path, "main"],
+        root,
+    );
+}
+
 fn run(program: &str, args: &[&str], dir: &Path) {
     let out = Command::new(program)
         .args(args)
@@ -284,20 +295,7 @@ fn main() {
             // A: sequential flow
             let p = root.join(format!(".worktrees/seq-{r}"));
             let t = Instant::now();
-            run(
-                "git",
-                &[
-                    "worktree",
-                    "add",
-                    "-q",
-                    "-b",
-                    &format!("seq-{r}"),
-                    "--",
-                    &p.to_string_lossy(),
-                    "main",
-                ],
-                &root,
-            );
+            git_worktree_add(&root, &format!("seq-{r}"), &p);
             if !install.is_empty() {
                 run("npm", &install, &p);
             }
@@ -391,20 +389,7 @@ fn main() {
         // and, for reference, `git worktree add` alone
         let p = root.join(format!(".worktrees/cli-{r}"));
         let t = Instant::now();
-        run(
-            "git",
-            &[
-                "worktree",
-                "add",
-                "-q",
-                "-b",
-                &format!("cli-{r}"),
-                "--",
-                &p.to_string_lossy(),
-                "main",
-            ],
-            &root,
-        );
+        git_worktree_add(&root, &format!("cli-{r}"), &p);
         cli_checkout.push(ms(t));
         let cpu = cpu_ms();
         let t = Instant::now();
