@@ -454,6 +454,11 @@ fn main() {
         median(&cli_checkout),
         co / median(&cli_checkout)
     );
+    println!(
+        "  with the git CLI's checkout as the floor: warm / max(`git worktree add` {:.1}, restore {re:.1}) = {:.2}",
+        median(&cli_checkout),
+        w / median(&cli_checkout).max(re)
+    );
     println!("  containers: no engine runs here; both flows skip compose up");
 
     if a.checkout {
