@@ -270,3 +270,88 @@ fn killed_at_any_point_then_retried_leaves_a_clean_worktree() {
         );
     }
 }
+
+#[test]
+fn warm_stops_the_installs_of_creations_that_died_and_nothing_else() {
+    let home = setup();
+    let p = project(Some(SLOW_BOOTSTRAP));
+    if !node_or_skip() {
+        return;
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vibetrees"))
+        .args([
+            "create",
+            "died",
+            "--from",
+            "main",
+            "--runtime",
+            "none",
+            "--repo",
+        ])
+        .arg(&p.root)
+        .env("HOME", home)
+        .env("VT_SLOW", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pgid = child.id() as i32;
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let line = lines
+            .next()
+            .expect("the CLI ended before the install")
+            .unwrap();
+        if line.trim_end().ends_with("] bootstrap started") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no install progress");
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.wait().unwrap();
+    let path = p.root.join(".worktrees/died");
+    let script_pid: i32 = std::fs::read_to_string(path.join("node_modules/made/bootstrap.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(process_alive(script_pid), "the script outlived its creator");
+    // a process marked for a worktree whose creation did not die: left alone
+    let mut bystander = Command::new("sleep")
+        .arg("60")
+        .env(
+            vibetrees_core::worktree::install::INSTALL_MARK,
+            p.root.join(".worktrees/other"),
+        )
+        .spawn()
+        .unwrap();
+
+    let m = WorktreeManager::new(p.options()).unwrap();
+    block_on(async {
+        m.warm().await.unwrap();
+        m.wait_background().await;
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while process_alive(script_pid) {
+        assert!(
+            Instant::now() < deadline,
+            "the dead creation's install script (pid {script_pid}) is still running"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        bystander.try_wait().unwrap().is_none(),
+        "a process of no dead creation was killed"
+    );
+    // the folder and its registration stay for a retry or a removal to clear
+    assert!(path.join("node_modules/made").is_dir());
+    let listed = block_on(m.list_worktrees()).unwrap();
+    let died = listed.iter().find(|w| w.name == "died").unwrap();
+    assert!(died.half_made, "{died:?}");
+    let _ = bystander.kill();
+    let _ = bystander.wait();
+    unsafe { libc::kill(-pgid, libc::SIGKILL) };
+}

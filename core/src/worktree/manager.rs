@@ -921,7 +921,21 @@ impl WorktreeManager {
     /// Warm-up for a server's start, in the background: populates the cache from the main
     /// worktree's node_modules (if its key is not cached yet) and pre-pulls the compose file's
     /// images. Returns the names of the jobs started; [`WorktreeManager::wait_background`] awaits them.
+    ///
+    /// First, at once: stops what is left running of the installs of creations that died
+    /// (see [`WorktreeManager::stop_installs_of_dead_creations`]).
     pub async fn warm(&self) -> Result<Vec<String>> {
+        let this = self.clone();
+        let stopped = blocking(move || Ok(this.stop_installs_of_dead_creations())).await?;
+        if stopped > 0
+            && let Some(p) = &self.inner.opts.on_progress
+        {
+            p(&ProgressEvent::new(
+                "",
+                "install",
+                format!("stopped {stopped} install process(es) left by creations that died"),
+            ));
+        }
         let mut jobs = Vec::new();
         let root = self.inner.root.clone();
         if let Some(cache) = self.inner.cache.clone()
@@ -975,6 +989,46 @@ impl WorktreeManager {
             });
         }
         Ok(jobs)
+    }
+}
+
+impl WorktreeManager {
+    /// Kills the processes still installing into a worktree whose creation died (its registration
+    /// locked `vibetrees: creating (pid N)` with N gone): the scripts a package manager started
+    /// outlive it (see [`install::stop_leftover_installs`]). Folders and registrations stay as
+    /// they are (`list` shows them half-made; creating or removing the worktree clears them).
+    /// Without this, they were stopped only when the same worktree was created again. Returns
+    /// how many processes were killed.
+    pub fn stop_installs_of_dead_creations(&self) -> usize {
+        let Ok(repo) = git::open(&self.inner.root) else {
+            return 0;
+        };
+        let Ok(registrations) = git::registrations(&repo) else {
+            return 0;
+        };
+        let me = std::process::id();
+        registrations
+            .iter()
+            .filter(|r| r.half_made())
+            .filter(|r| {
+                r.lock
+                    .as_deref()
+                    .and_then(git::creating_pid)
+                    .is_some_and(|pid| pid != me && !git::pid_alive(pid))
+            })
+            .map(|r| {
+                // the install's mark holds the folder as this manager names it, which may not be
+                // the canonical path git records
+                let mut n = install::stop_leftover_installs(&r.path);
+                if let Some(folder) = r.path.file_name() {
+                    let ours = self.inner.base.join(folder);
+                    if ours != r.path {
+                        n += install::stop_leftover_installs(&ours);
+                    }
+                }
+                n
+            })
+            .sum()
     }
 }
 
