@@ -29,29 +29,14 @@ fn process_alive(pid: i32) -> bool {
     }
 }
 
-fn node_or_skip() -> bool {
-    if Command::new("node").arg("--version").output().is_ok() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "node is required in CI"
-    );
-    eprintln!("SKIP: node is not installed");
-    false
-}
-
-#[test]
-fn a_creation_killed_half_way_then_retried_succeeds_and_leaves_no_debris() {
-    let home = setup();
-    let p = project(Some(SLOW_BOOTSTRAP));
-    if !node_or_skip() {
-        return;
-    }
+/// Runs `vibetrees create <name>` on `p` with a bootstrap that hangs, waits for the bootstrap's
+/// own output, then SIGKILLs the CLI alone, as in a crash. Returns the CLI's process group and
+/// the pid of the bootstrap script, which outlives it.
+fn kill_during_install(p: &Project, home: &std::path::Path, name: &str) -> (i32, i32) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_vibetrees"))
         .args([
             "create",
-            "Killed Midway",
+            name,
             "--from",
             "main",
             "--runtime",
@@ -84,16 +69,43 @@ fn a_creation_killed_half_way_then_retried_succeeds_and_leaves_no_debris() {
         }
         assert!(Instant::now() < deadline, "no install progress: {seen:?}");
     }
-    // SIGKILL the creating process only, as in a real crash
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
     child.wait().unwrap();
-    let path = p.root.join(".worktrees/killed-midway");
-    // the install's script (two processes below npm) has outlived it
-    let script_pid: i32 = std::fs::read_to_string(path.join("node_modules/made/bootstrap.pid"))
+    let slug = vibetrees_core::worktree::slug::slugify(name);
+    let pid_file = p
+        .root
+        .join(".worktrees")
+        .join(slug)
+        .join("node_modules/made/bootstrap.pid");
+    let script_pid = std::fs::read_to_string(pid_file)
         .unwrap_or_else(|e| panic!("the bootstrap wrote its pid: {e}: {seen:?}"))
         .trim()
         .parse()
         .unwrap();
+    (pgid, script_pid)
+}
+
+fn node_or_skip() -> bool {
+    if Command::new("node").arg("--version").output().is_ok() {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "node is required in CI"
+    );
+    eprintln!("SKIP: node is not installed");
+    false
+}
+
+#[test]
+fn a_creation_killed_half_way_then_retried_succeeds_and_leaves_no_debris() {
+    let home = setup();
+    let p = project(Some(SLOW_BOOTSTRAP));
+    if !node_or_skip() {
+        return;
+    }
+    let (pgid, script_pid) = kill_during_install(&p, home, "Killed Midway");
+    let path = p.root.join(".worktrees/killed-midway");
     let m = WorktreeManager::new(p.options()).unwrap();
     let out = block_on(async {
         let r = m.create_worktree_optimized("Killed Midway", "main").await;
@@ -278,46 +290,8 @@ fn warm_stops_the_installs_of_creations_that_died_and_nothing_else() {
     if !node_or_skip() {
         return;
     }
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vibetrees"))
-        .args([
-            "create",
-            "died",
-            "--from",
-            "main",
-            "--runtime",
-            "none",
-            "--repo",
-        ])
-        .arg(&p.root)
-        .env("HOME", home)
-        .env("VT_SLOW", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    let pgid = child.id() as i32;
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let line = lines
-            .next()
-            .expect("the CLI ended before the install")
-            .unwrap();
-        if line.trim_end().ends_with("] bootstrap started") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no install progress");
-    }
-    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-    child.wait().unwrap();
+    let (pgid, script_pid) = kill_during_install(&p, home, "died");
     let path = p.root.join(".worktrees/died");
-    let script_pid: i32 = std::fs::read_to_string(path.join("node_modules/made/bootstrap.pid"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
     assert!(process_alive(script_pid), "the script outlived its creator");
     // a process marked for a worktree whose creation did not die: left alone
     let mut bystander = Command::new("sleep")

@@ -798,27 +798,13 @@ impl Worker<'_> {
                     let target = std::ffi::OsStr::from_bytes(&target);
                     rustix::fs::symlinkat(target, fd, name)
                         .map_err(|e| io("create symlink", prefix, name, e))?;
-                    let stat = rustix::fs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW)
-                        .map_err(|e| io("stat", prefix, name, e))?;
-                    self.out.entries.push(CheckedOut {
-                        path,
-                        mode: 0o120000,
-                        id,
-                        stat,
-                    });
+                    self.record_made(fd, prefix, name, path, 0o120000, id)?;
                 }
                 0o160000 => {
                     // a submodule: an empty folder, as `git worktree add` leaves it
                     rustix::fs::mkdirat(fd, name, Mode::from_raw_mode(0o777))
                         .map_err(|e| io("create directory", prefix, name, e))?;
-                    let stat = rustix::fs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW)
-                        .map_err(|e| io("stat", prefix, name, e))?;
-                    self.out.entries.push(CheckedOut {
-                        path,
-                        mode: 0o160000,
-                        id,
-                        stat,
-                    });
+                    self.record_made(fd, prefix, name, path, 0o160000, id)?;
                 }
                 _ => {
                     return Err(CheckoutError::NeedsCli(format!(
@@ -828,6 +814,28 @@ impl Worker<'_> {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Records entry `name` of `dir` (just made: a symlink or a submodule's folder) with its
+    /// `lstat`, for the index.
+    fn record_made(
+        &mut self,
+        dir: std::os::fd::BorrowedFd<'_>,
+        prefix: &[u8],
+        name: &[u8],
+        path: Vec<u8>,
+        mode: u32,
+        id: Oid,
+    ) -> Result<()> {
+        let stat = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| io("stat", prefix, name, e))?;
+        self.out.entries.push(CheckedOut {
+            path,
+            mode,
+            id,
+            stat,
+        });
         Ok(())
     }
 
