@@ -122,6 +122,11 @@ fn inflate(z: &mut flate2::Decompress, input: &[u8], out: &mut Vec<u8>) -> Optio
     let got = z.total_out() as usize;
     let nul = head[..got].iter().position(|&b| b == 0)?;
     let (kind, size) = parse_header(&head[..nul])?;
+    // deflate expands at most ~1032:1: a bigger size is a damaged header (and reserving it could
+    // abort the process)
+    if size > input.len().saturating_mul(1100).saturating_add(1024) {
+        return None;
+    }
     out.clear();
     out.reserve_exact(size);
     out.extend_from_slice(&head[nul + 1..got]);
@@ -160,9 +165,9 @@ fn parse_header(h: &[u8]) -> Option<(ObjectKind, usize)> {
     if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let size = digits
-        .iter()
-        .fold(0usize, |n, d| n * 10 + (d - b'0') as usize);
+    let size = digits.iter().try_fold(0usize, |n, d| {
+        n.checked_mul(10)?.checked_add((d - b'0') as usize)
+    })?;
     Some((kind, size))
 }
 
@@ -320,5 +325,19 @@ mod tests {
         assert_eq!(parse_header(b"blob"), None);
         assert_eq!(parse_header(b"blob -1"), None);
         assert_eq!(parse_header(b"thing 1"), None);
+        assert_eq!(parse_header(b"blob 99999999999999999999"), None);
+        // a header claiming far more than the stream could hold is refused before any allocation
+        let mut z = flate2::Compress::new(flate2::Compression::fast(), true);
+        let mut lie = Vec::with_capacity(256);
+        z.compress_vec(
+            b"blob 900000000000\0tiny",
+            &mut lie,
+            flate2::FlushCompress::Finish,
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        let mut d = flate2::Decompress::new(true);
+        assert_eq!(inflate(&mut d, &lie, &mut out), None);
+        assert!(out.capacity() < 1 << 20);
     }
 }
