@@ -611,7 +611,7 @@ fn checkout_comparison(root: &Path, rounds: usize, tmp: &Path) {
                             &name,
                             "bench",
                             threads,
-                            &mut Vec::new(),
+                            &mut Default::default(),
                         )
                         .unwrap();
                         assert!(why.is_none(), "ours refused: {why:?}");
@@ -624,7 +624,7 @@ fn checkout_comparison(root: &Path, rounds: usize, tmp: &Path) {
                             &name,
                             "bench",
                             threads,
-                            &mut Vec::new(),
+                            &mut Default::default(),
                         )
                         .unwrap();
                         git2::opts::strict_hash_verification(true);

@@ -523,6 +523,38 @@ fn the_manager_uses_the_fast_checkout_by_default_and_says_so() {
         panic!("expected a new worktree")
     };
     assert_eq!(w.steps["git-worktree-add"]["checkout"], "git2-parallel");
+    // the checkout's phases: in the step's output, and as spans inside the step in the trace
+    let phases = w.steps["git-worktree-add"]["checkoutPhasesMs"]
+        .as_object()
+        .unwrap();
+    let mut names: Vec<&str> = phases.keys().map(|k| k.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["files", "index", "register"], "{phases:?}");
+    let history = vibetrees_core::worktree::history::History::open(&p.history).unwrap();
+    let trace = history
+        .trace("fast")
+        .unwrap()
+        .expect("the creation's trace");
+    let trace: serde_json::Value = serde_json::from_str(&trace).unwrap();
+    let events = trace["traceEvents"].as_array().unwrap();
+    let span = |name: &str| {
+        let e = events
+            .iter()
+            .find(|e| e["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in the trace"));
+        let ts = e["ts"].as_f64().unwrap();
+        (ts, ts + e["dur"].as_f64().unwrap())
+    };
+    let step = span("git-worktree-add");
+    let mut last_end = step.0;
+    for phase in ["checkout-register", "checkout-files", "checkout-index"] {
+        let (start, end) = span(phase);
+        assert!(
+            start >= last_end - 1.0 && end <= step.1 + 1.0,
+            "{phase} inside the step, in order"
+        );
+        last_end = end;
+    }
     let wt = p.root.join(".worktrees/fast");
     assert_eq!(git(&wt, &["status", "--porcelain"]), "");
     assert_eq!(git(&wt, &["diff-files", "--name-only"]), "");

@@ -35,6 +35,7 @@ mod scheduler;
 mod task;
 
 pub use report::{GraphPlan, GraphRun, PlannedTask, RunReport, TaskOutcome, TaskStatus};
+pub use scheduler::current_span;
 pub use task::{Task, TaskBody, TaskError, TaskFuture, TaskInputs, blocking_future};
 pub use tokio_util::sync::CancellationToken;
 

@@ -28,6 +28,18 @@ struct Completion<T> {
     span_id: Option<String>,
 }
 
+tokio::task_local! {
+    /// The running task's profiler and span id, for spans of its own under it.
+    static CURRENT_SPAN: Option<(Arc<Profiler>, String)>;
+}
+
+/// The profiler span of the task whose body is running (on this tokio task), with its profiler:
+/// a body can record its own phases as child spans under it. `None` outside a task body, in a
+/// run without a profiler, and inside `spawn_blocking` (pass it along to a thread yourself).
+pub fn current_span() -> Option<(Arc<Profiler>, String)> {
+    CURRENT_SPAN.try_with(|s| s.clone()).ok().flatten()
+}
+
 /// A task's profiler span. Ends as succeeded or failed with the task; if the task future is
 /// dropped first (abort, cancellation), ends as failed with "cancelled".
 struct TaskSpan(Option<OwnedSpanGuard>);
@@ -179,9 +191,16 @@ where
                     let span = profiler
                         .as_ref()
                         .map(|p| TaskSpan::start(p, &name, parent.as_deref()));
+                    let current = profiler.as_ref().and_then(|p| {
+                        let id = span.as_ref()?.0.as_ref()?.id().to_string();
+                        Some((Arc::clone(p), id))
+                    });
                     let start = Instant::now();
-                    let outcome = AssertUnwindSafe(async { body.run(inputs).await })
-                        .catch_unwind()
+                    let outcome = CURRENT_SPAN
+                        .scope(
+                            current,
+                            AssertUnwindSafe(async { body.run(inputs).await }).catch_unwind(),
+                        )
                         .await;
                     let end = Instant::now();
                     let result = outcome.unwrap_or_else(|panic| Err(TaskError::from_panic(panic)));

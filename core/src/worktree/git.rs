@@ -338,9 +338,13 @@ pub async fn add_worktree(
             reason.clone(),
         );
         let threads = own_checkout_threads();
+        // inside a creation's graph: the phases become child spans of its step
+        let span = crate::optimizer::current_span();
         let done = tokio::task::spawn_blocking(move || {
-            let mut phases = Vec::new();
-            add_worktree_git2(&r, &p, &b, &why, threads, &mut phases).map(|d| (d, phases))
+            let mut phases = CheckoutPhases::under(span);
+            let done = add_worktree_git2(&r, &p, &b, &why, threads, &mut phases);
+            phases.finish(done.as_ref().err());
+            done.map(|d| (d, phases.times))
         })
         .await
         .map_err(|e| Error::Internal(format!("checkout thread panicked: {e}")))??;
@@ -365,22 +369,63 @@ pub async fn add_worktree(
     })
 }
 
+/// The phases of our checkout (`register`, `files`, `index`, `hook`): their wall times, and, when
+/// given a profiler span (the creation's `git-worktree-add` step), child spans under it named
+/// `checkout-<phase>`, so a creation's trace shows where the checkout's time went.
+#[derive(Default)]
+pub struct CheckoutPhases {
+    /// Each finished phase and its wall time in ms, in order.
+    pub times: Vec<(&'static str, f64)>,
+    span: Option<(std::sync::Arc<crate::profiler::Profiler>, String)>,
+    open: Option<(&'static str, std::time::Instant, Option<String>)>,
+}
+
+impl CheckoutPhases {
+    /// Phases recorded as child spans of `span` (a profiler and a running span's id), if given.
+    pub fn under(span: Option<(std::sync::Arc<crate::profiler::Profiler>, String)>) -> Self {
+        Self {
+            span,
+            ..Self::default()
+        }
+    }
+
+    /// Ends the running phase, if any, and starts `name`.
+    pub fn begin(&mut self, name: &'static str) {
+        self.finish(None);
+        let id = self
+            .span
+            .as_ref()
+            .and_then(|(p, parent)| p.start(&format!("checkout-{name}"), Some(parent)).ok());
+        self.open = Some((name, std::time::Instant::now(), id));
+    }
+
+    /// Ends the running phase (as failed with `error`, if given).
+    pub fn finish(&mut self, error: Option<&Error>) {
+        let Some((name, start, id)) = self.open.take() else {
+            return;
+        };
+        self.times.push((name, start.elapsed().as_secs_f64() * 1e3));
+        if let (Some((p, _)), Some(id)) = (&self.span, id) {
+            let _ = match error {
+                None => p.end(&id),
+                Some(e) => p.end_failed(&id, &e.to_string()),
+            };
+        }
+    }
+}
+
 /// Registration (libgit2) + our checkout + the index. `Ok(None)` when done, `Ok(Some(why))` when
-/// the git CLI must do it instead (nothing left behind then). The wall time of each phase is
-/// pushed onto `phases` (see [`AddedWorktree::phases`]).
+/// the git CLI must do it instead (nothing left behind then). Each phase is recorded in `phases`
+/// (the caller finishes the last one).
 pub fn add_worktree_git2(
     root: &Path,
     path: &Path,
     branch: &str,
     lock_reason: &str,
     workers: usize,
-    phases: &mut Vec<(&'static str, f64)>,
+    phases: &mut CheckoutPhases,
 ) -> Result<Option<String>> {
-    let mut t = std::time::Instant::now();
-    let mut lap = |phases: &mut Vec<(&'static str, f64)>, name: &'static str| {
-        phases.push((name, t.elapsed().as_secs_f64() * 1e3));
-        t = std::time::Instant::now();
-    };
+    phases.begin("register");
     let repo = open(root)?;
     let commit = repo
         .find_branch(branch, BranchType::Local)
@@ -398,23 +443,19 @@ pub fn add_worktree_git2(
         return Ok(Some("folder name needs the git CLI's sanitizing".into()));
     }
     let name = checkout::register(&repo, path, branch, lock_reason)?;
-    lap(phases, "register");
+    phases.begin("files");
     let written =
         checkout::checkout_tree(repo.commondir(), tree, path, workers).and_then(|written| {
-            lap(phases, "files");
+            phases.begin("index");
             let gitdir = repo.commondir().join("worktrees").join(&name);
             checkout::write_index(&gitdir.join("index"), &written)
                 .and_then(|()| checkout::write_head_files(&repo, &gitdir, commit.id()))
-                .and_then(|()| {
-                    lap(phases, "index");
-                    match checkout::post_checkout_hook(&repo) {
-                        Some(hook) => {
-                            checkout::run_post_checkout_hook(&hook, path, commit.id())?;
-                            lap(phases, "hook");
-                            Ok(())
-                        }
-                        None => Ok(()),
+                .and_then(|()| match checkout::post_checkout_hook(&repo) {
+                    Some(hook) => {
+                        phases.begin("hook");
+                        checkout::run_post_checkout_hook(&hook, path, commit.id())
                     }
+                    None => Ok(()),
                 })
                 .map_err(CheckoutError::Failed)
         });
