@@ -5,9 +5,12 @@
 //! - [`register`]: `git_worktree_add` (locked, checkout as a dry run), then the registration's
 //!   files written exactly as the git CLI writes them (`commondir` relative, the lock reason).
 //! - [`checkout_tree`]: every blob of a tree written with N threads, each with its own
-//!   `Repository` (git2's is not `Sync`), split by subtree; files made with `openat` relative to
-//!   open directory fds (`O_EXCL|O_NOFOLLOW|O_CLOEXEC`), their stat data kept for the index.
-//! - [`write_index`]: the worktree's index with full stat data, so `git status` is clean at once.
+//!   `Repository` (git2's is not `Sync`), sharing the work by whole folders (work stealing);
+//!   loose objects read by [`super::loose`], the others through git2; files made with `openat`
+//!   relative to open directory fds (`O_EXCL|O_NOFOLLOW|O_CLOEXEC`), their stat data kept for the
+//!   index.
+//! - [`write_index`]: the worktree's index with full stat data, so `git status` is clean at once,
+//!   and its cache-tree ([`cache_tree_extension`]), as `git worktree add` writes it.
 //! - [`cli_reason`]: why a repository needs the git CLI's checkout (attributes, filters, eol
 //!   conversion, sparse checkout, no symlinks, ...), if it does; the `post-checkout` hook git
 //!   would run, run the way git runs it.
