@@ -604,7 +604,11 @@ fn checkout_comparison(root: &Path, rounds: usize, tmp: &Path) {
                         o.reference(Some(branch.get()));
                         repo.worktree(&name, &path, Some(&o)).unwrap();
                     }
-                    Checkout::Ours(threads) => {
+                    Checkout::Ours(threads) | Checkout::OursUnverified(threads) => {
+                        let unverified = matches!(*how, Checkout::OursUnverified(_));
+                        if unverified {
+                            git2::opts::strict_hash_verification(false);
+                        }
                         let why = git::add_worktree_git2(
                             root,
                             &path,
@@ -614,20 +618,9 @@ fn checkout_comparison(root: &Path, rounds: usize, tmp: &Path) {
                             &mut Default::default(),
                         )
                         .unwrap();
-                        assert!(why.is_none(), "ours refused: {why:?}");
-                    }
-                    Checkout::OursUnverified(threads) => {
-                        git2::opts::strict_hash_verification(false);
-                        let why = git::add_worktree_git2(
-                            root,
-                            &path,
-                            &name,
-                            "bench",
-                            threads,
-                            &mut Default::default(),
-                        )
-                        .unwrap();
-                        git2::opts::strict_hash_verification(true);
+                        if unverified {
+                            git2::opts::strict_hash_verification(true);
+                        }
                         assert!(why.is_none(), "ours refused: {why:?}");
                     }
                 }
