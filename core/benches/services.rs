@@ -10,10 +10,12 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-use vibetrees_core::compose::{load_services, parse_compose_yaml};
-use vibetrees_core::containers::{DetectOptions, RuntimeChoice, detect_uncached};
-use vibetrees_core::ports::{PortRegistry, default_service_ports, is_port_in_use, listening_ports};
 use vibetrees_core::runtime::block_on;
+use vibetrees_core::services::compose::{load_services, parse_compose_yaml};
+use vibetrees_core::services::containers::{DetectOptions, RuntimeChoice, detect_uncached};
+use vibetrees_core::services::ports::{
+    PortRegistry, default_service_ports, is_port_in_use, listening_ports,
+};
 
 const COMPOSE: &str = "services:\n  postgres:\n    image: localhost/vibetrees-busybox:1\n    ports: ['${POSTGRES_PORT:-5432}:5432']\n  api:\n    image: localhost/vibetrees-busybox:1\n    ports: ['${API_PORT:-3000}:3000']\n  temporal:\n    image: localhost/vibetrees-busybox:1\n    ports: ['${TEMPORAL_PORT:-7233}:7233', '${TEMPORAL_UI_PORT:-8233}:8233']\n  minio:\n    image: localhost/vibetrees-busybox:1\n    ports: ['9000:9000', '9001:9001']\n";
 
@@ -119,16 +121,16 @@ fn mcp(c: &mut Criterion) {
         std::fs::create_dir_all(&d).unwrap();
         std::fs::write(d.join("index.js"), "").unwrap();
     }
-    let global = vibetrees_core::mcp::global_node_modules();
+    let global = vibetrees_core::services::mcp::global_node_modules();
     let mut g = c.benchmark_group("mcp");
     g.bench_function("discover (local + project + global folder read)", |b| {
-        b.iter(|| vibetrees_core::mcp::discover(root.path(), Some(pkg), global).unwrap())
+        b.iter(|| vibetrees_core::services::mcp::discover(root.path(), Some(pkg), global).unwrap())
     });
     let wt = root.path().join("wt");
     std::fs::create_dir_all(&wt).unwrap();
     g.bench_function("discover + write .claude/settings.json", |b| {
         b.iter(|| {
-            vibetrees_core::mcp::configure_worktree(
+            vibetrees_core::services::mcp::configure_worktree(
                 root.path(),
                 &wt,
                 Some(pkg),
@@ -165,7 +167,8 @@ fn envfile(c: &mut Criterion) {
     c.bench_function("envfile/write .env if absent", |b| {
         b.iter(|| {
             let _ = std::fs::remove_file(dir.path().join(".env"));
-            vibetrees_core::envfile::write_env_if_absent(dir.path(), "bench-wt", &pairs).unwrap()
+            vibetrees_core::services::envfile::write_env_if_absent(dir.path(), "bench-wt", &pairs)
+                .unwrap()
         })
     });
 }

@@ -2,12 +2,12 @@
 //! discovery with real folders (project deps, local servers, a global npm prefix folder).
 
 use std::path::{Path, PathBuf};
-use vibetrees_core::compose::{
+use vibetrees_core::services::compose::{
     ComposeServices, ServicesSource, load_services, parse_compose_yaml, parse_rendered_config,
 };
-use vibetrees_core::envfile::{EnvFileOutcome, write_env_if_absent};
-use vibetrees_core::mcp::{self, GlobalNpmEnv, McpSource};
-use vibetrees_core::ports::ServicePort;
+use vibetrees_core::services::envfile::{EnvFileOutcome, write_env_if_absent};
+use vibetrees_core::services::mcp::{self, GlobalNpmEnv, McpSource};
+use vibetrees_core::services::ports::ServicePort;
 
 const COMPOSE: &str = r#"
 services:
@@ -172,8 +172,8 @@ fn tests_containers_conf() -> PathBuf {
 }
 
 /// The podman engine, or `None` after printing why (a panic in CI).
-fn podman_engine() -> Option<vibetrees_core::containers::Engine> {
-    use vibetrees_core::containers::{DetectOptions, RuntimeChoice, detect};
+fn podman_engine() -> Option<vibetrees_core::services::containers::Engine> {
+    use vibetrees_core::services::containers::{DetectOptions, RuntimeChoice, detect};
     let opts = DetectOptions {
         env: vec![(
             "CONTAINERS_CONF".into(),
@@ -205,12 +205,12 @@ fn anchors_merge_keys_and_what_needs_rendering() {
         Some("localhost/vibetrees-busybox:1")
     );
     assert_eq!(s.ports, vec![port("db", "DB_PORT", 15432)]);
-    assert!(!vibetrees_core::compose::needs_render(text));
-    assert!(!vibetrees_core::compose::needs_render(COMPOSE));
-    assert!(vibetrees_core::compose::needs_render(
+    assert!(!vibetrees_core::services::compose::needs_render(text));
+    assert!(!vibetrees_core::services::compose::needs_render(COMPOSE));
+    assert!(vibetrees_core::services::compose::needs_render(
         "include: [other.yml]\nservices: {}\n"
     ));
-    assert!(vibetrees_core::compose::needs_render(
+    assert!(vibetrees_core::services::compose::needs_render(
         "services:\n  a:\n    extends: {file: b.yml, service: b}\n"
     ));
 }
@@ -226,7 +226,7 @@ fn fast_load_answers_from_yaml_and_fills_the_cache_in_the_background() {
     std::fs::write(&file, text).unwrap();
     let cache = dir.path().join("cache");
     let load = || {
-        vibetrees_core::runtime::block_on(vibetrees_core::compose::load_services_fast(
+        vibetrees_core::runtime::block_on(vibetrees_core::services::compose::load_services_fast(
             Some(text),
             Some(&file),
             Some(&engine),
@@ -236,7 +236,7 @@ fn fast_load_answers_from_yaml_and_fills_the_cache_in_the_background() {
     };
     let first = load();
     assert_eq!(first.source, ServicesSource::Yaml);
-    let cache_file = vibetrees_core::compose::cache_path(&cache, &engine.label(), text);
+    let cache_file = vibetrees_core::services::compose::cache_path(&cache, &engine.label(), text);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !cache_file.exists() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(50));

@@ -12,14 +12,14 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use vibetrees_core::compose::{ServicesSource, load_services};
-use vibetrees_core::containers::{
+use vibetrees_core::runtime::block_on;
+use vibetrees_core::services::compose::{ServicesSource, load_services};
+use vibetrees_core::services::containers::{
     ComposeProject, DetectOptions, EngineKind, LineSink, RuntimeChoice, detect_uncached,
     split_critical,
 };
-use vibetrees_core::envfile::write_env_if_absent;
-use vibetrees_core::ports::PortRegistry;
-use vibetrees_core::runtime::block_on;
+use vibetrees_core::services::envfile::write_env_if_absent;
+use vibetrees_core::services::ports::PortRegistry;
 
 const IMAGE: &str = "localhost/vibetrees-busybox:1";
 

@@ -7,13 +7,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
-use vibetrees_core::lockfile::{FileLock, LockOptions};
-use vibetrees_core::ports::{PortRegistry, ServicePort, default_service_ports, is_port_in_use};
+use vibetrees_core::services::ports::{
+    PortRegistry, ServicePort, default_service_ports, is_port_in_use,
+};
+use vibetrees_core::services::proper_lock::{FileLock, LockOptions};
 
 fn svc(name: &str, base: u16) -> ServicePort {
     ServicePort {
         name: name.into(),
-        env_var: vibetrees_core::ports::env_var_for(name),
+        env_var: vibetrees_core::services::ports::env_var_for(name),
         base_port: base,
     }
 }
@@ -341,7 +343,7 @@ fn node_holds_the_lock_and_we_wait_for_it() {
     let mut child = node(plf, script, &[file.to_str().unwrap()]);
     let mut out = BufReader::new(child.stdout.take().unwrap());
     assert_eq!(read_line(&mut out), "locked");
-    let lock_dir = vibetrees_core::lockfile::lock_path_for(&file).unwrap();
+    let lock_dir = vibetrees_core::services::proper_lock::lock_path_for(&file).unwrap();
     assert!(
         lock_dir.is_dir(),
         "proper-lockfile's lock is the directory we compute"
@@ -427,7 +429,7 @@ fn node_takes_over_our_stale_lock_and_we_take_over_nodes() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("ports.json");
     std::fs::write(&file, "{}").unwrap();
-    let lock_dir = vibetrees_core::lockfile::lock_path_for(&file).unwrap();
+    let lock_dir = vibetrees_core::services::proper_lock::lock_path_for(&file).unwrap();
     // A crashed holder: a lock directory 60 s old.
     std::fs::create_dir(&lock_dir).unwrap();
     let old = std::time::SystemTime::now() - Duration::from_secs(60);

@@ -21,14 +21,14 @@ use super::outcome::{
 };
 use super::slug;
 use crate::cache::{CacheKey, NodeModulesCache};
-use crate::compose::ComposeServices;
-use crate::containers::{self, ComposeProject, Engine};
 use crate::optimizer::{
     GraphRun, OptimizerOptions, PerformanceOptimizer, Task, TaskError, TaskInputs,
 };
-use crate::ports::PortRegistry;
 use crate::profiler::{Metrics, OperationResult, Profiler};
 use crate::progress::{ProgressEvent, ProgressSink};
+use crate::services::compose::ComposeServices;
+use crate::services::containers::{self, ComposeProject, Engine};
+use crate::services::ports::PortRegistry;
 use crate::{Error, Result};
 use indexmap::IndexMap;
 use parking_lot::Mutex;
@@ -103,7 +103,7 @@ struct Ctx {
     engine: OnceLock<Option<Engine>>,
     services: OnceLock<ComposeServices>,
     critical: OnceLock<Vec<String>>,
-    ports: OnceLock<crate::ports::AllocatedPorts>,
+    ports: OnceLock<crate::services::ports::AllocatedPorts>,
     staged: Mutex<Option<(PathBuf, CacheReport)>>,
     cache: Mutex<CacheReport>,
     created_branch: Mutex<bool>,
@@ -976,7 +976,7 @@ impl WorktreeManager {
             let cache_dir = self.inner.cache_dir.clone();
             jobs.push("pull-images".to_string());
             self.spawn_background("warm-images".into(), async move {
-                if let Ok(s) = crate::compose::load_services(
+                if let Ok(s) = crate::services::compose::load_services(
                     Some(&text),
                     Some(&file),
                     Some(&engine),
@@ -1086,7 +1086,7 @@ fn is_unused_registration_folder(path: &Path) -> bool {
 fn compose_file(opts: &WorktreeOptions) -> String {
     opts.compose_file
         .clone()
-        .unwrap_or_else(|| crate::compose::DEFAULT_COMPOSE_FILE.to_string())
+        .unwrap_or_else(|| crate::services::compose::DEFAULT_COMPOSE_FILE.to_string())
 }
 
 /// A Chrome trace (Trace Event Format) of one creation: its total span and its children.
@@ -1379,7 +1379,7 @@ fn build_tasks(ctx: &Arc<Ctx>, opts: &WorktreeOptions) -> Vec<Task<Value>> {
             let on_disk = c.inner.root.join(compose_file(&c.inner.opts));
             // `<compose> config` (~1 s) only when the YAML cannot tell (include/extends); else it
             // runs in the background to fill the digest cache.
-            let services = crate::compose::load_services_fast(
+            let services = crate::services::compose::load_services_fast(
                 inputs.compose_text.as_deref(),
                 Some(&on_disk),
                 engine.as_ref(),
@@ -1464,9 +1464,9 @@ fn build_tasks(ctx: &Arc<Ctx>, opts: &WorktreeOptions) -> Vec<Task<Value>> {
         &["git-worktree-add", "allocate-ports"],
         move |_| {
             let ports = c.ports.get().map(|p| p.env_pairs()).unwrap_or_default();
-            let out =
-                crate::envfile::write_env_if_absent(&c.path, &c.name, &ports).map_err(terr)?;
-            let written = matches!(out, crate::envfile::EnvFileOutcome::Written(_));
+            let out = crate::services::envfile::write_env_if_absent(&c.path, &c.name, &ports)
+                .map_err(terr)?;
+            let written = matches!(out, crate::services::envfile::EnvFileOutcome::Written(_));
             Ok(json!({ "path": out.path(), "written": written }))
         },
     ));
@@ -1486,11 +1486,11 @@ fn build_tasks(ctx: &Arc<Ctx>, opts: &WorktreeOptions) -> Vec<Task<Value>> {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
-            let (path, servers) = crate::mcp::configure_worktree(
+            let (path, servers) = crate::services::mcp::configure_worktree(
                 &c.inner.root,
                 &c.path,
                 inputs.package_json_text.as_deref(),
-                crate::mcp::global_node_modules(),
+                crate::services::mcp::global_node_modules(),
                 pg,
                 &extra,
             )

@@ -6,7 +6,7 @@ use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use crate::containers::RuntimeChoice as ContainerRuntime;
+pub use crate::services::containers::RuntimeChoice as ContainerRuntime;
 
 /// What a host step receives: the worktree and the results (JSON) of the steps it depends on.
 #[derive(Debug, Clone, Serialize)]

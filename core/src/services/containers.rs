@@ -123,7 +123,7 @@ impl ComposeProject {
         let env = worktree.join(".env");
         let (env_file, project_name) = match std::fs::read_to_string(&env) {
             Ok(text) => {
-                let name = crate::envfile::parse_env(&text)
+                let name = crate::services::envfile::parse_env(&text)
                     .into_iter()
                     .find(|(k, _)| k == "COMPOSE_PROJECT_NAME")
                     .map(|(_, v)| v);

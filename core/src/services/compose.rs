@@ -11,12 +11,12 @@
 //! Port naming (as the Node server): a service's first published port is keyed by the service name;
 //! further ports are `<service>-ui` (temporal's second), `<service>-console` (minio's second), else
 //! `<service>-port<N>` with N the 1-based position. Env var: the one the YAML names, else the
-//! contract's table ([`crate::ports::env_var_for`]). Base port: the YAML's default published port
+//! contract's table ([`crate::services::ports::env_var_for`]). Base port: the YAML's default published port
 //! (`${X:-5432}` or a literal `8080:80`), else the contract's base port.
 
-use crate::containers::Engine;
 use crate::error::{Error, Result};
-use crate::ports::{ServicePort, base_port_for, default_service_ports, env_var_for};
+use crate::services::containers::Engine;
+use crate::services::ports::{ServicePort, base_port_for, default_service_ports, env_var_for};
 use serde::{Deserialize, Serialize};
 use serde_yaml_ng::Value;
 use std::path::{Path, PathBuf};
@@ -464,7 +464,7 @@ pub async fn load_services(
                 && let Some(parent) = c.parent()
                 && std::fs::create_dir_all(parent).is_ok()
             {
-                let _ = crate::ports::write_atomic(c, &serde_json::to_vec(&found)?);
+                let _ = crate::services::ports::write_atomic(c, &serde_json::to_vec(&found)?);
             }
             Ok(found)
         }

@@ -400,7 +400,7 @@ pub fn write_claude_settings(
     }
     std::fs::create_dir_all(&dir).map_err(|e| Error::io_path("create directory", &dir, e))?;
     let text = render_settings(&settings, &merged)?;
-    crate::ports::write_atomic(&path, text.as_bytes())?;
+    crate::services::ports::write_atomic(&path, text.as_bytes())?;
     Ok(path)
 }
 

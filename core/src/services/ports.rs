@@ -10,7 +10,7 @@
 //! probe, no `lsof` spawned).
 
 use crate::error::{Error, Result};
-use crate::lockfile::{FileLock, LockOptions};
+use crate::services::proper_lock::{FileLock, LockOptions};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
