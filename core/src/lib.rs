@@ -12,6 +12,7 @@
 pub mod cache;
 pub mod error;
 pub mod optimizer;
+pub mod process;
 pub mod profiler;
 pub mod progress;
 pub mod runtime;

@@ -460,14 +460,10 @@ fn clean_stale_siblings(parent: &Path, name: &str) {
         let Some(rest) = fname.to_str().and_then(|s| s.strip_prefix(&prefix)) else {
             continue;
         };
-        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()) else {
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
             continue;
         };
-        let alive = pid == std::process::id() as i32
-            || rustix::process::Pid::from_raw(pid)
-                .map(|p| rustix::process::test_kill_process(p).is_ok())
-                .unwrap_or(false);
-        if !alive {
+        if !crate::process::alive(pid) {
             let _ = fsops::remove_tree(&e.path());
         }
     }

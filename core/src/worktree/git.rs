@@ -535,12 +535,6 @@ pub async fn run_git(mut cmd: tokio::process::Command, what: &str) -> Result<()>
     }
 }
 
-/// True if a process with this pid is alive (signal 0).
-pub fn pid_alive(pid: u32) -> bool {
-    // SAFETY: kill with signal 0 only checks for existence and permission.
-    pid > 0 && unsafe { libc::kill(pid as libc::pid_t, 0) == 0 }
-}
-
 /// The pid written in a [`CREATING_REASON`] lock, if any.
 pub fn creating_pid(reason: &str) -> Option<u32> {
     let rest = reason.strip_prefix(CREATING_REASON)?;
@@ -558,8 +552,6 @@ mod tests {
         assert_eq!(creating_pid("vibetrees: creating (pid 4242)"), Some(4242));
         assert_eq!(creating_pid("initializing"), None);
         assert_eq!(creating_pid("vibetrees: creating"), None);
-        assert!(pid_alive(std::process::id()));
-        assert!(!pid_alive(0));
         let r = Registration {
             name: "x".into(),
             path: "/x".into(),

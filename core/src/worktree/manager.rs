@@ -361,7 +361,7 @@ impl WorktreeManager {
             let pid = fname.rsplit('-').next().and_then(|p| p.parse::<u32>().ok());
             if let Some(pid) = pid
                 && pid != std::process::id()
-                && !git::pid_alive(pid)
+                && !crate::process::alive(pid)
             {
                 self.delete_in_background(e.path());
             }
@@ -518,7 +518,7 @@ impl WorktreeManager {
             let pid = r.lock.as_deref().and_then(git::creating_pid);
             if let Some(pid) = pid
                 && pid != std::process::id()
-                && git::pid_alive(pid)
+                && crate::process::alive(pid)
             {
                 return Err(Error::Lock(format!(
                     "worktree {name:?} is being created by process {pid}"
@@ -599,7 +599,7 @@ impl WorktreeManager {
             let pid = rest.rsplit('-').next().and_then(|p| p.parse::<u32>().ok());
             if let Some(pid) = pid
                 && pid != std::process::id()
-                && !git::pid_alive(pid)
+                && !crate::process::alive(pid)
             {
                 self.delete_in_background(e.path());
             }
@@ -1014,7 +1014,7 @@ impl WorktreeManager {
                 r.lock
                     .as_deref()
                     .and_then(git::creating_pid)
-                    .is_some_and(|pid| pid != me && !git::pid_alive(pid))
+                    .is_some_and(|pid| pid != me && !crate::process::alive(pid))
             })
             .map(|r| {
                 // the install's mark holds the folder as this manager names it, which may not be
