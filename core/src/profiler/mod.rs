@@ -44,6 +44,7 @@ use parking_lot::{Mutex, RwLock};
 
 pub use guard::{OwnedSpanGuard, Span, SpanGuard};
 pub use ids::OperationId;
+pub use trace::results_chrome_trace;
 pub use types::{Metrics, MetricsOperation, OperationResult, OperationStats, Report};
 
 use crate::{Error, Result};
