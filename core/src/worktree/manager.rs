@@ -173,6 +173,12 @@ impl WorktreeManager {
         })
     }
 
+    /// What its calls share (for the creation's tests).
+    #[cfg(test)]
+    pub(crate) fn state(&self) -> &Arc<ManagerState> {
+        &self.state
+    }
+
     /// The project root (canonical).
     pub fn root(&self) -> &Path {
         &self.state.root

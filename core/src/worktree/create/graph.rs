@@ -209,16 +209,28 @@ impl GraphBuilder {
         self.tasks.push(task.with_optional(step.optional));
     }
 
+    /// The built-in steps added so far: (step, optional, dependencies), in order.
+    pub fn typed(&self) -> &[(&'static str, bool, Vec<Dependency>)] {
+        &self.typed
+    }
+
     /// The tasks, after checking the typed part of the graph: every input's step is there, no
     /// required input comes from an optional step, no step is added twice.
     pub fn build(self) -> Result<Vec<Task<StepValue>>> {
-        for (i, (step, _, deps)) in self.typed.iter().enumerate() {
-            if self.typed[..i].iter().any(|(s, _, _)| s == step) {
+        check(&self.typed)?;
+        Ok(self.tasks)
+    }
+}
+
+/// The checks of [`GraphBuilder::build`] on (step, optional, dependencies) triples.
+pub(super) fn check(typed: &[(&'static str, bool, Vec<Dependency>)]) -> Result<()> {
+    {
+        for (i, (step, _, deps)) in typed.iter().enumerate() {
+            if typed[..i].iter().any(|(s, _, _)| s == step) {
                 return Err(Error::InvalidGraph(format!("step '{step}' is added twice")));
             }
             for d in deps {
-                let Some((_, optional, _)) = self.typed.iter().find(|(s, _, _)| *s == d.step)
-                else {
+                let Some((_, optional, _)) = typed.iter().find(|(s, _, _)| *s == d.step) else {
                     return Err(Error::InvalidGraph(format!(
                         "step '{step}' needs the output of step '{}', which is not in the graph",
                         d.step
@@ -233,7 +245,7 @@ impl GraphBuilder {
                 }
             }
         }
-        Ok(self.tasks)
+        Ok(())
     }
 }
 

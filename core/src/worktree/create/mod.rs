@@ -290,3 +290,113 @@ async fn undo(c: &Creation, run: Option<&GraphRun<StepValue>>, why: &Error) {
         tracing::warn!("undoing the creation of {}: {e}", c.name);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::graph::Dependency;
+    use super::*;
+    use crate::worktree::{WorktreeManager, WorktreeSettings};
+
+    /// A creation of a throw-away repository (never run: for building graphs).
+    fn creation() -> (tempfile::TempDir, Arc<Creation>) {
+        let dir = tempfile::tempdir().unwrap();
+        git2::Repository::init(dir.path()).unwrap();
+        let m = WorktreeManager::new(
+            WorktreeSettings {
+                use_cache: false,
+                record_history: false,
+                ..WorktreeSettings::new(dir.path())
+            }
+            .into(),
+        )
+        .unwrap();
+        let c = Arc::new(Creation {
+            state: Arc::clone(m.state()),
+            name: "x".into(),
+            path: dir.path().join(".worktrees/x"),
+            from: ResolvedFrom {
+                ref_name: "refs/heads/main".into(),
+                commit: git2::Oid::zero(),
+                tree: git2::Oid::zero(),
+            },
+            tracked_files: 0,
+            staging: dir.path().join(".worktrees/.staging/x"),
+            cancel: CancellationToken::new(),
+        });
+        (dir, c)
+    }
+
+    #[test]
+    fn the_graph_comes_from_the_step_types() {
+        let (_dir, c) = creation();
+        let mut g = GraphBuilder::new(c);
+        built_in_steps(&mut g);
+        let shape: Vec<(&str, bool, Vec<&str>)> = g
+            .typed()
+            .iter()
+            .map(|(s, o, d)| (*s, *o, d.iter().map(|d| d.step).collect()))
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                ("read-inputs", false, vec![]),
+                ("git-worktree-add", false, vec![]),
+                ("cache-restore", false, vec!["read-inputs"]),
+                ("compose-services", false, vec!["read-inputs"]),
+                ("allocate-ports", false, vec!["compose-services"]),
+                ("pull-images", true, vec!["compose-services"]),
+                (
+                    "write-env",
+                    false,
+                    vec!["git-worktree-add", "allocate-ports"]
+                ),
+                (
+                    "mcp-discovery",
+                    false,
+                    vec!["read-inputs", "git-worktree-add", "allocate-ports"]
+                ),
+                (
+                    "npm-bootstrap",
+                    false,
+                    vec!["git-worktree-add", "cache-restore", "read-inputs"]
+                ),
+                (
+                    "docker-compose-up",
+                    true,
+                    vec!["write-env", "pull-images", "compose-services"]
+                ),
+            ]
+        );
+        let names: Vec<&str> = shape.iter().map(|(s, _, _)| *s).collect();
+        assert_eq!(names, BUILT_IN_STEPS);
+        assert_eq!(g.build().unwrap().len(), BUILT_IN_STEPS.len());
+    }
+
+    #[test]
+    fn a_missing_producer_or_a_required_optional_output_is_refused_before_running() {
+        // a step whose inputs come from steps not in the graph
+        let (_dir, c) = creation();
+        let mut g = GraphBuilder::new(c);
+        g.spawn(steps::start_critical);
+        let e = g.build().unwrap_err();
+        assert_eq!(e.code(), "INVALID_GRAPH");
+        assert!(e.to_string().contains("'write-env'"), "{e}");
+        // a required input made by an optional step
+        let dep = |step, required| Dependency { step, required };
+        let e = graph::check(&[
+            ("pull-images", true, vec![]),
+            ("uses-images", false, vec![dep("pull-images", true)]),
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("optional step 'pull-images'"), "{e}");
+        assert!(
+            graph::check(&[
+                ("pull-images", true, vec![]),
+                ("uses-images", false, vec![dep("pull-images", false)]),
+            ])
+            .is_ok()
+        );
+        let e = graph::check(&[("a", false, vec![]), ("a", false, vec![])]).unwrap_err();
+        assert!(e.to_string().contains("added twice"), "{e}");
+    }
+}
