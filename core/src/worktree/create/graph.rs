@@ -210,6 +210,7 @@ impl GraphBuilder {
     }
 
     /// The built-in steps added so far: (step, optional, dependencies), in order.
+    #[cfg(test)]
     pub fn typed(&self) -> &[(&'static str, bool, Vec<Dependency>)] {
         &self.typed
     }

@@ -316,8 +316,8 @@ mod tests {
             path: dir.path().join(".worktrees/x"),
             from: ResolvedFrom {
                 ref_name: "refs/heads/main".into(),
-                commit: git2::Oid::zero(),
-                tree: git2::Oid::zero(),
+                commit: git2::Oid::ZERO_SHA1,
+                tree: git2::Oid::ZERO_SHA1,
             },
             tracked_files: 0,
             staging: dir.path().join(".worktrees/.staging/x"),
