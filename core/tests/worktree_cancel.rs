@@ -25,6 +25,25 @@ fn cancel_at(
     })
 }
 
+/// Creates `name` with a manager whose progress sink cancels `cancel` as `cancel_at` says, and
+/// waits for its background work; returns the creation's error.
+fn cancelled_creation(
+    p: &Project,
+    name: &str,
+    sink: ProgressSink,
+    cancel: &CancellationToken,
+) -> vibetrees_core::Error {
+    let m = WorktreeManager::new(p.options().with_progress(sink)).unwrap();
+    block_on(async {
+        let r = m
+            .create_worktree_cancellable(name, "main", cancel.clone())
+            .await;
+        m.wait_background().await;
+        r
+    })
+    .unwrap_err()
+}
+
 fn assert_nothing_left(p: &Project, name: &str, branches_before: &[String]) {
     let wt = p.root.join(".worktrees").join(name);
     assert!(!wt.exists(), "{} is still there", wt.display());
@@ -52,16 +71,8 @@ fn a_creation_cancelled_after_its_ports_are_allocated_is_undone() {
     p.warm_cache();
     let before = p.branches();
     let cancel = CancellationToken::new();
-    let m =
-        WorktreeManager::new(p.options().with_progress(cancel_at("ports", None, &cancel))).unwrap();
-    let err = block_on(async {
-        let r = m
-            .create_worktree_cancellable("stopped", "main", cancel.clone())
-            .await;
-        m.wait_background().await;
-        r
-    })
-    .unwrap_err();
+    let sink = cancel_at("ports", None, &cancel);
+    let err = cancelled_creation(&p, "stopped", sink, &cancel);
     assert!(cancel.is_cancelled());
     assert_eq!(err.code(), "CANCELLED", "{err}");
     assert!(err.to_string().contains("stopped"), "{err}");
@@ -82,21 +93,9 @@ fn a_cancelled_install_is_stopped_and_undone() {
     ));
     let before = p.branches();
     let cancel = CancellationToken::new();
-    let m = WorktreeManager::new(p.options().with_progress(cancel_at(
-        "bootstrap",
-        Some("installing"),
-        &cancel,
-    )))
-    .unwrap();
     let started = std::time::Instant::now();
-    let err = block_on(async {
-        let r = m
-            .create_worktree_cancellable("long-install", "main", cancel.clone())
-            .await;
-        m.wait_background().await;
-        r
-    })
-    .unwrap_err();
+    let sink = cancel_at("bootstrap", Some("installing"), &cancel);
+    let err = cancelled_creation(&p, "long-install", sink, &cancel);
     assert_eq!(err.code(), "CANCELLED", "{err}");
     assert!(
         started.elapsed() < std::time::Duration::from_secs(30),
@@ -112,19 +111,12 @@ fn an_existing_branch_survives_the_undo_and_a_cancel_before_the_start_touches_no
     git(&p.root, &["branch", "kept", "main"]);
     let before = p.branches();
     let cancel = CancellationToken::new();
-    let m =
-        WorktreeManager::new(p.options().with_progress(cancel_at("ports", None, &cancel))).unwrap();
-    let err = block_on(async {
-        let r = m
-            .create_worktree_cancellable("kept", "main", cancel.clone())
-            .await;
-        m.wait_background().await;
-        r
-    })
-    .unwrap_err();
+    let sink = cancel_at("ports", None, &cancel);
+    let err = cancelled_creation(&p, "kept", sink, &cancel);
     assert_eq!(err.code(), "CANCELLED");
     assert_nothing_left(&p, "kept", &before);
 
+    let m = WorktreeManager::new(p.options()).unwrap();
     let already = CancellationToken::new();
     already.cancel();
     let err = block_on(m.create_worktree_cancellable("never", "main", already)).unwrap_err();

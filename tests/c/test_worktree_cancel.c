@@ -21,35 +21,22 @@ static void on_progress(void *userdata, const char *event_json) {
     }
 }
 
-/* Output of a shell command run in `dir` (malloc'd), or NULL. */
-static char *sh_output(const char *dir, const char *cmd) {
-    char full[4096];
-    snprintf(full, sizeof full, "cd '%s' && %s", dir, cmd);
-    FILE *f = popen(full, "r");
-    if (!f) return NULL;
-    char *buf = calloc(1, 65536);
-    size_t n = fread(buf, 1, 65535, f);
-    buf[n] = 0;
-    pclose(f);
-    return buf;
-}
-
 /* Nothing of worktree `name` is left in the project at `root`. */
 static void check_nothing_left(const char *root, const char *name) {
     char wt[1400], what[256];
     snprintf(wt, sizeof wt, "%s/.worktrees/%s", root, name);
     snprintf(what, sizeof what, "no folder for %s", name);
     CHECK(!vt_test_exists(wt, ""), what);
-    char *list = sh_output(root, "git worktree list --porcelain");
+    char *list = vt_test_sh_output(root, "git worktree list --porcelain");
     snprintf(what, sizeof what, "/.worktrees/%s\n", name);
     CHECK(list && !strstr(list, what), "no registration left");
     free(list);
     char cmd[256];
     snprintf(cmd, sizeof cmd, "git branch --list '%s'", name);
-    char *branch = sh_output(root, cmd);
+    char *branch = vt_test_sh_output(root, cmd);
     CHECK(branch && branch[0] == 0, "the branch the creation made is deleted");
     free(branch);
-    char *staging = sh_output(root, "ls -A .worktrees/.staging 2>/dev/null");
+    char *staging = vt_test_sh_output(root, "ls -A .worktrees/.staging 2>/dev/null");
     CHECK(staging && staging[0] == 0, "no staging folder left");
     free(staging);
     /* the ports registry of this project, under the test's own HOME */

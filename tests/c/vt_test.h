@@ -175,4 +175,17 @@ static inline int vt_test_sh(const char *dir, const char *cmd) {
     int rc = system(full);
     return rc == -1 ? -1 : WEXITSTATUS(rc);
 }
+
+/* Output of a shell command run in `dir` (malloc'd: free it), or NULL. */
+static inline char *vt_test_sh_output(const char *dir, const char *cmd) {
+    char full[4096];
+    snprintf(full, sizeof full, "cd '%s' && %s", dir, cmd);
+    FILE *f = popen(full, "r");
+    if (!f) return NULL;
+    char *buf = calloc(1, 65536);
+    size_t n = fread(buf, 1, 65535, f);
+    buf[n] = 0;
+    pclose(f);
+    return buf;
+}
 #endif
