@@ -87,9 +87,7 @@ int main(void) {
           "npm install made a real node_modules");
     CHECK(vt_test_exists(root, "node_modules/greet/index.js") && vt_test_exists(root, "package-lock.json"),
           "node_modules/greet and package-lock.json exist");
-    CHECK(vt_test_sh(root, "git init -q -b main && git config user.email t@example.invalid && "
-                           "git config user.name t && git add -A && git commit -q -m init") == 0,
-          "a git repository on main");
+    CHECK(vt_test_git_repo(root) == 0, "a git repository on main");
 
     char options[4096];
     snprintf(options, sizeof options,

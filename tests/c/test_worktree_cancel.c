@@ -62,9 +62,7 @@ int main(void) {
     snprintf(history, sizeof history, "%s/history.sqlite", tmp);
     vt_test_write(root, "src/index.js", "console.log('app');\n");
     vt_test_write(root, ".gitignore", ".env\n.claude/\n.worktrees/\n");
-    CHECK(vt_test_sh(root, "git init -q -b main && git config user.email t@example.invalid && "
-                           "git config user.name t && git add -A && git commit -q -m init") == 0,
-          "a git repository on main");
+    CHECK(vt_test_git_repo(root) == 0, "a git repository on main");
 
     char options[4096];
     snprintf(options, sizeof options,

@@ -176,6 +176,12 @@ static inline int vt_test_sh(const char *dir, const char *cmd) {
     return rc == -1 ? -1 : WEXITSTATUS(rc);
 }
 
+/* Makes `dir` a git repository on `main` with everything in it committed; returns the status. */
+static inline int vt_test_git_repo(const char *dir) {
+    return vt_test_sh(dir, "git init -q -b main && git config user.email t@example.invalid && "
+                           "git config user.name t && git add -A && git commit -q -m init");
+}
+
 /* Output of a shell command run in `dir` (malloc'd: free it), or NULL. */
 static inline char *vt_test_sh_output(const char *dir, const char *cmd) {
     char full[4096];
