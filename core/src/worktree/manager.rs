@@ -1,5 +1,5 @@
 //! [`WorktreeManager`]: the API of one project's worktrees (create, remove, list, warm-up,
-//! background, metrics) and the state its creations share ([`ManagerState`]). A creation itself
+//! background, metrics) and the state its creations share (`ManagerState`). A creation itself
 //! is `create/`; what clears failures and debris is `recovery.rs`. This file must not grow step
 //! logic: it opens the project and hands each call to the module that owns it.
 

@@ -2,6 +2,9 @@
 //! `{ success: true, worktree: { name, path, branch, ports, dockerStatus: [], ... } }` or
 //! `{ success: true, name, path, branch, existed: true, message: 'Worktree already exists' }`.
 //! Failures are `Err(Error)`; bindings turn them into `{ success: false, error }`.
+//! Owns the shapes (and their typed outcomes: [`CacheOutcome`], the step status); must not
+//! compute them (`create/result.rs` does). The Node and Python packages declare the same shapes
+//! by hand, and their tests compare those declarations with real results.
 
 use crate::optimizer::TaskStatus;
 use indexmap::IndexMap;
