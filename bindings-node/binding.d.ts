@@ -80,8 +80,9 @@ export declare class NativeOptimizer {
    */
   runParallel(tasks: Array<TaskSpec>, runner: (index: number) => Promise<string | null>, cancel?: ExternalObject<unknown>): Promise<undefined>
   /**
-   * Runs a dependency graph; resolves with the run report (`success` false when a task
-   * failed) and rejects only for an invalid graph (`INVALID_GRAPH`, `CYCLE` with its path).
+   * Runs a dependency graph; resolves with `{ report, error }`: the run report (`success`
+   * false when a task failed) and the error the run stands for (`{ message, code }`, null on
+   * success). Rejects only for an invalid graph (`INVALID_GRAPH`, `CYCLE` with its path).
    */
   runGraph(tasks: Array<TaskSpec>, runner: (index: number) => Promise<string | null>, cancel?: ExternalObject<unknown>): Promise<any>
   /** Checks a graph and returns its plan (order, levels, longest chain) without running it. */
@@ -136,7 +137,7 @@ export type JsProfiler = NativeProfiler
 /** The engine behind the JS `WorktreeManager`. Not meant to be used directly. */
 export declare class NativeWorktreeManager {
   /** Opens the project at `options.rootDir` (a git repository's main worktree). */
-  constructor(options: NativeWorktreeOptions, onProgress?: (event: ProgressEventJs) => void, hostSteps?: Array<HostStepSpec>, hostRunner?: (call: [number, any]) => Promise<any>)
+  constructor(settings: Record<string, unknown>, onProgress?: (event: ProgressEventJs | null) => void, hostSteps?: Array<HostStepSpec>, hostRunner?: (call: [number, any]) => Promise<any>)
   /** The built-in step names host steps may depend on. */
   static stepNames(): Array<string>
   /** The project root (canonical path). */
@@ -147,11 +148,10 @@ export declare class NativeWorktreeManager {
   get profiler(): NativeProfiler
   /**
    * Creates the worktree; resolves to the contract's result, never rejects for a failed
-   * creation (`{ success: false, error, code }`). After the creation's last progress event a
-   * marker event `{ name: flushToken, step: '\0flush' }` follows, so the wrapper can resolve
-   * only once every event was delivered.
+   * creation (`{ success: false, error, code }`), and only after the creation's last progress
+   * event was delivered. `cancel` (a token of `createCancelToken`) stops and undoes it.
    */
-  createWorktreeOptimized(branchName: string, fromBranch: string, flushToken?: string | undefined | null): Promise<any>
+  createWorktreeOptimized(branchName: string, fromBranch: string, cancel?: ExternalObject<unknown>): Promise<any>
   /** Stops its containers, releases its ports, unregisters it and trashes its folder. */
   removeWorktree(name: string): Promise<any>
   /** The project's worktrees with their ports. */
@@ -243,33 +243,11 @@ export interface NativeOptimizerOptions {
   parentSpan?: string
 }
 
-/** The plain-data options of the native manager. */
-export interface NativeWorktreeOptions {
-  /** The project's root (its main git worktree). */
-  rootDir: string
-  /** Where worktrees go; default `<rootDir>/.worktrees`. */
-  worktreeBase?: string
-  /** node_modules cache folder; default `~/.vibetrees/cache`. */
-  cacheDir?: string
-  /** Compose file, relative to the root; default `docker-compose.yml`. */
-  composeFile?: string
-  /** `'auto'` (default), `'docker'`, `'podman'` or `'none'`. */
-  runtime?: string
-  /** Services started before the creation resolves; the others start in the background. */
-  criticalServices?: Array<string>
-  /** Push the new branch to `origin` in the background. */
-  pushBranch?: boolean
-  /** Use the node_modules cache (default true). */
-  useCache?: boolean
-  /** Run the project's install on a cache miss (default true). */
-  install?: boolean
-  /** History database path; default `~/.vibetrees/history.sqlite`. */
-  historyPath?: string
-  /** Record each creation in the history (default true). */
-  recordHistory?: boolean
-  /** Extra `mcpServers` entries written into every worktree's `.claude/settings.json`. */
-  mcpServers?: Record<string, any>
-}
+/**
+ * What every operation id starts with (the core's `OperationId::PREFIX`): the wrapper builds
+ * `<prefix><number>` on its side of the hot path.
+ */
+export declare function operationIdPrefix(): string
 
 /**
  * One ended operation: `{ id, name, duration, startTime, endTime, children }` plus
@@ -378,3 +356,9 @@ export interface TaskSpec {
   /** An optional task's failure does not fail the graph; its dependents still run. */
   optional?: boolean
 }
+
+/**
+ * The keys of the core's worktree settings, camelCase (what `WorktreeManager` accepts besides
+ * `onProgress` and `hostSteps`).
+ */
+export declare function worktreeSettingKeys(): Array<string>

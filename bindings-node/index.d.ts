@@ -291,33 +291,60 @@ export interface HostStep {
   fn: (input: HostStepInput) => unknown | Promise<unknown>;
 }
 
-export interface WorktreeManagerOptions {
+/**
+ * The core's worktree settings (the same keys in C and Python), plus the two callbacks. Unknown
+ * keys and wrong types are refused (`PARSE`, naming the key); `null` means the default.
+ */
+export interface WorktreeSettings {
   /** The project's root (its main git worktree). */
   rootDir: string;
   /** Default `<rootDir>/.worktrees`. */
-  worktreeBase?: string;
+  worktreeBase?: string | null;
   /** node_modules cache folder; default `~/.vibetrees/cache`. */
-  cacheDir?: string;
+  cacheDir?: string | null;
   /** Default `docker-compose.yml`. */
-  composeFile?: string;
+  composeFile?: string | null;
   /** Default `'auto'`. */
-  runtime?: 'auto' | 'docker' | 'podman' | 'none';
+  runtime?: 'auto' | 'docker' | 'podman' | 'none' | null;
+  /** Services started before the creation resolves; the others start in the background. */
+  criticalServices?: string[] | null;
+  /** Push the new branch to `origin` in the background. Default false. */
+  pushBranch?: boolean | null;
+  /** Time limit of that push, ms. Default 60000. */
+  pushTimeout?: number | null;
+  /** Default true. */
+  useCache?: boolean | null;
+  /** Run the project's install on a cache miss. Default true. */
+  install?: boolean | null;
+  /** Workers of the node_modules restore beside the checkout; default: chosen per creation. */
+  restoreWorkers?: number | null;
+  historyPath?: string | null;
+  /** Default true. */
+  recordHistory?: boolean | null;
+  /** Extra `mcpServers` entries (e.g. the host's bridge server) for every worktree. */
+  mcpServers?: Record<string, unknown> | null;
+  /** `'git2'` (ours, default) or `'cli'` (`git worktree add`). */
+  checkout?: 'git2' | 'cli' | null;
+  /** Threads of our checkout; default one per core, at most 8. */
+  checkoutThreads?: number | null;
+  /** The git program for `git worktree add` and the push; default `git` on PATH. */
+  gitProgram?: string | null;
+}
+
+export interface WorktreeManagerOptions extends WorktreeSettings {
   onProgress?: (event: ProgressEvent) => void;
   hostSteps?: HostStep[];
-  /** Services started before the creation resolves; the others start in the background. */
-  criticalServices?: string[];
-  pushBranch?: boolean;
-  useCache?: boolean;
-  install?: boolean;
-  historyPath?: string;
-  recordHistory?: boolean;
-  /** Extra `mcpServers` entries (e.g. the host's bridge server) for every worktree. */
-  mcpServers?: Record<string, unknown>;
+}
+
+/** Options of one creation. */
+export interface CreateOptions {
+  /** Aborting cancels the creation: it is undone and resolves `{ success: false, code: 'CANCELLED' }`. */
+  signal?: AbortSignal;
 }
 
 export interface StepTiming {
   name: string;
-  status: string;
+  status: 'ok' | 'failed' | 'skipped' | 'cancelled';
   startMs: number | null;
   durationMs: number | null;
   error: string | null;
@@ -335,7 +362,7 @@ export interface CreatedWorktree {
   timings: StepTiming[];
   criticalPath: string[];
   cache: {
-    outcome: string;
+    outcome: 'hit' | 'near' | 'miss' | 'none' | 'disabled';
     key: string | null;
     method: string | null;
     files: number | null;
@@ -420,9 +447,9 @@ export declare class WorktreeManager {
   readonly cacheManager: CacheManager;
   readonly history: History;
   /** Never rejects for a failed creation: resolves `{ success: false, error, code }`. */
-  createWorktreeOptimized(branchName: string, fromBranch?: string): Promise<CreateWorktreeResult>;
+  createWorktreeOptimized(branchName: string, fromBranch?: string, options?: CreateOptions): Promise<CreateWorktreeResult>;
   /** Same as createWorktreeOptimized. */
-  createWorktree(branchName: string, fromBranch?: string): Promise<CreateWorktreeResult>;
+  createWorktree(branchName: string, fromBranch?: string, options?: CreateOptions): Promise<CreateWorktreeResult>;
   removeWorktree(name: string): Promise<RemoveOutcome>;
   listWorktrees(): Promise<WorktreeInfo[]>;
   warm(): Promise<string[]>;

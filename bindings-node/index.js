@@ -76,6 +76,8 @@ function messageOf(error) {
 // Profiler
 
 const RING = 1024; // names of recently started operations, by number (see Profiler.end)
+// Operation ids are `<prefix><number>` (the core's format: its prefix, then the number in decimal).
+const OP_PREFIX = native.operationIdPrefix();
 const INTERNED_NAMES = 4096; // as many as the native handle interns
 
 /**
@@ -115,13 +117,13 @@ class Profiler {
         if (k >= 0) this._nameNumbers.set(name, k);
       }
       n = k >= 0 ? native.profilerStartNamed(this._handle, k) : native.profilerStartRoot(this._handle, name);
-      id = 'op-' + n;
+      id = OP_PREFIX + n;
     } else {
       if (typeof parentId !== 'string') {
         throw argError(`Profiler.start: parentId must be a string, got ${describe(parentId)}`);
       }
       id = this._native.start(name, parentId);
-      n = Number(id.slice(3));
+      n = Number(id.slice(OP_PREFIX.length));
     }
     const slot = n % RING;
     this._ringIds[slot] = n;
@@ -203,15 +205,14 @@ class Profiler {
   }
 }
 
-/** The number of a canonical id `op-<n>` (no sign, no leading zero, at most 15 digits), else -1. */
+/** The number of a canonical id (the prefix, then no sign, no leading zero, at most 15 digits), else -1. */
 function opNumber(id) {
+  const start = OP_PREFIX.length;
   const len = id.length;
-  if (len < 4 || len > 18 || id.charCodeAt(0) !== 111 || id.charCodeAt(1) !== 112 || id.charCodeAt(2) !== 45) {
-    return -1; // 'o', 'p', '-'
-  }
-  if (id.charCodeAt(3) === 48 && len > 4) return -1; // leading zero
+  if (len <= start || len > start + 15 || !id.startsWith(OP_PREFIX)) return -1;
+  if (id.charCodeAt(start) === 48 && len > start + 1) return -1; // leading zero
   let n = 0;
-  for (let i = 3; i < len; i++) {
+  for (let i = start; i < len; i++) {
     const d = id.charCodeAt(i) - 48;
     if (d < 0 || d > 9) return -1;
     n = n * 10 + d;
@@ -416,9 +417,9 @@ class PerformanceOptimizer {
    * Unknown dependency, duplicate name or cycle (`a -> b -> a`) reject before anything runs.
    */
   runWithDependencies(tasks, options) {
-    return this.runGraph(tasks, options).then(({ results, report, failures }) => {
-      if (!report.success) {
-        throw taskError(graphError(report), failures, report.failedTask);
+    return this._runGraph(tasks, options).then(({ results, report, failures, error }) => {
+      if (error) {
+        throw taskError(graphError(error, report), failures, report.failedTask);
       }
       return results;
     });
@@ -429,15 +430,20 @@ class PerformanceOptimizer {
    * `{ results: Map, report }`; the report has each task's status and timings and the critical path.
    */
   runGraph(tasks, options) {
+    return this._runGraph(tasks, options).then(({ results, report, failures }) => ({ results, report, failures }));
+  }
+
+  /** runGraph, plus the error the run stands for (the core's, `{ message, code }`, or null). */
+  _runGraph(tasks, options) {
     const specs = checkTasks(tasks, 'runWithDependencies', true);
     const cancel = cancelFor(options, 'runWithDependencies');
     const { runner, results, failures } = makeRunner(tasks, specs);
     const run = this._native.runGraph(specs, runner, cancel.token);
     run.then(cancel.done, cancel.done);
-    return run.then((report) => {
+    return run.then(({ report, error }) => {
       this.lastRun = report;
       Object.defineProperty(report, 'failures', { value: failures, enumerable: false });
-      return { results, report, failures };
+      return { results, report, failures, error };
     });
   }
 
@@ -466,21 +472,13 @@ function cancelFor(options, where) {
   return { token, done: () => signal.removeEventListener('abort', onAbort) };
 }
 
-function graphError(report) {
-  const failed = report.tasks.find((t) => t.name === report.failedTask);
-  const err = new Error(
-    report.cancelled
-      ? 'cancelled: the task graph was cancelled'
-      : `task '${report.failedTask}' failed: ${failed && failed.error ? failed.error.message : 'unknown error'}`,
-  );
-  err.code = report.cancelled ? 'CANCELLED' : 'TASK_FAILED';
+/** The core's error of a run (`GraphRun::error()`: its text and code) as a JavaScript Error. */
+function graphError(error, report) {
+  const err = new Error(error.message);
+  err.code = error.code;
   err.task = report.failedTask;
   return err;
 }
-
-/** The marker step the native side sends after a creation's last progress event. */
-const FLUSH_STEP = '\u0000flush';
-let flushCounter = 0;
 
 function checkHostSteps(hostSteps) {
   if (hostSteps === undefined || hostSteps === null) return [];
@@ -507,35 +505,23 @@ class WorktreeManager {
     if (options === null || typeof options !== 'object' || Array.isArray(options)) {
       throw argError(`new WorktreeManager: options must be an object with rootDir, got ${describe(options)}`);
     }
-    const { rootDir, onProgress, hostSteps } = options;
-    if (typeof rootDir !== 'string' || rootDir === '') {
-      throw argError(`new WorktreeManager: rootDir must be a non-empty string, got ${describe(rootDir)}`);
-    }
-    for (const key of ['worktreeBase', 'cacheDir', 'composeFile', 'runtime', 'historyPath']) {
-      if (options[key] !== undefined && options[key] !== null && typeof options[key] !== 'string') {
-        throw argError(`new WorktreeManager: ${key} must be a string, got ${describe(options[key])}`);
-      }
+    // Everything but the two callbacks is the core's settings object, deserialized natively
+    // (unknown keys and wrong types are refused there, naming the key).
+    const { onProgress, hostSteps, ...settings } = options;
+    if (typeof settings.rootDir !== 'string' || settings.rootDir === '') {
+      throw argError(`new WorktreeManager: rootDir must be a non-empty string, got ${describe(settings.rootDir)}`);
     }
     if (onProgress !== undefined && onProgress !== null && typeof onProgress !== 'function') {
       throw argError(`new WorktreeManager: onProgress must be a function, got ${describe(onProgress)}`);
     }
     const specs = checkHostSteps(hostSteps);
-    const flushes = new Map();
     const dispatch = (event) => {
-      if (event.step === FLUSH_STEP) {
-        const done = flushes.get(event.name);
-        if (done) {
-          flushes.delete(event.name);
-          done();
-        }
-        return;
-      }
-      if (typeof onProgress === 'function') {
-        try {
-          onProgress({ name: event.name, step: event.step, message: event.message });
-        } catch (error) {
-          process.emitWarning(`@vibetrees/native: onProgress threw: ${messageOf(error)}`);
-        }
+      // null: the end-of-events call a creation waits for before it settles
+      if (event === null || event === undefined || typeof onProgress !== 'function') return;
+      try {
+        onProgress({ name: event.name, step: event.step, message: event.message });
+      } catch (error) {
+        process.emitWarning(`@vibetrees/native: onProgress threw: ${messageOf(error)}`);
       }
     };
     // The native side calls runner([index, input]) (older napi-rs) or runner(index, input).
@@ -558,26 +544,12 @@ class WorktreeManager {
       );
     };
     const nativeManager = new native.NativeWorktreeManager(
-      {
-        rootDir,
-        worktreeBase: options.worktreeBase ?? undefined,
-        cacheDir: options.cacheDir ?? undefined,
-        composeFile: options.composeFile ?? undefined,
-        runtime: options.runtime ?? undefined,
-        criticalServices: options.criticalServices ?? undefined,
-        pushBranch: options.pushBranch ?? undefined,
-        useCache: options.useCache ?? undefined,
-        install: options.install ?? undefined,
-        historyPath: options.historyPath ?? undefined,
-        recordHistory: options.recordHistory ?? undefined,
-        mcpServers: options.mcpServers ?? undefined,
-      },
+      settings,
       dispatch,
       specs,
       specs.length ? runHostStep : undefined,
     );
     Object.defineProperty(this, '_native', { value: nativeManager });
-    Object.defineProperty(this, '_flushes', { value: flushes });
     this.rootDir = nativeManager.rootDir;
     this.worktreeBase = nativeManager.worktreeBase;
     /** The profiler every creation's spans go into. */
@@ -608,24 +580,26 @@ class WorktreeManager {
    * `{ success: true, worktree: { name, path, branch, ports, dockerStatus, ... } }`, or
    * `{ success: true, name, path, branch, existed: true, message }` when it is there already, or
    * `{ success: false, error, code }`: a failed creation never rejects. Resolves after the
-   * creation's last progress event was delivered.
+   * creation's last progress event was delivered. `options.signal` (an AbortSignal) cancels it:
+   * no step starts any more, the running install and containers are stopped, and everything the
+   * creation made is undone; it then resolves `{ success: false, code: 'CANCELLED' }`.
    */
-  createWorktreeOptimized(branchName, fromBranch = 'main') {
+  createWorktreeOptimized(branchName, fromBranch = 'main', options) {
     if (typeof branchName !== 'string') {
       throw argError(`createWorktreeOptimized: branchName must be a string, got ${describe(branchName)}`);
     }
     if (typeof fromBranch !== 'string') {
       throw argError(`createWorktreeOptimized: fromBranch must be a string, got ${describe(fromBranch)}`);
     }
-    const token = `flush-${process.pid}-${++flushCounter}`;
-    const flushed = new Promise((resolve) => this._flushes.set(token, resolve));
-    const created = this._native.createWorktreeOptimized(branchName, fromBranch, token);
-    return Promise.all([created, flushed]).then(([result]) => result);
+    const cancel = cancelFor(options, 'createWorktreeOptimized');
+    const created = this._native.createWorktreeOptimized(branchName, fromBranch, cancel.token);
+    created.then(cancel.done, cancel.done);
+    return created;
   }
 
   /** Same as createWorktreeOptimized: the name the VibeTrees server calls. */
-  createWorktree(branchName, fromBranch = 'main') {
-    return this.createWorktreeOptimized(branchName, fromBranch);
+  createWorktree(branchName, fromBranch = 'main', options) {
+    return this.createWorktreeOptimized(branchName, fromBranch, options);
   }
 
   /** Stops its containers, releases its ports, unregisters it and deletes its folder (in the background). */

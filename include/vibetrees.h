@@ -121,6 +121,15 @@ typedef enum vt_result {
 typedef struct vt_cache vt_cache;
 
 /**
+ * A cancellation token for a creation (opaque): `vt_cancel_token_new`, then
+ * `vt_create_worktree_optimized_cancellable(..., token, ...)`, and `vt_cancel_token_cancel`
+ * from any thread (a progress callback, a signal-handling thread) to stop that creation. One
+ * token may serve several calls; once cancelled it stays cancelled. Free it with
+ * `vt_cancel_token_free` once no call uses it.
+ */
+typedef struct vt_cancel_token vt_cancel_token;
+
+/**
  * A task graph runner (opaque). Thread-safe: several threads may run graphs on one optimizer at
  * once; `vt_optimizer_free` must not race with other calls on the same handle.
  */
@@ -350,6 +359,35 @@ enum vt_result vt_cache_verify(const struct vt_cache *cache,
                                char **report_json_out);
 
 /**
+ * Cancels every creation given this token: no step starts any more, the running install, image
+ * pulls and `compose up` are stopped, and once the running steps ended everything the creation
+ * made is undone (containers, ports, registration, folder, the branch if it made it); the
+ * creation call then returns `VT_CANCELLED`. Safe to call from any thread, also from a progress
+ * callback, and more than once. Errors: `VT_NULL_ARGUMENT`.
+ *
+ * # Safety
+ * `token` is a live token.
+ */
+enum vt_result vt_cancel_token_cancel(const struct vt_cancel_token *token);
+
+/**
+ * Frees a token. `NULL` is a no-op.
+ *
+ * # Safety
+ * `token` is NULL or a token from `vt_cancel_token_new`, not yet freed, used by no running call.
+ */
+void vt_cancel_token_free(struct vt_cancel_token *token);
+
+/**
+ * Makes a cancellation token in `*token_out` (free it with `vt_cancel_token_free`).
+ * Errors: `VT_NULL_ARGUMENT`.
+ *
+ * # Safety
+ * `token_out` is valid for one write.
+ */
+enum vt_result vt_cancel_token_new(struct vt_cancel_token **token_out);
+
+/**
  * Creates the worktree of `branch` from the ref `from` (NULL means `"main"`), the whole creation
  * as one dependency graph (git checkout, node_modules from the cache or an install, ports, .env,
  * MCP config, containers). Blocks until the worktree is usable; background work goes on
@@ -374,6 +412,22 @@ enum vt_result vt_create_worktree_optimized(const struct vt_worktree_manager *ma
                                             const char *branch,
                                             const char *from,
                                             char **result_json_out);
+
+/**
+ * `vt_create_worktree_optimized` that `token` (may be NULL: not cancellable) can stop with
+ * `vt_cancel_token_cancel`: then it returns `VT_CANCELLED` once the creation is undone (nothing
+ * of it is left: no folder, registration, ports, containers, nor the branch if it made it). A
+ * token cancelled before the call makes it return `VT_CANCELLED` at once. Other results as
+ * `vt_create_worktree_optimized`.
+ *
+ * # Safety
+ * As `vt_create_worktree_optimized`; `token` is NULL or a live token.
+ */
+enum vt_result vt_create_worktree_optimized_cancellable(const struct vt_worktree_manager *manager,
+                                                        const char *branch,
+                                                        const char *from,
+                                                        const struct vt_cancel_token *token,
+                                                        char **result_json_out);
 
 /**
  * The status of the last `vt_` call that failed on the calling thread, or `VT_OK` if none has.
@@ -718,14 +772,16 @@ enum vt_result vt_worktree_manager_metrics(const struct vt_worktree_manager *man
                                            char **metrics_json_out);
 
 /**
- * Opens the project whose main git worktree is `rootDir`. `options_json` is a JSON object:
- * `{ "rootDir": "/path/to/project" (required), "worktreeBase": "<rootDir>/.worktrees",
+ * Opens the project whose main git worktree is `rootDir`. `options_json` is a JSON object, the
+ * core's worktree settings (the same keys as the Node and Python packages; `null` means the
+ * default): `{ "rootDir": "/path/to/project" (required), "worktreeBase": "<rootDir>/.worktrees",
  * "cacheDir": "~/.vibetrees/cache", "composeFile": "docker-compose.yml",
  * "runtime": "auto" | "docker" | "podman" | "none", "criticalServices": ["postgres"],
- * "pushBranch": false, "useCache": true, "install": true,
- * "historyPath": "~/.vibetrees/history.sqlite", "recordHistory": true,
- * "mcpServers": { "<id>": { "command": "...", "args": [] } } }` (all but rootDir optional, shown
- * with their defaults). `on_progress` may be NULL; otherwise it gets every progress event with
+ * "pushBranch": false, "pushTimeout": 60000 (ms), "useCache": true, "install": true,
+ * "restoreWorkers": null (chosen per creation), "historyPath": "~/.vibetrees/history.sqlite",
+ * "recordHistory": true, "mcpServers": { "<id>": { "command": "...", "args": [] } },
+ * "checkout": "git2" | "cli", "checkoutThreads": null (one per core, at most 8),
+ * "gitProgram": "git" }` (all but rootDir optional, shown with their defaults). `on_progress` may be NULL; otherwise it gets every progress event with
  * `userdata`, as `vt_progress_fn` says.
  *
  * `host_steps` (may be NULL when `host_step_count` is 0) are the host's own steps, run in every
@@ -738,8 +794,8 @@ enum vt_result vt_worktree_manager_metrics(const struct vt_worktree_manager *man
  * `userdata` must stay valid until `vt_worktree_manager_free` returns (no call after that).
  *
  * On success `*manager_out` receives the handle; free it with `vt_worktree_manager_free`.
- * Errors: `VT_PARSE` (bad JSON, unknown key, missing rootDir), `VT_INVALID_ARGUMENT` (unknown
- * runtime), `VT_IO` (rootDir cannot be opened), `VT_GIT` / `VT_NOT_FOUND` (not a git repository),
+ * Errors: `VT_PARSE` (bad JSON, unknown key, a wrong type, missing rootDir; the message names
+ * the key), `VT_INVALID_ARGUMENT` (unknown runtime, a value out of range), `VT_IO` (rootDir cannot be opened), `VT_GIT` / `VT_NOT_FOUND` (not a git repository),
  * `VT_INVALID_GRAPH` (a host step with an unknown dependency or a duplicate name, found at the
  * first creation), `VT_NULL_ARGUMENT` (also a host step's NULL name or function),
  * `VT_INVALID_UTF8`.

@@ -94,7 +94,7 @@ pub(crate) fn tasks_from_specs(specs: Vec<TaskSpec>, runner: &Arc<Runner>) -> Ve
 }
 
 /// A cancellation token for one run (the JS wrapper cancels it when its `AbortSignal` aborts).
-pub struct CancelHandle(CancellationToken);
+pub struct CancelHandle(pub(crate) CancellationToken);
 
 /// A new cancellation token for `runParallel` / `runGraph`.
 #[napi(ts_return_type = "ExternalObject<unknown>")]
@@ -182,8 +182,9 @@ impl NativeOptimizer {
         )
     }
 
-    /// Runs a dependency graph; resolves with the run report (`success` false when a task
-    /// failed) and rejects only for an invalid graph (`INVALID_GRAPH`, `CYCLE` with its path).
+    /// Runs a dependency graph; resolves with `{ report, error }`: the run report (`success`
+    /// false when a task failed) and the error the run stands for (`{ message, code }`, null on
+    /// success). Rejects only for an invalid graph (`INVALID_GRAPH`, `CYCLE` with its path).
     #[napi(
         ts_args_type = "tasks: Array<TaskSpec>, runner: (index: number) => Promise<string | null>, cancel?: ExternalObject<unknown>",
         ts_return_type = "Promise<any>"
@@ -202,9 +203,14 @@ impl NativeOptimizer {
             env,
             async move {
                 let run = optimizer.run_graph(tasks).await?;
-                Ok(serde_json::to_value(run.report())?)
+                // The error the run stands for is the core's own (`GraphRun::error`), so its
+                // text and code are written once, there.
+                let error = run
+                    .error()
+                    .map(|e| serde_json::json!({ "message": e.to_string(), "code": e.code() }));
+                Ok(serde_json::json!({ "report": run.report(), "error": error }))
             },
-            |_, report| Ok(report),
+            |_, run| Ok(run),
         )
     }
 

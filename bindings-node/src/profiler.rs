@@ -189,33 +189,11 @@ pub struct ProfilerHandle {
 /// Most names a handle interns; later names go through `profilerStartRoot`.
 const MAX_INTERNED_NAMES: usize = 4096;
 
-/// The number inside an id string `op-<n>` (the core's format).
-fn id_number(id: &str) -> Option<f64> {
-    id.strip_prefix("op-")?
-        .parse::<u64>()
-        .ok()
-        .map(|n| n as f64)
-}
-
-/// Writes `op-<n>` into `buf` without allocating and returns it.
-fn format_id(n: u64, buf: &mut [u8; 24]) -> &str {
-    let mut digits = [0u8; 20];
-    let mut len = 0;
-    let mut rest = n;
-    loop {
-        digits[len] = b'0' + (rest % 10) as u8;
-        len += 1;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    buf[..3].copy_from_slice(b"op-");
-    for i in 0..len {
-        buf[3 + i] = digits[len - 1 - i];
-    }
-    // SAFETY: only ASCII bytes were written.
-    unsafe { std::str::from_utf8_unchecked(&buf[..3 + len]) }
+/// What every operation id starts with (the core's `OperationId::PREFIX`): the wrapper builds
+/// `<prefix><number>` on its side of the hot path.
+#[napi]
+pub fn operation_id_prefix() -> &'static str {
+    core::OperationId::PREFIX
 }
 
 /// Starts a root operation and returns its number (the id is `op-<number>`).
@@ -227,14 +205,9 @@ pub fn profiler_start_root(
 ) -> napi::Result<f64> {
     let id = handle
         .inner
-        .start(&name, None)
+        .start_op(&name, None)
         .map_err(|e| core_error(&env, &e))?;
-    id_number(&id).ok_or_else(|| {
-        core_error(
-            &env,
-            &vibetrees_core::Error::Internal(format!("unexpected id format '{id}'")),
-        )
-    })
+    Ok(id.get() as f64)
 }
 
 /// Interns `name` for `profilerStartNamed` and returns its number, or -1 when the handle holds
@@ -263,14 +236,9 @@ pub fn profiler_start_named(
     };
     let id = handle
         .inner
-        .start(name, None)
+        .start_op(name, None)
         .map_err(|e| core_error(&env, &e))?;
-    id_number(&id).ok_or_else(|| {
-        core_error(
-            &env,
-            &vibetrees_core::Error::Internal(format!("unexpected id format '{id}'")),
-        )
-    })
+    Ok(id.get() as f64)
 }
 
 /// Ends operation `op-<n>`. For a root without children that succeeded (the common case),
@@ -286,9 +254,10 @@ pub fn profiler_end_num(
     n: f64,
     want_name: bool,
 ) -> napi::Result<Either<Either<u32, String>, OperationResult>> {
-    let mut buf = [0u8; 24];
-    let id = format_id(n as u64, &mut buf);
-    let result = handle.inner.end(id).map_err(|e| core_error(&env, &e))?;
+    let result = handle
+        .inner
+        .end_op(core::OperationId::new(n as u64))
+        .map_err(|e| core_error(&env, &e))?;
     let simple = result.children.is_empty()
         && result.parent_id.is_none()
         && !result.failed

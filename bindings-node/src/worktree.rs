@@ -1,29 +1,29 @@
 //! `WorktreeManager` (native part): the whole creation as one native graph.
 //!
-//! Progress events reach JavaScript through a weak threadsafe function called without blocking,
-//! in the order the core emits them. Host steps (JavaScript async functions) are core
-//! [`HostStep`]s whose bodies call one threadsafe "runner" function with the step's index and its
-//! input; the JS wrapper runs the step's function and resolves to `{ ok, value | error }`.
+//! The options are the core's [`WorktreeSettings`], deserialized from the JS object as they are
+//! (no mapping here). Progress events reach JavaScript through a weak threadsafe function called
+//! without blocking, in the order the core emits them; a creation's promise settles only after
+//! its last event was delivered (the events and an end-of-events call share one queue). Host
+//! steps (JavaScript async functions) are core [`HostStep`]s whose bodies call one threadsafe
+//! "runner" function with the step's index and its input; the JS wrapper runs the step's function
+//! and resolves to `{ ok, value | error }`.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{Promise, PromiseRaw};
+use napi::bindgen_prelude::{External, Promise, PromiseRaw};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Status};
 use napi_derive::napi;
 use vibetrees_core::optimizer::TaskError;
 use vibetrees_core::progress::{ProgressEvent, ProgressSink};
 use vibetrees_core::worktree::{
-    ContainerRuntime, HostStep, HostStepFn, HostStepInput, STEP_NAMES, WorktreeManager,
-    WorktreeOptions, failure_json,
+    CancellationToken, HostStep, HostStepFn, HostStepInput, STEP_NAMES, WorktreeManager,
+    WorktreeOptions, WorktreeSettings, failure_json,
 };
 
 use crate::errors::{core_error, invalid_argument, spawn};
+use crate::optimizer::CancelHandle;
 use crate::profiler::{JsProfiler, Metrics};
-
-/// The step of the marker event sent after a creation's last event (see `index.js`).
-const FLUSH_STEP: &str = "\u{0}flush";
 
 /// One progress event: `{ name, step, message }`.
 #[napi(object)]
@@ -37,8 +37,10 @@ pub struct ProgressEventJs {
     pub message: String,
 }
 
-/// `onProgress(event)`, weak (does not keep Node alive) and never waited for.
-type ProgressFn = ThreadsafeFunction<ProgressEventJs, (), ProgressEventJs, Status, false, true>;
+/// `onProgress(event)`, weak (does not keep Node alive) and not waited for; `onProgress(null)` is
+/// the end-of-events call a creation awaits before it settles (the JS side ignores it).
+type ProgressFn =
+    ThreadsafeFunction<Option<ProgressEventJs>, (), Option<ProgressEventJs>, Status, false, true>;
 
 /// `runner(index, input)` -> `{ ok: true, value } | { ok: false, error, code? }`.
 type HostRunner = ThreadsafeFunction<
@@ -61,33 +63,11 @@ pub struct HostStepSpec {
     pub optional: Option<bool>,
 }
 
-/// The plain-data options of the native manager.
-#[napi(object)]
-pub struct NativeWorktreeOptions {
-    /// The project's root (its main git worktree).
-    pub root_dir: String,
-    /// Where worktrees go; default `<rootDir>/.worktrees`.
-    pub worktree_base: Option<String>,
-    /// node_modules cache folder; default `~/.vibetrees/cache`.
-    pub cache_dir: Option<String>,
-    /// Compose file, relative to the root; default `docker-compose.yml`.
-    pub compose_file: Option<String>,
-    /// `'auto'` (default), `'docker'`, `'podman'` or `'none'`.
-    pub runtime: Option<String>,
-    /// Services started before the creation resolves; the others start in the background.
-    pub critical_services: Option<Vec<String>>,
-    /// Push the new branch to `origin` in the background.
-    pub push_branch: Option<bool>,
-    /// Use the node_modules cache (default true).
-    pub use_cache: Option<bool>,
-    /// Run the project's install on a cache miss (default true).
-    pub install: Option<bool>,
-    /// History database path; default `~/.vibetrees/history.sqlite`.
-    pub history_path: Option<String>,
-    /// Record each creation in the history (default true).
-    pub record_history: Option<bool>,
-    /// Extra `mcpServers` entries written into every worktree's `.claude/settings.json`.
-    pub mcp_servers: Option<serde_json::Map<String, serde_json::Value>>,
+/// The keys of the core's worktree settings, camelCase (what `WorktreeManager` accepts besides
+/// `onProgress` and `hostSteps`).
+#[napi]
+pub fn worktree_setting_keys() -> Vec<String> {
+    WorktreeSettings::keys()
 }
 
 fn host_step_error(value: &serde_json::Value) -> TaskError {
@@ -138,51 +118,27 @@ impl NativeWorktreeManager {
     /// Opens the project at `options.rootDir` (a git repository's main worktree).
     #[napi(
         constructor,
-        ts_args_type = "options: NativeWorktreeOptions, onProgress?: (event: ProgressEventJs) => void, hostSteps?: Array<HostStepSpec>, hostRunner?: (call: [number, any]) => Promise<any>"
+        ts_args_type = "settings: Record<string, unknown>, onProgress?: (event: ProgressEventJs | null) => void, hostSteps?: Array<HostStepSpec>, hostRunner?: (call: [number, any]) => Promise<any>"
     )]
     pub fn new(
         env: Env,
-        options: NativeWorktreeOptions,
+        settings: serde_json::Value,
         on_progress: Option<ProgressFn>,
         host_steps: Option<Vec<HostStepSpec>>,
         host_runner: Option<HostRunner>,
     ) -> napi::Result<Self> {
-        let mut opts = WorktreeOptions::new(PathBuf::from(&options.root_dir));
-        opts.worktree_base = options.worktree_base.map(PathBuf::from);
-        opts.cache_dir = options.cache_dir.map(PathBuf::from);
-        opts.compose_file = options.compose_file;
-        if let Some(runtime) = options.runtime {
-            opts.runtime = runtime
-                .parse::<ContainerRuntime>()
-                .map_err(|e| core_error(&env, &e))?;
-        }
-        opts.critical_services = options.critical_services;
-        if let Some(push) = options.push_branch {
-            opts.push_branch = push;
-        }
-        if let Some(use_cache) = options.use_cache {
-            opts.use_cache = use_cache;
-        }
-        if let Some(install) = options.install {
-            opts.install = install;
-        }
-        opts.history_path = options.history_path.map(PathBuf::from);
-        if let Some(record) = options.record_history {
-            opts.record_history = record;
-        }
-        if let Some(extra) = options.mcp_servers {
-            opts.mcp_extra = extra;
-        }
+        let settings = WorktreeSettings::from_value(settings).map_err(|e| core_error(&env, &e))?;
+        let mut opts = WorktreeOptions::from(settings);
         let progress = on_progress.map(Arc::new);
         if let Some(tsfn) = &progress {
             let tsfn = tsfn.clone();
             let sink: ProgressSink = Arc::new(move |event: &ProgressEvent| {
                 tsfn.call(
-                    ProgressEventJs {
+                    Some(ProgressEventJs {
                         name: event.name.clone(),
                         step: event.step.clone(),
                         message: event.message.clone(),
-                    },
+                    }),
                     ThreadsafeFunctionCallMode::NonBlocking,
                 );
             });
@@ -234,34 +190,32 @@ impl NativeWorktreeManager {
     }
 
     /// Creates the worktree; resolves to the contract's result, never rejects for a failed
-    /// creation (`{ success: false, error, code }`). After the creation's last progress event a
-    /// marker event `{ name: flushToken, step: '\0flush' }` follows, so the wrapper can resolve
-    /// only once every event was delivered.
-    #[napi(ts_return_type = "Promise<any>")]
+    /// creation (`{ success: false, error, code }`), and only after the creation's last progress
+    /// event was delivered. `cancel` (a token of `createCancelToken`) stops and undoes it.
+    #[napi(
+        ts_args_type = "branchName: string, fromBranch: string, cancel?: ExternalObject<unknown>",
+        ts_return_type = "Promise<any>"
+    )]
     pub fn create_worktree_optimized<'env>(
         &self,
         env: &'env Env,
         branch_name: String,
         from_branch: String,
-        flush_token: Option<String>,
+        cancel: Option<&External<CancelHandle>>,
     ) -> napi::Result<PromiseRaw<'env, serde_json::Value>> {
         let manager = self.inner.clone();
         let progress = self.progress.clone();
+        let cancel = cancel.map_or_else(CancellationToken::new, |c| c.0.clone());
         spawn(
             env,
             async move {
                 let outcome = manager
-                    .create_worktree_optimized(&branch_name, &from_branch)
+                    .create_worktree_cancellable(&branch_name, &from_branch, cancel)
                     .await;
-                if let (Some(tsfn), Some(token)) = (progress, flush_token) {
-                    tsfn.call(
-                        ProgressEventJs {
-                            name: token,
-                            step: FLUSH_STEP.to_string(),
-                            message: String::new(),
-                        },
-                        ThreadsafeFunctionCallMode::NonBlocking,
-                    );
+                if let Some(tsfn) = progress {
+                    // Queued after every event of this creation: once JS has run it, they were
+                    // all delivered. (An error means Node is shutting down: nobody waits.)
+                    let _ = tsfn.call_async(None).await;
                 }
                 Ok(match outcome {
                     Ok(created) => created.to_json(),

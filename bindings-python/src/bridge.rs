@@ -10,8 +10,9 @@
 //!   `asyncio.Future` of the caller's running loop; cancelling that future drops the core's future.
 //! - [`await_coroutine`]: the other way round, a Python coroutine run on a given event loop and
 //!   awaited from Rust (for `async def` task bodies).
-//! - [`to_asyncio_future_undoable`]: an awaitable whose cancellation lets the work end and then
-//!   undoes it (worktree creations).
+//! - [`to_asyncio_future_cancellable`]: an awaitable whose cancellation cancels a core
+//!   [`CancellationToken`] instead of dropping the work, which then stops and undoes itself
+//!   (worktree creations); a result that arrives for nobody runs a hook instead.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::{PyCFunction, PyTuple};
 use vibetrees_core::Error;
+use vibetrees_core::optimizer::CancellationToken;
 use vibetrees_core::runtime::runtime;
 
 use crate::errors::to_py_err;
@@ -143,32 +145,46 @@ pub fn to_asyncio_future<'py, F>(
 where
     F: Future<Output = PyResult<Py<PyAny>>> + Send + 'static,
 {
-    spawn_resolving(py, event_loop, true, async move { (fut.await, None) })
+    spawn_resolving(
+        py,
+        event_loop,
+        OnCancel::Abort,
+        async move { (fut.await, None) },
+    )
 }
 
 /// Work to run when a result arrives for an asyncio future whose awaiter already cancelled it
-/// (e.g. undo a creation nobody is waiting for any more).
+/// (e.g. undo a creation that finished before it saw the cancellation).
 pub type OrphanHook = Box<dyn FnOnce() + Send>;
 
-/// As [`to_asyncio_future`] for work that must not stop half-way: cancelling the asyncio future
-/// does not drop `fut`; it runs to its end, and if the asyncio future was cancelled by then, the
-/// hook `fut` returned with its result runs instead of delivering it. Cancellation and delivery
-/// both happen on the loop's thread, so exactly one of them wins.
-pub fn to_asyncio_future_undoable<'py, F>(
+/// What cancelling the asyncio future does to the core's work.
+enum OnCancel {
+    /// Drops the core's future (its own drop guards clean up).
+    Abort,
+    /// Cancels this token and lets the work run to its end (it stops and undoes itself).
+    Cancel(CancellationToken),
+}
+
+/// As [`to_asyncio_future`] for work that must not be dropped half-way: cancelling the asyncio
+/// future cancels `token` instead; `fut` runs to its end, and if the asyncio future was
+/// cancelled by then, the hook `fut` returned with its result runs instead of delivering it.
+/// Cancellation and delivery both happen on the loop's thread, so exactly one of them wins.
+pub fn to_asyncio_future_cancellable<'py, F>(
     py: Python<'py>,
     event_loop: Py<PyAny>,
+    token: CancellationToken,
     fut: F,
 ) -> PyResult<Bound<'py, PyAny>>
 where
     F: Future<Output = (PyResult<Py<PyAny>>, Option<OrphanHook>)> + Send + 'static,
 {
-    spawn_resolving(py, event_loop, false, fut)
+    spawn_resolving(py, event_loop, OnCancel::Cancel(token), fut)
 }
 
 fn spawn_resolving<'py, F>(
     py: Python<'py>,
     event_loop: Py<PyAny>,
-    abort_on_cancel: bool,
+    on_cancel: OnCancel,
     fut: F,
 ) -> PyResult<Bound<'py, PyAny>>
 where
@@ -209,11 +225,15 @@ where
     let abort = Mutex::new(Some(handle.abort_handle()));
     let on_done = PyCFunction::new_closure(py, None, None, move |args, _kw| -> PyResult<()> {
         let fut = args.get_item(0)?;
-        if abort_on_cancel
-            && fut.call_method0("cancelled")?.is_truthy()?
-            && let Some(abort) = abort.lock().take()
-        {
-            abort.abort();
+        if fut.call_method0("cancelled")?.is_truthy()? {
+            match &on_cancel {
+                OnCancel::Abort => {
+                    if let Some(abort) = abort.lock().take() {
+                        abort.abort();
+                    }
+                }
+                OnCancel::Cancel(token) => token.cancel(),
+            }
         }
         Ok(())
     })?;

@@ -3,12 +3,16 @@
 //! Calls block with the interpreter released (or are awaitable, `*_async`). Progress events and
 //! host steps are Python callables called from the core's worker threads.
 //!
+//! The keyword arguments are the core's worktree settings: each snake_case name becomes its
+//! camelCase key (`push_branch` -> `pushBranch`) and the core deserializes them, so this file
+//! knows no option but the callbacks (and `mcp_extra`, the deprecated name of `mcp_servers`).
+//!
 //! A removal or a warm-up interrupted by Ctrl-C finishes before `KeyboardInterrupt` is raised.
-//! Ctrl-C (or cancelling the awaiting task) during a creation: some of the creation's steps run
-//! child processes and blocking threads that cannot be stopped half-way without leaving debris,
-//! so the binding lets the creation reach its end, then undoes it completely (containers, ports,
-//! registration, folder, and the branch if this call created it) before raising
-//! `KeyboardInterrupt` (or `CancelledError`): nothing half-made is left behind.
+//! Ctrl-C (or cancelling the awaiting task) during a creation cancels it in the core: no step
+//! starts any more, the running install and containers are stopped, and the core undoes what the
+//! creation made (containers, ports, registration, folder, the branch if it made it) before
+//! `KeyboardInterrupt` (or `CancelledError`) is raised. A creation that finished just before it
+//! saw the cancellation is undone by the core's `undo_creation`: nothing half-made is left.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,8 +24,8 @@ use vibetrees_core::optimizer::{TaskError, TaskFuture, blocking_future};
 use vibetrees_core::progress::{ProgressEvent, ProgressSink};
 use vibetrees_core::runtime::runtime;
 use vibetrees_core::worktree::{
-    ContainerRuntime, CreateOutcome, HostStep, HostStepFn, HostStepInput, WorktreeManager,
-    WorktreeOptions, git,
+    CancellationToken, CreateOutcome, HostStep, HostStepFn, HostStepInput, WorktreeManager,
+    WorktreeOptions, WorktreeSettings,
 };
 
 use crate::bridge;
@@ -137,33 +141,56 @@ fn parse_host_steps(steps: &Bound<'_, PyAny>) -> PyResult<Vec<HostStep>> {
     Ok(out)
 }
 
-/// Undoes a creation that finished after its caller gave up (Ctrl-C, a cancelled task): stops
-/// its containers, releases its ports, unregisters and deletes its folder, deletes the branch if
-/// the creation made it, and waits for that background deletion.
+/// Undoes (in the core) a creation that finished after its caller gave up on it.
 async fn undo_creation(
     manager: &WorktreeManager,
     outcome: &CreateOutcome,
 ) -> vibetrees_core::Result<()> {
-    let CreateOutcome::Created(made) = outcome else {
-        return Ok(()); // it existed before this call: not ours to undo
-    };
-    manager.remove_worktree(&made.name).await?;
-    if made.created_branch {
-        let root = manager.root().to_path_buf();
-        let branch = made.branch.clone();
-        tokio::task::spawn_blocking(move || -> vibetrees_core::Result<()> {
-            let repo = git::open(&root)?;
-            if let Ok(mut b) = repo.find_branch(&branch, git2::BranchType::Local) {
-                b.delete()
-                    .map_err(|e| Error::git(format!("delete branch {branch}"), e))?;
-            }
-            Ok(())
-        })
-        .await
-        .map_err(|e| Error::Internal(format!("undo panicked: {e}")))??;
+    match outcome {
+        CreateOutcome::Created(made) => manager.undo_creation(made).await,
+        CreateOutcome::Existed { .. } => Ok(()), // it existed before this call: not ours to undo
     }
-    manager.wait_background().await;
-    Ok(())
+}
+
+/// The settings key of a Python keyword: `push_branch` -> `pushBranch` (names only).
+fn camel_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut upper = false;
+    for c in name.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The Python keyword of a settings key: `pushBranch` -> `push_branch` (names only).
+fn snake_case(key: &str) -> String {
+    let mut out = String::with_capacity(key.len() + 4);
+    for c in key.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('_');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The core's settings from Python's arguments: `(name, value)` pairs with snake_case names,
+/// `None` meaning the default. Values go through JSON (`json.dumps`, paths as strings).
+fn settings_from(py: Python<'_>, args: &[(&str, Bound<'_, PyAny>)]) -> PyResult<WorktreeSettings> {
+    let dict = PyDict::new(py);
+    for (name, value) in args {
+        dict.set_item(camel_case(name), value)?;
+    }
+    WorktreeSettings::from_value(py_to_json(dict.as_any())?).py()
 }
 
 /// Creates, lists and removes the git worktrees of one Node project.
@@ -180,59 +207,59 @@ impl PyWorktreeManager {
     /// (default `~/.vibetrees/cache`), services come from `compose_file` (default
     /// `docker-compose.yml`), containers run with `runtime` (`auto`, `docker`, `podman`, `none`).
     /// `on_progress({"name", "step", "message"})` is called from worker threads during creations.
+    /// Every other keyword is a setting of the core, in snake_case (`push_branch`,
+    /// `use_cache`, `install`, `critical_services`, `mcp_servers`, `checkout`, ...; see the
+    /// README); an unknown one is a `ParseError` naming it. `mcp_extra` is the deprecated name of
+    /// `mcp_servers`.
     #[new]
     #[pyo3(signature = (
         root_dir, worktree_base=None, cache_dir=None, compose_file=None, runtime=None,
-        on_progress=None, *, critical_services=None, push_branch=false, use_cache=true,
-        install=true, history_path=None, record_history=true, mcp_extra=None, host_steps=None
+        on_progress=None, *, host_steps=None, mcp_extra=None, **settings
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
-        root_dir: PathBuf,
-        worktree_base: Option<PathBuf>,
-        cache_dir: Option<PathBuf>,
-        compose_file: Option<String>,
-        runtime: Option<&str>,
+        root_dir: Bound<'_, PyAny>,
+        worktree_base: Option<Bound<'_, PyAny>>,
+        cache_dir: Option<Bound<'_, PyAny>>,
+        compose_file: Option<Bound<'_, PyAny>>,
+        runtime: Option<Bound<'_, PyAny>>,
         on_progress: Option<Py<PyAny>>,
-        critical_services: Option<Vec<String>>,
-        push_branch: bool,
-        use_cache: bool,
-        install: bool,
-        history_path: Option<PathBuf>,
-        record_history: bool,
-        mcp_extra: Option<Bound<'_, PyAny>>,
         host_steps: Option<Bound<'_, PyAny>>,
+        mcp_extra: Option<Bound<'_, PyAny>>,
+        settings: Option<Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
-        let mut opts = WorktreeOptions::new(root_dir);
-        opts.worktree_base = worktree_base;
-        opts.cache_dir = cache_dir;
-        opts.compose_file = compose_file;
-        opts.runtime = match runtime {
-            Some(r) => r.parse::<ContainerRuntime>().py()?,
-            None => ContainerRuntime::Auto,
-        };
+        let none = || py.None().into_bound(py);
+        let mut args = vec![
+            ("root_dir", root_dir),
+            ("worktree_base", worktree_base.unwrap_or_else(none)),
+            ("cache_dir", cache_dir.unwrap_or_else(none)),
+            ("compose_file", compose_file.unwrap_or_else(none)),
+            ("runtime", runtime.unwrap_or_else(none)),
+        ];
+        let mut keywords: Vec<(String, Bound<'_, PyAny>)> = Vec::new();
+        if let Some(extra) = mcp_extra.filter(|e| !e.is_none()) {
+            let warnings = py.import("warnings")?;
+            warnings.call_method1(
+                "warn",
+                (
+                    "mcp_extra is deprecated: use mcp_servers",
+                    py.get_type::<pyo3::exceptions::PyDeprecationWarning>(),
+                    2,
+                ),
+            )?;
+            keywords.push(("mcp_servers".into(), extra));
+        }
+        for (k, v) in settings.iter().flat_map(|d| d.iter()) {
+            keywords.push((k.extract()?, v));
+        }
+        args.extend(keywords.iter().map(|(k, v)| (k.as_str(), v.clone())));
+        let mut opts = WorktreeOptions::from(settings_from(py, &args)?);
         if let Some(cb) = on_progress {
             if !cb.bind(py).is_callable() {
                 return Err(invalid_argument("on_progress must be callable"));
             }
             opts.on_progress = Some(progress_sink(cb));
-        }
-        opts.critical_services = critical_services;
-        opts.push_branch = push_branch;
-        opts.use_cache = use_cache;
-        opts.install = install;
-        opts.history_path = history_path;
-        opts.record_history = record_history;
-        if let Some(extra) = mcp_extra {
-            match py_to_json(&extra)? {
-                serde_json::Value::Object(map) => opts.mcp_extra = map,
-                _ => {
-                    return Err(invalid_argument(
-                        "mcp_extra must be a dict of MCP server entries",
-                    ));
-                }
-            }
         }
         if let Some(steps) = host_steps {
             opts.host_steps = parse_host_steps(&steps)?;
@@ -243,6 +270,16 @@ impl PyWorktreeManager {
         .py()?;
         let profiler = Py::new(py, PyProfiler::from_arc(inner.profiler()))?;
         Ok(Self { inner, profiler })
+    }
+
+    /// The keywords that are settings of the core (snake_case), in the core's order: every
+    /// argument of `WorktreeManager(...)` but `on_progress`, `host_steps` and `mcp_extra`.
+    #[staticmethod]
+    fn setting_names() -> Vec<String> {
+        WorktreeSettings::keys()
+            .iter()
+            .map(|k| snake_case(k))
+            .collect()
     }
 
     /// The project root (canonical path).
@@ -278,9 +315,13 @@ impl PyWorktreeManager {
     ) -> PyResult<Bound<'py, PyAny>> {
         let manager = self.inner.clone();
         let from = from_branch.to_string();
+        let cancel = CancellationToken::new();
+        let token = cancel.clone();
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         runtime().spawn(async move {
-            let out = manager.create_worktree_optimized(&branch, &from).await;
+            let out = manager
+                .create_worktree_cancellable(&branch, &from, token)
+                .await;
             let _ = tx.send((out, manager));
         });
         let rx = parking_lot::Mutex::new(rx);
@@ -295,25 +336,30 @@ impl PyWorktreeManager {
                     {
                         interrupt = Some(e);
                     }
-                    if let Some(interrupt) = interrupt {
-                        if let Ok(outcome) = &out {
-                            let undone =
-                                py.detach(|| runtime().block_on(undo_creation(&manager, outcome)));
-                            if let Err(e) = undone {
-                                let err = to_py_err(e);
-                                interrupt.set_cause(py, Some(err));
-                            }
+                    let Some(interrupt) = interrupt else {
+                        let outcome = out.py()?;
+                        return to_py(py, &outcome);
+                    };
+                    // Cancelled: the core undid it. Finished before it saw the cancellation:
+                    // undo it now.
+                    let undone = match &out {
+                        Ok(outcome) => {
+                            py.detach(|| runtime().block_on(undo_creation(&manager, outcome)))
                         }
-                        return Err(interrupt);
+                        Err(Error::Cancelled(_)) => Ok(()),
+                        Err(e) => Err(Error::Internal(e.full_message())),
+                    };
+                    if let Err(e) = undone {
+                        interrupt.set_cause(py, Some(to_py_err(e)));
                     }
-                    let outcome = out.py()?;
-                    return to_py(py, &outcome);
+                    return Err(interrupt);
                 }
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                     if interrupt.is_none()
                         && let Err(e) = py.check_signals()
                     {
                         interrupt = Some(e);
+                        cancel.cancel();
                     }
                 }
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
@@ -326,8 +372,8 @@ impl PyWorktreeManager {
     }
 
     /// Awaitable `create_worktree_optimized`: `await manager.create_worktree_optimized_async(b)`.
-    /// Several can run at once (`asyncio.gather`). Cancelling the awaiting task lets the creation
-    /// reach its end and then undoes it (in the background).
+    /// Several can run at once (`asyncio.gather`). Cancelling the awaiting task cancels the
+    /// creation in the core, which stops it and undoes it (in the background).
     #[pyo3(signature = (branch, from_branch="main"))]
     fn create_worktree_optimized_async<'py>(
         &self,
@@ -338,13 +384,17 @@ impl PyWorktreeManager {
         let event_loop = bridge::running_loop(py)?;
         let manager = self.inner.clone();
         let from = from_branch.to_string();
-        bridge::to_asyncio_future_undoable(py, event_loop, async move {
-            let out = manager.create_worktree_optimized(&branch, &from).await;
+        let cancel = CancellationToken::new();
+        let token = cancel.clone();
+        bridge::to_asyncio_future_cancellable(py, event_loop, cancel, async move {
+            let out = manager
+                .create_worktree_cancellable(&branch, &from, token)
+                .await;
             let hook: Option<bridge::OrphanHook> = match &out {
                 Ok(outcome @ CreateOutcome::Created(_)) => {
                     let outcome = outcome.clone();
                     Some(Box::new(move || {
-                        // Nobody awaits this creation any more: undo it in the background.
+                        // It finished before it saw the cancellation: undo it in the background.
                         runtime().spawn(async move {
                             let _ = undo_creation(&manager, &outcome).await;
                         });

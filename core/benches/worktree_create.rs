@@ -34,6 +34,7 @@ use vibetrees_core::cache::{CacheKey, CacheOptions, NodeModulesCache, RestoreOpt
 use vibetrees_core::sample_project::SampleProject;
 use vibetrees_core::worktree::{
     ContainerRuntime, CreateOutcome, CreatedWorktree, WorktreeManager, WorktreeOptions,
+    WorktreeSettings,
 };
 
 struct Args {
@@ -260,12 +261,15 @@ fn main() {
     .unwrap();
     let key = CacheKey::from_project_dir(&root).unwrap();
     cache.populate(&key, &root.join("node_modules")).unwrap();
-    let opts = |cache_dir: PathBuf| WorktreeOptions {
-        runtime: ContainerRuntime::None,
-        cache_dir: Some(cache_dir),
-        history_path: Some(tmp.path().join("history.sqlite")),
-        restore_workers: a.restore_workers,
-        ..WorktreeOptions::new(&root)
+    let opts = |cache_dir: PathBuf| -> WorktreeOptions {
+        WorktreeSettings {
+            runtime: ContainerRuntime::None,
+            cache_dir: Some(cache_dir),
+            history_path: Some(tmp.path().join("history.sqlite")),
+            restore_workers: a.restore_workers,
+            ..WorktreeSettings::new(&root)
+        }
+        .into()
     };
     let warm = WorktreeManager::new(opts(warm_cache_dir.clone())).unwrap();
     if a.settle {

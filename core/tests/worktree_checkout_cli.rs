@@ -1,28 +1,24 @@
-//! `VIBETREES_CHECKOUT=cli`: the checkout that is not the default stays reachable and tested. This
-//! binary sets it for all its tests (the environment is per process); the default (ours) is
-//! tested in worktree_checkout_fast.rs.
+//! The `checkout: "cli"` setting: the checkout that is not the default stays reachable and
+//! tested; the default (ours) is tested in worktree_checkout_fast.rs.
 
 mod worktree_support;
 
-use std::sync::Once;
 use vibetrees_core::runtime::block_on;
-use vibetrees_core::worktree::{CreateOutcome, WorktreeManager};
+use vibetrees_core::worktree::{CheckoutChoice, CreateOutcome, WorktreeManager, WorktreeOptions};
 use worktree_support::*;
 
-static CLI: Once = Once::new();
-
-fn use_cli() {
-    setup();
-    // SAFETY: set once, before any test of this binary starts a thread that reads it.
-    CLI.call_once(|| unsafe { std::env::set_var("VIBETREES_CHECKOUT", "cli") });
+/// The project's options with the git CLI's checkout.
+fn cli_options(p: &Project) -> WorktreeOptions {
+    let mut opts = p.options();
+    opts.settings.checkout = CheckoutChoice::GitCli;
+    opts
 }
 
 #[test]
 fn the_cli_checkout_makes_the_same_worktree_through_the_manager() {
-    use_cli();
     let p = project(None);
     p.warm_cache();
-    let m = WorktreeManager::new(p.options()).unwrap();
+    let m = WorktreeManager::new(cli_options(&p)).unwrap();
     let out = block_on(async {
         let r = m.create_worktree_optimized("via-cli", "main").await;
         m.wait_background().await;
@@ -54,7 +50,6 @@ fn the_cli_checkout_makes_the_same_worktree_through_the_manager() {
 #[test]
 fn a_cli_checkout_that_fails_after_registering_is_rolled_back_and_can_be_retried() {
     use std::os::unix::fs::PermissionsExt;
-    use_cli();
     let p = project(None);
     p.warm_cache();
     // `git worktree add` registers and checks out, then fails on its post-checkout hook
@@ -62,7 +57,7 @@ fn a_cli_checkout_that_fails_after_registering_is_rolled_back_and_can_be_retried
     std::fs::create_dir_all(hook.parent().unwrap()).unwrap();
     std::fs::write(&hook, "#!/bin/sh\necho 'hook says no' >&2\nexit 1\n").unwrap();
     std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let m = WorktreeManager::new(p.options()).unwrap();
+    let m = WorktreeManager::new(cli_options(&p)).unwrap();
     let e = block_on(m.create_worktree_optimized("hooked", "main")).unwrap_err();
     assert!(e.to_string().contains("hook says no"), "{e}");
     block_on(m.wait_background());

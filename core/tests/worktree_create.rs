@@ -599,12 +599,10 @@ fn the_branch_is_pushed_in_the_background_when_asked() {
         &["remote", "add", "origin", remote.to_str().unwrap()],
     );
     let (sink, events) = recorder();
-    let m = WorktreeManager::new(vibetrees_core::worktree::WorktreeOptions {
-        push_branch: true,
-        on_progress: Some(sink),
-        ..p.options()
-    })
-    .unwrap();
+    let mut opts = p.options();
+    opts.settings.push_branch = true;
+    opts.on_progress = Some(sink);
+    let m = WorktreeManager::new(opts).unwrap();
     let w = created(block_on(m.create_worktree_optimized("pushed", "main")).unwrap());
     assert!(
         w.background.contains(&"git-push".to_string()),
@@ -689,9 +687,10 @@ fn a_runtime_asked_for_by_name_but_missing_is_a_message_not_a_failed_creation() 
         .arg(&p.cache_dir)
         .arg("--repo")
         .arg(&p.root)
+        .arg("--git")
+        .arg(git_path.trim())
         .env("HOME", home.path())
         .env("PATH", empty_path.path())
-        .env("VIBETREES_GIT", git_path.trim())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

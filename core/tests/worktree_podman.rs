@@ -76,13 +76,11 @@ fn containers_for_real_with_podman() {
     git(&p.root, &["add", "docker-compose.yml"]);
     git(&p.root, &["commit", "-qm", "compose"]);
     let (sink, events) = recorder();
-    let m = WorktreeManager::new(WorktreeOptions {
-        runtime: ContainerRuntime::Podman,
-        critical_services: Some(vec!["api".into(), "broken".into()]),
-        on_progress: Some(sink),
-        ..p.options()
-    })
-    .unwrap();
+    let mut opts: WorktreeOptions = p.options();
+    opts.settings.runtime = ContainerRuntime::Podman;
+    opts.settings.critical_services = Some(vec!["api".into(), "broken".into()]);
+    opts.on_progress = Some(sink);
+    let m = WorktreeManager::new(opts).unwrap();
     let out = block_on(m.create_worktree_optimized("with-containers", "main")).unwrap();
     let CreateOutcome::Created(w) = out else {
         panic!("existed")

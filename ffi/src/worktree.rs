@@ -8,15 +8,14 @@ use crate::gate::{CallGate, UserData};
 use crate::optimizer::{call_c_task, vt_task};
 use crate::profiler::vt_profiler;
 use crate::result::vt_result;
-use serde::Deserialize;
 use std::ffi::{CString, c_char, c_void};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use vibetrees_core::optimizer::{TaskError, blocking_future};
 use vibetrees_core::progress::{ProgressEvent, ProgressSink};
 use vibetrees_core::runtime::block_on;
 use vibetrees_core::worktree::{
-    ContainerRuntime, HostStep, HostStepFn, HostStepInput, WorktreeManager, WorktreeOptions,
+    CancellationToken, HostStep, HostStepFn, HostStepInput, WorktreeManager, WorktreeOptions,
+    WorktreeSettings,
 };
 
 /// The worktree manager of one project (opaque). Thread-safe: several threads may create worktrees
@@ -39,32 +38,16 @@ pub struct vt_worktree_manager {
 pub type vt_progress_fn =
     Option<unsafe extern "C" fn(userdata: *mut c_void, event_json: *const c_char)>;
 
-/// The options JSON of `vt_worktree_manager_new` (the Node package's names).
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ManagerJsonOptions {
-    root_dir: PathBuf,
-    worktree_base: Option<PathBuf>,
-    cache_dir: Option<PathBuf>,
-    compose_file: Option<String>,
-    runtime: Option<String>,
-    critical_services: Option<Vec<String>>,
-    push_branch: Option<bool>,
-    use_cache: Option<bool>,
-    install: Option<bool>,
-    history_path: Option<PathBuf>,
-    record_history: Option<bool>,
-    mcp_servers: Option<serde_json::Map<String, serde_json::Value>>,
-}
-
-/// Opens the project whose main git worktree is `rootDir`. `options_json` is a JSON object:
-/// `{ "rootDir": "/path/to/project" (required), "worktreeBase": "<rootDir>/.worktrees",
+/// Opens the project whose main git worktree is `rootDir`. `options_json` is a JSON object, the
+/// core's worktree settings (the same keys as the Node and Python packages; `null` means the
+/// default): `{ "rootDir": "/path/to/project" (required), "worktreeBase": "<rootDir>/.worktrees",
 /// "cacheDir": "~/.vibetrees/cache", "composeFile": "docker-compose.yml",
 /// "runtime": "auto" | "docker" | "podman" | "none", "criticalServices": ["postgres"],
-/// "pushBranch": false, "useCache": true, "install": true,
-/// "historyPath": "~/.vibetrees/history.sqlite", "recordHistory": true,
-/// "mcpServers": { "<id>": { "command": "...", "args": [] } } }` (all but rootDir optional, shown
-/// with their defaults). `on_progress` may be NULL; otherwise it gets every progress event with
+/// "pushBranch": false, "pushTimeout": 60000 (ms), "useCache": true, "install": true,
+/// "restoreWorkers": null (chosen per creation), "historyPath": "~/.vibetrees/history.sqlite",
+/// "recordHistory": true, "mcpServers": { "<id>": { "command": "...", "args": [] } },
+/// "checkout": "git2" | "cli", "checkoutThreads": null (one per core, at most 8),
+/// "gitProgram": "git" }` (all but rootDir optional, shown with their defaults). `on_progress` may be NULL; otherwise it gets every progress event with
 /// `userdata`, as `vt_progress_fn` says.
 ///
 /// `host_steps` (may be NULL when `host_step_count` is 0) are the host's own steps, run in every
@@ -77,8 +60,8 @@ struct ManagerJsonOptions {
 /// `userdata` must stay valid until `vt_worktree_manager_free` returns (no call after that).
 ///
 /// On success `*manager_out` receives the handle; free it with `vt_worktree_manager_free`.
-/// Errors: `VT_PARSE` (bad JSON, unknown key, missing rootDir), `VT_INVALID_ARGUMENT` (unknown
-/// runtime), `VT_IO` (rootDir cannot be opened), `VT_GIT` / `VT_NOT_FOUND` (not a git repository),
+/// Errors: `VT_PARSE` (bad JSON, unknown key, a wrong type, missing rootDir; the message names
+/// the key), `VT_INVALID_ARGUMENT` (unknown runtime, a value out of range), `VT_IO` (rootDir cannot be opened), `VT_GIT` / `VT_NOT_FOUND` (not a git repository),
 /// `VT_INVALID_GRAPH` (a host step with an unknown dependency or a duplicate name, found at the
 /// first creation), `VT_NULL_ARGUMENT` (also a host step's NULL name or function),
 /// `VT_INVALID_UTF8`.
@@ -100,36 +83,7 @@ pub unsafe extern "C" fn vt_worktree_manager_new(
         let text = unsafe { required_str(options_json, "options_json") }?;
         let steps = unsafe { required_slice(host_steps, host_step_count, "host_steps") }?;
         let out = unsafe { required_out(manager_out, "manager_out") }?;
-        let o: ManagerJsonOptions = serde_json::from_str(text).map_err(|e| {
-            Failure::from(vibetrees_core::Error::Parse {
-                what: "argument 'options_json'".into(),
-                message: e.to_string(),
-            })
-        })?;
-        let mut opts = WorktreeOptions::new(o.root_dir);
-        opts.worktree_base = o.worktree_base;
-        opts.cache_dir = o.cache_dir;
-        opts.compose_file = o.compose_file;
-        if let Some(runtime) = o.runtime {
-            opts.runtime = runtime.parse::<ContainerRuntime>()?;
-        }
-        opts.critical_services = o.critical_services;
-        if let Some(push) = o.push_branch {
-            opts.push_branch = push;
-        }
-        if let Some(use_cache) = o.use_cache {
-            opts.use_cache = use_cache;
-        }
-        if let Some(install) = o.install {
-            opts.install = install;
-        }
-        opts.history_path = o.history_path;
-        if let Some(record) = o.record_history {
-            opts.record_history = record;
-        }
-        if let Some(extra) = o.mcp_servers {
-            opts.mcp_extra = extra;
-        }
+        let mut opts = WorktreeOptions::from(WorktreeSettings::from_json(text)?);
         // One gate for every callback of this manager: closed by vt_worktree_manager_free.
         let progress_gate = Arc::new(CallGate::default());
         if let Some(f) = on_progress {
@@ -266,12 +220,100 @@ pub unsafe extern "C" fn vt_create_worktree_optimized(
     from: *const c_char,
     result_json_out: *mut *mut c_char,
 ) -> vt_result {
+    // SAFETY: the same contract, without a token.
+    unsafe {
+        vt_create_worktree_optimized_cancellable(
+            manager,
+            branch,
+            from,
+            std::ptr::null(),
+            result_json_out,
+        )
+    }
+}
+
+/// A cancellation token for a creation (opaque): `vt_cancel_token_new`, then
+/// `vt_create_worktree_optimized_cancellable(..., token, ...)`, and `vt_cancel_token_cancel`
+/// from any thread (a progress callback, a signal-handling thread) to stop that creation. One
+/// token may serve several calls; once cancelled it stays cancelled. Free it with
+/// `vt_cancel_token_free` once no call uses it.
+pub struct vt_cancel_token {
+    inner: CancellationToken,
+}
+
+/// Makes a cancellation token in `*token_out` (free it with `vt_cancel_token_free`).
+/// Errors: `VT_NULL_ARGUMENT`.
+///
+/// # Safety
+/// `token_out` is valid for one write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vt_cancel_token_new(token_out: *mut *mut vt_cancel_token) -> vt_result {
+    ffi_call(|| {
+        let out = unsafe { required_out(token_out, "token_out") }?;
+        *out = Box::into_raw(Box::new(vt_cancel_token {
+            inner: CancellationToken::new(),
+        }));
+        Ok(())
+    })
+}
+
+/// Cancels every creation given this token: no step starts any more, the running install, image
+/// pulls and `compose up` are stopped, and once the running steps ended everything the creation
+/// made is undone (containers, ports, registration, folder, the branch if it made it); the
+/// creation call then returns `VT_CANCELLED`. Safe to call from any thread, also from a progress
+/// callback, and more than once. Errors: `VT_NULL_ARGUMENT`.
+///
+/// # Safety
+/// `token` is a live token.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vt_cancel_token_cancel(token: *const vt_cancel_token) -> vt_result {
+    ffi_call(|| {
+        let t = unsafe { required_ref(token, "token") }?;
+        t.inner.cancel();
+        Ok(())
+    })
+}
+
+/// Frees a token. `NULL` is a no-op.
+///
+/// # Safety
+/// `token` is NULL or a token from `vt_cancel_token_new`, not yet freed, used by no running call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vt_cancel_token_free(token: *mut vt_cancel_token) {
+    ffi_call_or((), || {
+        if !token.is_null() {
+            // SAFETY: from `Box::into_raw` in `vt_cancel_token_new`.
+            drop(unsafe { Box::from_raw(token) });
+        }
+    })
+}
+
+/// `vt_create_worktree_optimized` that `token` (may be NULL: not cancellable) can stop with
+/// `vt_cancel_token_cancel`: then it returns `VT_CANCELLED` once the creation is undone (nothing
+/// of it is left: no folder, registration, ports, containers, nor the branch if it made it). A
+/// token cancelled before the call makes it return `VT_CANCELLED` at once. Other results as
+/// `vt_create_worktree_optimized`.
+///
+/// # Safety
+/// As `vt_create_worktree_optimized`; `token` is NULL or a live token.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vt_create_worktree_optimized_cancellable(
+    manager: *const vt_worktree_manager,
+    branch: *const c_char,
+    from: *const c_char,
+    token: *const vt_cancel_token,
+    result_json_out: *mut *mut c_char,
+) -> vt_result {
     ffi_call(|| {
         let m = unsafe { required_ref(manager, "manager") }?;
         let branch = unsafe { required_str(branch, "branch") }?;
         let from = unsafe { optional_str(from, "from") }?.unwrap_or("main");
+        let cancel = match unsafe { token.as_ref() } {
+            Some(t) => t.inner.clone(),
+            None => CancellationToken::new(),
+        };
         let out = unsafe { required_out(result_json_out, "result_json_out") }?;
-        let outcome = block_on(m.inner.create_worktree_optimized(branch, from))?;
+        let outcome = block_on(m.inner.create_worktree_cancellable(branch, from, cancel))?;
         *out = json_c_string(&outcome)?;
         Ok(())
     })

@@ -62,19 +62,6 @@ static int refuse(void *userdata, const char *inputs_json, vt_task_context *ctx)
     return 1;
 }
 
-/* Output of a shell command run in `dir` (malloc'd), or NULL. */
-static char *sh_output(const char *dir, const char *cmd) {
-    char full[4096];
-    snprintf(full, sizeof full, "cd '%s' && %s", dir, cmd);
-    FILE *f = popen(full, "r");
-    if (!f) return NULL;
-    char *buf = calloc(1, 65536);
-    size_t n = fread(buf, 1, 65535, f);
-    buf[n] = 0;
-    pclose(f);
-    return buf;
-}
-
 int main(void) {
     setenv("NPM_CONFIG_UPDATE_NOTIFIER", "false", 1);
     setenv("NPM_CONFIG_FUND", "false", 1);
@@ -100,9 +87,7 @@ int main(void) {
           "npm install made a real node_modules");
     CHECK(vt_test_exists(root, "node_modules/greet/index.js") && vt_test_exists(root, "package-lock.json"),
           "node_modules/greet and package-lock.json exist");
-    CHECK(vt_test_sh(root, "git init -q -b main && git config user.email t@example.invalid && "
-                           "git config user.name t && git add -A && git commit -q -m init") == 0,
-          "a git repository on main");
+    CHECK(vt_test_git_repo(root) == 0, "a git repository on main");
 
     char options[4096];
     snprintf(options, sizeof options,
@@ -139,19 +124,19 @@ int main(void) {
     char *env = vt_test_read(wt, ".env");
     CHECK_HAS(env, "COMPOSE_PROJECT_NAME=vibe_feature_greet_page", ".env names the compose project");
     free(env);
-    char *branches = sh_output(root, "git branch --list feature-greet-page");
+    char *branches = vt_test_sh_output(root, "git branch --list feature-greet-page");
     CHECK_HAS(branches, "feature-greet-page", "git has the new branch");
     free(branches);
-    char *list = sh_output(root, "git worktree list --porcelain");
+    char *list = vt_test_sh_output(root, "git worktree list --porcelain");
     CHECK_HAS(list, "branch refs/heads/feature-greet-page", "git lists the worktree on its branch");
     free(list);
-    char *status = sh_output(wt, "git status --porcelain");
+    char *status = vt_test_sh_output(wt, "git status --porcelain");
     CHECK(status && status[0] == 0, "the worktree is clean (node_modules, .env and NOTES.txt are ignored)");
     free(status);
     char *notes = vt_test_read(wt, "NOTES.txt");
     CHECK_HAS(notes, "C host step", "the C host step ran in the creation graph and wrote into the worktree");
     free(notes);
-    char *run = sh_output(wt, "node src/index.js");
+    char *run = vt_test_sh_output(wt, "node src/index.js");
     CHECK_HAS(run, "hello world", "node runs the project in the worktree with its node_modules");
     free(run);
 
@@ -213,7 +198,7 @@ int main(void) {
     CHECK_HAS(removed, "\"name\":\"second\"", "remove names it");
     vt_string_free(removed);
     CHECK(!vt_test_exists(wt2, "package.json"), "its folder is gone from .worktrees");
-    list = sh_output(root, "git worktree list --porcelain");
+    list = vt_test_sh_output(root, "git worktree list --porcelain");
     CHECK(list && !strstr(list, "/second\n"), "git no longer lists it");
     free(list);
     char *out = (char *)"untouched";
@@ -227,7 +212,7 @@ int main(void) {
     CHECK(rc == VT_NOT_FOUND || rc == VT_GIT, "an unknown from-ref fails");
     CHECK_MSG_HAS("no-such-branch", "the message names the ref");
     CHECK(!vt_test_exists(root, ".worktrees/from-nowhere"), "no folder for a refused creation");
-    branches = sh_output(root, "git branch --list from-nowhere");
+    branches = vt_test_sh_output(root, "git branch --list from-nowhere");
     CHECK(branches && branches[0] == 0, "no branch for a refused creation");
     free(branches);
     CHECK(progress.events > events_before && progress.saw_error_event, "failures send an error progress event");

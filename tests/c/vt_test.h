@@ -175,4 +175,23 @@ static inline int vt_test_sh(const char *dir, const char *cmd) {
     int rc = system(full);
     return rc == -1 ? -1 : WEXITSTATUS(rc);
 }
+
+/* Makes `dir` a git repository on `main` with everything in it committed; returns the status. */
+static inline int vt_test_git_repo(const char *dir) {
+    return vt_test_sh(dir, "git init -q -b main && git config user.email t@example.invalid && "
+                           "git config user.name t && git add -A && git commit -q -m init");
+}
+
+/* Output of a shell command run in `dir` (malloc'd: free it), or NULL. */
+static inline char *vt_test_sh_output(const char *dir, const char *cmd) {
+    char full[4096];
+    snprintf(full, sizeof full, "cd '%s' && %s", dir, cmd);
+    FILE *f = popen(full, "r");
+    if (!f) return NULL;
+    char *buf = calloc(1, 65536);
+    size_t n = fread(buf, 1, 65535, f);
+    buf[n] = 0;
+    pclose(f);
+    return buf;
+}
 #endif

@@ -313,3 +313,47 @@ test('two creations at once: both succeed, each gets its own events and ports', 
   assert.equal(wm.profiler.getStats('create-worktree-total').count, 2);
   await wm.waitBackground();
 });
+
+test('an AbortSignal cancels a real creation: it resolves CANCELLED and nothing of it is left', async () => {
+  const project = makeProject();
+  await warmCache(project);
+  const home = process.env.HOME;
+  const branchesBefore = git(project.root, 'branch', '--format=%(refname:short)');
+  const controller = new AbortController();
+  // A host step after the ports: by then the branch, the registration, the folder, node_modules
+  // and the ports exist. It aborts, and the creation must undo all of them.
+  const wm = manager(project, {
+    hostSteps: [
+      {
+        name: 'abort-now',
+        dependencies: ['allocate-ports', 'git-worktree-add'],
+        fn: async () => {
+          controller.abort();
+          return 'aborted';
+        },
+      },
+    ],
+  });
+  const result = await wm.createWorktreeOptimized('Aborted Here', 'main', { signal: controller.signal });
+  assert.equal(result.success, false, JSON.stringify(result));
+  assert.equal(result.code, 'CANCELLED', result.error);
+  assert.match(result.error, /aborted-here/);
+  await wm.waitBackground();
+  assert.ok(!fs.existsSync(path.join(project.root, '.worktrees', 'aborted-here')), 'folder left');
+  assert.ok(!git(project.root, 'worktree', 'list', '--porcelain').includes('aborted-here'), 'registration left');
+  assert.equal(git(project.root, 'branch', '--format=%(refname:short)'), branchesBefore, 'branch left');
+  const staging = path.join(project.root, '.worktrees', '.staging');
+  assert.deepEqual(fs.existsSync(staging) ? fs.readdirSync(staging) : [], [], 'staging left');
+  const registry = path.join(home, '.vibetrees', `${path.basename(path.dirname(project.root))}-${path.basename(project.root)}`, 'ports.json');
+  const ports = fs.existsSync(registry) ? JSON.parse(fs.readFileSync(registry, 'utf8')) : {};
+  assert.deepEqual(Object.keys(ports).filter((k) => k.startsWith('aborted-here:')), [], 'ports not released');
+
+  // an already aborted signal: nothing is touched; a bad signal throws
+  const early = await manager(project).createWorktreeOptimized('never-made', 'main', { signal: AbortSignal.abort() });
+  assert.equal(early.code, 'CANCELLED');
+  assert.ok(!fs.existsSync(path.join(project.root, '.worktrees', 'never-made')));
+  assert.throws(() => wm.createWorktreeOptimized('x', 'main', { signal: 'soon' }), { code: 'INVALID_ARGUMENT', message: /AbortSignal/ });
+  // the name is free again
+  const again = await manager(project).createWorktreeOptimized('Aborted Here');
+  assert.equal(again.success, true, JSON.stringify(again));
+});

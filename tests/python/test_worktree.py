@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -317,6 +318,31 @@ def test_ctrl_c_during_a_creation_leaves_nothing_half_made(node_project, warm_ca
     ok = vibetrees.WorktreeManager(node_project, cache_dir=warm_cache, runtime="none")
     assert ok.create_worktree_optimized("interrupted")["success"]
     ok.wait_background()
+
+
+def test_ctrl_c_cancels_the_creation_in_the_core_which_undoes_it(node_project, warm_cache, private_home):
+    events = []
+
+    def press_ctrl_c(step_input):
+        # The graph is still running: the core sees the cancellation and undoes the creation.
+        _thread.interrupt_main()
+        time.sleep(0.5)
+        return "pressed"
+
+    mgr = manager(
+        node_project,
+        warm_cache,
+        events,
+        host_steps=[{"name": "press-ctrl-c", "fn": press_ctrl_c, "dependencies": ["allocate-ports", "git-worktree-add"]}],
+    )
+    before = branches(node_project)
+    with pytest.raises(KeyboardInterrupt):
+        mgr.create_worktree_optimized("ctrl-c-core")
+    mgr.wait_background()
+    # the core reported the cancellation (it is not a creation that finished and was removed)
+    assert any(e["step"] == "error" and "cancelled" in e["message"] for e in events), events
+    assert_nothing_left(node_project, "ctrl-c-core", private_home)
+    assert branches(node_project) == before
 
 
 def test_cancelling_an_async_creation_leaves_nothing_half_made(node_project, warm_cache, private_home):

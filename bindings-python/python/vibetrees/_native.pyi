@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Awaitable, Callable, ClassVar, Iterable, Mapping, Optional, final
+from typing import Any, Awaitable, Callable, ClassVar, Iterable, Literal, Mapping, Optional, final
 
 from .types import (
     CreateResult,
@@ -182,18 +182,30 @@ class WorktreeManager:
         worktree_base: Optional[_Path] = None,
         cache_dir: Optional[_Path] = None,
         compose_file: Optional[str] = None,
-        runtime: Optional[str] = None,
+        runtime: Optional[Literal["auto", "docker", "podman", "none"]] = None,
         on_progress: Optional[Callable[[ProgressEvent], object]] = None,
         *,
-        critical_services: Optional[list[str]] = None,
-        push_branch: bool = False,
-        use_cache: bool = True,
-        install: bool = True,
-        history_path: Optional[_Path] = None,
-        record_history: bool = True,
-        mcp_extra: Optional[Mapping[str, Any]] = None,
         host_steps: Optional[Iterable[_HostStep]] = None,
-    ) -> WorktreeManager: ...
+        critical_services: Optional[list[str]] = None,
+        push_branch: Optional[bool] = None,
+        push_timeout: Optional[float] = None,
+        use_cache: Optional[bool] = None,
+        install: Optional[bool] = None,
+        restore_workers: Optional[int] = None,
+        history_path: Optional[_Path] = None,
+        record_history: Optional[bool] = None,
+        mcp_servers: Optional[Mapping[str, Any]] = None,
+        checkout: Optional[Literal["git2", "cli"]] = None,
+        checkout_threads: Optional[int] = None,
+        git_program: Optional[_Path] = None,
+        mcp_extra: Optional[Mapping[str, Any]] = None,
+    ) -> WorktreeManager:
+        """Every keyword but ``on_progress``, ``host_steps`` and ``mcp_extra`` (the deprecated
+        name of ``mcp_servers``) is a setting of the core; ``None`` means its default
+        (``push_timeout`` in ms)."""
+        ...
+    @staticmethod
+    def setting_names() -> list[str]: ...
     @property
     def root_dir(self) -> Path: ...
     @property

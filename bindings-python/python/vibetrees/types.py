@@ -4,7 +4,7 @@ They are ``TypedDict`` classes, for type checkers only: at run time results are 
 Times and durations are milliseconds as floats.
 """
 
-from typing import Any, Dict, List, Optional, TypedDict, Union
+from typing import Any, Dict, List, Literal, Optional, TypedDict, Union
 
 __all__ = [
     "OperationResult",
@@ -263,7 +263,7 @@ class StepTiming(TypedDict):
     """One step of a creation; times in ms since the creation started."""
 
     name: str
-    status: str
+    status: Literal["ok", "failed", "skipped", "cancelled"]
     startMs: Optional[float]
     durationMs: Optional[float]
     error: Optional[str]
@@ -272,7 +272,7 @@ class StepTiming(TypedDict):
 class WorktreeCacheReport(TypedDict):
     """The node_modules outcome of a creation: ``hit``, ``near``, ``miss``, ``none``, ``disabled``."""
 
-    outcome: str
+    outcome: Literal["hit", "near", "miss", "none", "disabled"]
     key: Optional[str]
     method: Optional[str]
     files: Optional[int]
@@ -281,29 +281,33 @@ class WorktreeCacheReport(TypedDict):
     populating: bool
 
 
-class CreatedWorktree(TypedDict):
-    """The worktree a creation made."""
-
-    name: str
-    path: str
-    branch: str
-    # "from" (the full ref it was made from) is also present; it is a Python keyword.
-    createdBranch: bool
-    ports: Dict[str, int]
-    dockerStatus: List[Any]
-    totalMs: float
-    timings: List[StepTiming]
-    criticalPath: List[str]
-    cache: WorktreeCacheReport
-    steps: Dict[str, Any]
-    background: List[str]
-    creationId: Optional[int]
+# The worktree a creation made. The functional form, because "from" (the full ref it was made
+# from) is a Python keyword.
+CreatedWorktree = TypedDict(
+    "CreatedWorktree",
+    {
+        "name": str,
+        "path": str,
+        "branch": str,
+        "from": str,
+        "createdBranch": bool,
+        "ports": Dict[str, int],
+        "dockerStatus": List[Any],
+        "totalMs": float,
+        "timings": List[StepTiming],
+        "criticalPath": List[str],
+        "cache": WorktreeCacheReport,
+        "steps": Dict[str, Any],
+        "background": List[str],
+        "creationId": Optional[int],
+    },
+)
 
 
 class CreatedResult(TypedDict):
     """``create_worktree_optimized`` when it made the worktree."""
 
-    success: bool
+    success: Literal[True]
     worktree: CreatedWorktree
 
 

@@ -3,7 +3,7 @@
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// Prefix of every id string.
-const PREFIX: &str = "op-";
+const PREFIX: &str = OperationId::PREFIX;
 
 /// A typed operation id: the number behind an `op-<n>` id string. Bindings that keep ids as
 /// numbers use it with [`Profiler::start_op`](super::Profiler::start_op) and friends, which skip
@@ -12,6 +12,11 @@ const PREFIX: &str = "op-";
 pub struct OperationId(u64);
 
 impl OperationId {
+    /// What every id string starts with: an id is this prefix then the number in decimal, without
+    /// sign or leading zero (`op-17`). The one place the format is written; bindings that build
+    /// or read ids on their side (the Node wrapper's hot path) take the prefix from here.
+    pub const PREFIX: &'static str = "op-";
+
     /// The id with number `n` (the `17` of `op-17`).
     pub const fn new(n: u64) -> Self {
         Self(n)

@@ -44,6 +44,7 @@ use parking_lot::{Mutex, RwLock};
 
 pub use guard::{OwnedSpanGuard, Span, SpanGuard};
 pub use ids::OperationId;
+pub use trace::results_chrome_trace;
 pub use types::{Metrics, MetricsOperation, OperationResult, OperationStats, Report};
 
 use crate::{Error, Result};
@@ -423,12 +424,12 @@ impl Profiler {
 
     /// Like [`Profiler::end`] with a typed id.
     pub fn end_op(&self, id: OperationId) -> Result<OperationResult> {
-        self.finish(&id.to_string(), id.get(), None)
+        self.finish_num(id.get(), None)
     }
 
     /// Like [`Profiler::end_failed`] with a typed id.
     pub fn end_op_failed(&self, id: OperationId, error: &str) -> Result<OperationResult> {
-        self.finish(&id.to_string(), id.get(), Some(error))
+        self.finish_num(id.get(), Some(error))
     }
 
     /// Ends operation `id` (as failed when `error` is given) without building its result: the
@@ -539,6 +540,14 @@ impl Profiler {
         match self.finish_inner(num, Some(id), error, true) {
             Ok(r) => Ok(r.expect("a result was asked for")),
             Err(()) => Err(self.not_running_error(id, Some(num))),
+        }
+    }
+
+    /// Ends operation number `num` (the id string is made once, for its result).
+    fn finish_num(&self, num: u64, error: Option<&str>) -> Result<OperationResult> {
+        match self.finish_inner(num, None, error, true) {
+            Ok(r) => Ok(r.expect("a result was asked for")),
+            Err(()) => Err(self.not_running_error(&ids::format_id(num), Some(num))),
         }
     }
 

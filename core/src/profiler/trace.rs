@@ -13,13 +13,18 @@
 //!
 //! Tracks are named after the thread that opened them (`thread_name` metadata), with a lane number
 //! from the second lane on; each event's `args` carry its id, parent id, thread and failure.
+//!
+//! [`results_chrome_trace`] writes the same format from ended results instead of the window: one
+//! creation's total span and its children (the worktree history keeps it), plus the background
+//! steps that ended after it. This is the only Chrome-trace writer; it must not read the profiler's
+//! state beyond what it is given.
 
 use std::collections::HashMap;
 
 use serde::Serialize;
 
 use super::ids::IdBuildHasher;
-use super::{Done, Window, ids};
+use super::{Done, OperationResult, Window, ids};
 
 type IdMap<V> = HashMap<u64, V, IdBuildHasher>;
 
@@ -43,6 +48,23 @@ struct SpanArgs<'a> {
     error: Option<&'a str>,
 }
 
+/// `args` of an event written from an [`OperationResult`].
+#[derive(Serialize)]
+struct ResultArgs<'a> {
+    id: &'a str,
+    failed: bool,
+    error: Option<&'a str>,
+    /// True for a step that ran after the creation was ready.
+    background: bool,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Args<'a> {
+    Window(SpanArgs<'a>),
+    Result(ResultArgs<'a>),
+}
+
 #[derive(Serialize)]
 #[serde(untagged)]
 enum MetaArgs {
@@ -61,7 +83,16 @@ enum TraceEvent<'a> {
         dur: f64,
         pid: u32,
         tid: usize,
-        args: SpanArgs<'a>,
+        args: Args<'a>,
+    },
+    Instant {
+        name: &'static str,
+        cat: &'static str,
+        ph: &'static str,
+        s: &'static str,
+        ts: f64,
+        pid: u32,
+        tid: usize,
     },
     Meta {
         name: &'static str,
@@ -165,13 +196,13 @@ pub(crate) fn chrome_trace(window: &Window) -> String {
             dur: (d.end_ns - d.start_ns) as f64 / 1000.0,
             pid,
             tid: t + 1,
-            args: SpanArgs {
+            args: Args::Window(SpanArgs {
                 id: ids::format_id(d.num),
                 parent_id: d.parent.map(ids::format_id),
                 thread: &d.thread.name,
                 failed: d.error.is_some(),
                 error: d.error.as_deref(),
-            },
+            }),
         });
     }
 
@@ -209,6 +240,72 @@ pub(crate) fn chrome_trace(window: &Window) -> String {
     all.extend(events);
     serde_json::to_string(&TraceDocument {
         trace_events: all,
+        display_time_unit: "ms",
+    })
+    .expect("a trace of plain strings and numbers serializes")
+}
+
+/// The trace of one creation from its ended results: `total` (its total span, with its steps and
+/// their phases as children) then `background` (steps that ended after it, category
+/// `vibetrees,background`), each span on a track of its own (concurrent steps would not nest on
+/// one), with an instant event `ready` where `total` ended when there is any background step.
+/// Each event's `args`: its id, `failed`, `error`, and `background`.
+pub fn results_chrome_trace(total: &OperationResult, background: &[OperationResult]) -> String {
+    fn walk<'a>(r: &'a OperationResult, bg: bool, events: &mut Vec<TraceEvent<'a>>) {
+        let tid = events.len() + 1;
+        events.push(TraceEvent::Span {
+            name: &r.name,
+            cat: if bg {
+                "vibetrees,background"
+            } else {
+                "vibetrees"
+            },
+            ph: "X",
+            ts: r.start_time * 1000.0,
+            dur: r.duration * 1000.0,
+            pid: 1,
+            tid,
+            args: Args::Result(ResultArgs {
+                id: &r.id,
+                failed: r.failed,
+                error: r.error.as_deref(),
+                background: bg,
+            }),
+        });
+        for c in &r.children {
+            walk(c, bg, events);
+        }
+    }
+    let mut spans = Vec::new();
+    walk(total, false, &mut spans);
+    let ready = TraceEvent::Instant {
+        name: "ready",
+        cat: "vibetrees",
+        ph: "i",
+        s: "p",
+        ts: total.end_time * 1000.0,
+        pid: 1,
+        tid: 1,
+    };
+    let mut background_spans = Vec::new();
+    for b in background {
+        let start = spans.len() + background_spans.len();
+        let mut these = Vec::new();
+        walk(b, true, &mut these);
+        for (i, e) in these.iter_mut().enumerate() {
+            if let TraceEvent::Span { tid, .. } = e {
+                *tid = start + i + 1;
+            }
+        }
+        background_spans.extend(these);
+    }
+    let mut events = spans;
+    if !background.is_empty() {
+        events.push(ready);
+    }
+    events.extend(background_spans);
+    serde_json::to_string(&TraceDocument {
+        trace_events: events,
         display_time_unit: "ms",
     })
     .expect("a trace of plain strings and numbers serializes")

@@ -1,10 +1,12 @@
 //! The git side of a worktree: refs and reading objects through git2; registration through
 //! libgit2 and the checkout by our own parallel writer ([`super::checkout`]) when that is safe,
-//! else `git worktree add` (run with arguments, never a shell).
+//! else `git worktree add` (run with arguments, never a shell). Must not decide anything about
+//! debris (that is `recovery.rs`) nor read the environment: how to check out comes in
+//! [`AddOptions`], from the manager's settings.
 //!
 //! Why not libgit2's own checkout: measured here it is 1.5–2.3× slower than the git CLI's for
 //! thousands of files. Ours beats the git CLI's (numbers in docs/worktree.md); both stay
-//! reachable with `VIBETREES_CHECKOUT=cli|git2`.
+//! reachable with the `checkout` setting (`"git2"` or `"cli"`).
 //!
 //! A worktree being created carries a git worktree lock whose reason starts with
 //! [`CREATING_REASON`]; it is removed when the worktree is ready. A creation killed half-way
@@ -16,8 +18,8 @@ use git2::{BranchType, Oid, Repository, WorktreeLockStatus, WorktreePruneOptions
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-/// Lock reason prefix of a worktree whose creation has not finished.
-pub const CREATING_REASON: &str = "vibetrees: creating";
+pub use super::phases::CheckoutPhases;
+pub use super::recovery::{CREATING_REASON, creating_pid};
 
 /// Tree size from which the checkout runs with `checkout.workers=2` (measured: parallel
 /// checkout only pays off on large trees on this 2-core machine).
@@ -278,29 +280,54 @@ pub fn read_blob(repo: &Repository, tree: Oid, path: &str) -> Result<Option<Vec<
     Ok(Some(blob.content().to_vec()))
 }
 
-/// The git program to run (`VIBETREES_GIT` overrides, for tests and odd installs).
-pub fn git_program() -> String {
-    std::env::var("VIBETREES_GIT").unwrap_or_else(|_| "git".to_string())
+/// How [`add_worktree_with`] makes a worktree: the manager's settings for it
+/// ([`super::WorktreeSettings`]'s `checkout`, `checkoutThreads` and `gitProgram`), passed down, never
+/// read from the environment.
+#[derive(Debug, Clone)]
+pub struct AddOptions {
+    /// The checkout asked for: ours ([`CheckoutMethod::Git2Parallel`], falling back to the CLI
+    /// when the repository needs it) or always the git CLI.
+    pub method: CheckoutMethod,
+    /// Threads of our checkout.
+    pub threads: usize,
+    /// `checkout.workers` of the git CLI's checkout, when it runs.
+    pub cli_workers: usize,
+    /// The git program for `git worktree add`.
+    pub git_program: PathBuf,
 }
 
-/// How [`add_worktree`] checks out: `VIBETREES_CHECKOUT=cli` (always `git worktree add`) or
-/// `git2` (our parallel checkout when safe, see [`checkout::cli_reason`]); default: `git2`, the
-/// faster one measured here (docs/worktree.md).
-pub fn checkout_choice() -> CheckoutMethod {
-    match std::env::var("VIBETREES_CHECKOUT").as_deref() {
-        Ok("cli") | Ok("git-cli") => CheckoutMethod::GitCli,
-        _ => CheckoutMethod::Git2Parallel,
+impl AddOptions {
+    /// The defaults: our checkout with one thread per core (at most
+    /// [`super::settings::MAX_DEFAULT_CHECKOUT_THREADS`]), `git` from `PATH`, and `cli_workers`.
+    pub fn defaults(cli_workers: usize) -> Self {
+        Self {
+            method: CheckoutMethod::Git2Parallel,
+            threads: super::settings::default_checkout_threads(),
+            cli_workers,
+            git_program: PathBuf::from("git"),
+        }
+    }
+
+    /// The options a manager's settings give, for a repository of `tracked_files` files.
+    pub fn from_settings(settings: &super::WorktreeSettings, tracked_files: usize) -> Self {
+        Self {
+            method: settings.checkout.method(),
+            threads: settings.checkout_threads(),
+            cli_workers: cli_checkout_workers(tracked_files),
+            git_program: settings.git_program.clone(),
+        }
     }
 }
 
-/// Threads of our checkout (`VIBETREES_CHECKOUT_THREADS` overrides): 2, measured the fastest on
-/// this 2-core machine, also while a restore burns a core beside it (docs/worktree.md).
-pub fn own_checkout_threads() -> usize {
-    std::env::var("VIBETREES_CHECKOUT_THREADS")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .filter(|n| (1..=64).contains(n))
-        .unwrap_or(2)
+/// `checkout.workers` for the git CLI's checkout of `tracked_files` files: 1 below
+/// [`PARALLEL_CHECKOUT_FROM_FILES`] (git's parallel checkout did not pay off on smaller trees),
+/// else one per core, at most 8 (2 on the 2-core machine it was measured on).
+pub fn cli_checkout_workers(tracked_files: usize) -> usize {
+    if tracked_files >= PARALLEL_CHECKOUT_FROM_FILES {
+        super::settings::machine_cores().clamp(1, 8)
+    } else {
+        1
+    }
 }
 
 /// What [`add_worktree`] did.
@@ -317,27 +344,39 @@ pub struct AddedWorktree {
     pub phases: Vec<(&'static str, f64)>,
 }
 
-/// Adds the worktree `path` on existing branch `branch`, locked with reason
-/// `"<CREATING_REASON> (pid N)"` until [`unlock`]: registration through libgit2 and our parallel
-/// checkout with [`own_checkout_threads`] threads ([`checkout`]) when [`checkout_choice`] says so
-/// and the repository allows it, else `git worktree add` with `checkout.workers=<cli_workers>`. `path` must
-/// not exist; its parent must. On failure neither the folder nor a registration is left.
+/// [`add_worktree_with`] with [`AddOptions::defaults`].
 pub async fn add_worktree(
     root: &Path,
     path: &Path,
     branch: &str,
     cli_workers: usize,
 ) -> Result<AddedWorktree> {
-    let reason = format!("{CREATING_REASON} (pid {})", std::process::id());
+    add_worktree_with(root, path, branch, &AddOptions::defaults(cli_workers)).await
+}
+
+/// Adds the worktree `path` on existing branch `branch`, locked with reason
+/// `"<CREATING_REASON> (pid N)"` until [`unlock`]: registration through libgit2 and our parallel
+/// checkout with `opts.threads` threads ([`checkout`]) when `opts.method` asks for it and the
+/// repository allows it, else `git worktree add` with `checkout.workers=<opts.cli_workers>`.
+/// `path` must not exist; its parent must. On failure neither the folder nor a registration is
+/// left.
+pub async fn add_worktree_with(
+    root: &Path,
+    path: &Path,
+    branch: &str,
+    opts: &AddOptions,
+) -> Result<AddedWorktree> {
+    let reason = super::recovery::creating_reason();
     let mut cli_because = None;
-    if checkout_choice() == CheckoutMethod::Git2Parallel {
+    let cli_workers = opts.cli_workers;
+    if opts.method == CheckoutMethod::Git2Parallel {
         let (r, p, b, why) = (
             root.to_path_buf(),
             path.to_path_buf(),
             branch.to_string(),
             reason.clone(),
         );
-        let threads = own_checkout_threads();
+        let threads = opts.threads;
         // inside a creation's graph: the phases become child spans of its step
         let span = crate::optimizer::current_span();
         let done = tokio::task::spawn_blocking(move || {
@@ -360,58 +399,13 @@ pub async fn add_worktree(
             (Some(why), _) => cli_because = Some(why),
         }
     }
-    add_worktree_cli(root, path, branch, cli_workers, &reason).await?;
+    add_worktree_cli_with(&opts.git_program, root, path, branch, cli_workers, &reason).await?;
     Ok(AddedWorktree {
         method: CheckoutMethod::GitCli,
         workers: cli_workers,
         cli_because,
         phases: Vec::new(),
     })
-}
-
-/// The phases of our checkout (`register`, `files`, `index`, `hook`): their wall times, and, when
-/// given a profiler span (the creation's `git-worktree-add` step), child spans under it named
-/// `checkout-<phase>`, so a creation's trace shows where the checkout's time went.
-#[derive(Default)]
-pub struct CheckoutPhases {
-    /// Each finished phase and its wall time in ms, in order.
-    pub times: Vec<(&'static str, f64)>,
-    span: Option<(std::sync::Arc<crate::profiler::Profiler>, String)>,
-    open: Option<(&'static str, std::time::Instant, Option<String>)>,
-}
-
-impl CheckoutPhases {
-    /// Phases recorded as child spans of `span` (a profiler and a running span's id), if given.
-    pub fn under(span: Option<(std::sync::Arc<crate::profiler::Profiler>, String)>) -> Self {
-        Self {
-            span,
-            ..Self::default()
-        }
-    }
-
-    /// Ends the running phase, if any, and starts `name`.
-    pub fn begin(&mut self, name: &'static str) {
-        self.finish(None);
-        let id = self
-            .span
-            .as_ref()
-            .and_then(|(p, parent)| p.start(&format!("checkout-{name}"), Some(parent)).ok());
-        self.open = Some((name, std::time::Instant::now(), id));
-    }
-
-    /// Ends the running phase (as failed with `error`, if given).
-    pub fn finish(&mut self, error: Option<&Error>) {
-        let Some((name, start, id)) = self.open.take() else {
-            return;
-        };
-        self.times.push((name, start.elapsed().as_secs_f64() * 1e3));
-        if let (Some((p, _)), Some(id)) = (&self.span, id) {
-            let _ = match error {
-                None => p.end(&id),
-                Some(e) => p.end_failed(&id, &e.to_string()),
-            };
-        }
-    }
 }
 
 /// Registration (libgit2) + our checkout + the index. `Ok(None)` when done, `Ok(Some(why))` when
@@ -472,9 +466,21 @@ pub fn add_worktree_git2(
     }
 }
 
-/// Runs `git worktree add --lock --reason <lock_reason> -- <path> <branch>` in `root`:
-/// registration and checkout in one go. `workers` sets `checkout.workers`.
+/// [`add_worktree_cli_with`] running `git` from `PATH`.
 pub async fn add_worktree_cli(
+    root: &Path,
+    path: &Path,
+    branch: &str,
+    workers: usize,
+    lock_reason: &str,
+) -> Result<()> {
+    add_worktree_cli_with(Path::new("git"), root, path, branch, workers, lock_reason).await
+}
+
+/// Runs `<git> worktree add --lock --reason <lock_reason> -- <path> <branch>` in `root`:
+/// registration and checkout in one go. `workers` sets `checkout.workers`.
+pub async fn add_worktree_cli_with(
+    git: &Path,
     root: &Path,
     path: &Path,
     branch: &str,
@@ -483,7 +489,7 @@ pub async fn add_worktree_cli(
 ) -> Result<()> {
     let mut attempt = 0u64;
     loop {
-        let mut cmd = tokio::process::Command::new(git_program());
+        let mut cmd = tokio::process::Command::new(git);
         cmd.current_dir(root)
             .arg("-c")
             .arg(format!("checkout.workers={workers}"))
@@ -516,8 +522,9 @@ pub async fn add_worktree_cli(
 
 /// Runs a prepared git command; a non-zero exit is [`Error::Git`] with git's message.
 pub async fn run_git(mut cmd: tokio::process::Command, what: &str) -> Result<()> {
+    let program = cmd.as_std().get_program().to_string_lossy().into_owned();
     let out = cmd.output().await.map_err(|e| Error::Process {
-        program: git_program(),
+        program,
         message: format!("cannot start git for {what}: {e}"),
     })?;
     if out.status.success() {
@@ -535,12 +542,15 @@ pub async fn run_git(mut cmd: tokio::process::Command, what: &str) -> Result<()>
     }
 }
 
-/// The pid written in a [`CREATING_REASON`] lock, if any.
-pub fn creating_pid(reason: &str) -> Option<u32> {
-    let rest = reason.strip_prefix(CREATING_REASON)?;
-    let start = rest.find("(pid ")? + 5;
-    let end = rest[start..].find(')')? + start;
-    rest[start..end].parse().ok()
+/// Deletes local branch `name` if it exists (a cancelled creation's own branch; nothing may
+/// have it checked out any more).
+pub fn delete_branch(repo: &Repository, name: &str) -> Result<()> {
+    match repo.find_branch(name, BranchType::Local) {
+        Ok(mut b) => b
+            .delete()
+            .map_err(|e| Error::git(format!("delete branch {name:?}"), e)),
+        Err(_) => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! The history of creations: every creation's step timings, critical path, cache outcome and
 //! Chrome trace, in SQLite (`~/.vibetrees/history.sqlite`), so `vibetrees metrics` can show p50/p95
-//! per step over the last N creations and give advice, across restarts.
+//! per step over the last N creations and give advice, across restarts. Owns the database file
+//! only; must not time anything itself (creations hand it their records: `create/result.rs`,
+//! `create/background.rs`).
 
 use crate::{Error, Result};
 use rusqlite::{Connection, OptionalExtension, params};

@@ -12,15 +12,8 @@ use std::path::Path;
 use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-/// Lockfiles the install and the cache key look at, in order of preference.
-pub const LOCKFILES: &[&str] = &[
-    "package-lock.json",
-    "npm-shrinkwrap.json",
-    "pnpm-lock.yaml",
-    "yarn.lock",
-    "bun.lock",
-    "bun.lockb",
-];
+/// The lockfiles the install and the cache key look at: one list, the cache key's.
+pub use crate::cache::LOCKFILES;
 
 /// One command to run in the worktree.
 #[derive(Debug, Clone, PartialEq, Eq)]

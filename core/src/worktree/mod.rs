@@ -1,27 +1,46 @@
-//! Worktree creation: the whole `create_worktree_optimized` as one dependency graph.
+//! Worktree creation: the whole `create_worktree_optimized` as one dependency graph, and the
+//! rest of a project's worktree API. Each module owns one concept:
 //!
+//! - [`manager`]: [`WorktreeManager`], the API (create, remove, list, warm, background).
+//! - `create/`: one creation: the graph (ready vs settled) and its steps, one file each.
+//! - [`recovery`]: debris of dead creations, staging, trash, rollback, the undo of a cancelled
+//!   creation; the lock kinds are listed in its doc.
+//! - [`settings`], [`options`]: the plain-data settings every binding deserializes, and the
+//!   callbacks beside them. [`outcome`]: the results (the contract's shapes).
 //! - [`slug`]: names and the safety checks done before anything is touched.
-//! - [`checkout`]: registration through libgit2 and a parallel checkout of our own.
-//! - [`loose`]: loose objects read straight from the objects folder (the checkout's hot path).
-//! - [`git`]: refs and objects through git2, registration and checkout through the git CLI.
+//! - [`git`]: refs and objects through git2, registration and checkout (ours or the git CLI).
+//! - [`checkout`], [`loose`]: our parallel checkout and its loose-object reader.
 //! - [`install`]: the project's install on a cache miss, its output lines as progress.
-//! - [`manager`]: [`WorktreeManager`] and `create_worktree_optimized`, the creation graph.
-//! - [`options`], [`outcome`]: its settings and its results (the contract's shapes).
 //! - [`history`]: every creation's step timings in SQLite, p50/p95 and advice.
+//! - [`jobs`]: the background jobs a manager awaits ("settled").
+//! - [`phases`]: the timing of our checkout's phases (spans inside `git-worktree-add`).
 
 pub mod checkout;
+mod create;
 pub mod git;
 pub mod history;
 pub mod install;
+pub mod jobs;
 pub mod loose;
 pub mod manager;
 pub mod options;
 pub mod outcome;
+pub mod phases;
+pub mod recovery;
+pub mod settings;
 pub mod slug;
 
-pub use manager::{STEP_NAMES, TOTAL_SPAN, WorktreeManager, chrome_trace};
+pub use crate::optimizer::CancellationToken;
+pub use crate::profiler::WORKTREE_TOTAL_OPERATION;
+pub use manager::{STEP_NAMES, WorktreeManager};
 pub use options::{ContainerRuntime, HostStep, HostStepFn, HostStepInput, WorktreeOptions};
 pub use outcome::{
-    CacheReport, CreateOutcome, CreatedWorktree, RemoveOutcome, StepTiming, WorktreeInfo,
-    failure_json,
+    CacheOutcome, CacheReport, CreateOutcome, CreatedWorktree, RemoveOutcome, StepTiming,
+    WorktreeInfo, failure_json,
 };
+pub use settings::{CheckoutChoice, WorktreeSettings};
+
+/// A Chrome trace (Trace Event Format) of one creation: its total span and its children.
+pub fn chrome_trace(total: &crate::profiler::OperationResult) -> String {
+    crate::profiler::results_chrome_trace(total, &[])
+}

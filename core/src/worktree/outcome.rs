@@ -2,19 +2,71 @@
 //! `{ success: true, worktree: { name, path, branch, ports, dockerStatus: [], ... } }` or
 //! `{ success: true, name, path, branch, existed: true, message: 'Worktree already exists' }`.
 //! Failures are `Err(Error)`; bindings turn them into `{ success: false, error }`.
+//! Owns the shapes (and their typed outcomes: [`CacheOutcome`], the step status); must not
+//! compute them (`create/result.rs` does). The Node and Python packages declare the same shapes
+//! by hand, and their tests compare those declarations with real results.
 
+use crate::optimizer::TaskStatus;
 use indexmap::IndexMap;
 use serde::ser::SerializeMap;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 use std::path::PathBuf;
+
+/// What the node_modules cache gave a creation. Serialized as today's strings: `hit`, `near`,
+/// `miss`, `none`, `disabled`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheOutcome {
+    /// The project's entry was restored.
+    Hit,
+    /// An older entry of the project was restored, then an incremental install ran.
+    Near,
+    /// No usable entry: the project's clean install ran.
+    Miss,
+    /// No package.json: nothing to cache.
+    #[default]
+    None,
+    /// The cache is off (`useCache: false`).
+    Disabled,
+}
+
+impl CacheOutcome {
+    /// The string it serializes to.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheOutcome::Hit => "hit",
+            CacheOutcome::Near => "near",
+            CacheOutcome::Miss => "miss",
+            CacheOutcome::None => "none",
+            CacheOutcome::Disabled => "disabled",
+        }
+    }
+}
+
+impl std::fmt::Display for CacheOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<str> for CacheOutcome {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for CacheOutcome {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
 
 /// The node_modules outcome of a creation.
 #[derive(Debug, Clone, Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct CacheReport {
-    /// `hit` (restored), `near` (older entry restored, then an incremental install), `miss`
-    /// (clean install), `none` (no package.json), `disabled`.
-    pub outcome: String,
+    /// What the cache gave.
+    pub outcome: CacheOutcome,
     /// The cache key, when there is a package.json.
     pub key: Option<String>,
     /// How files were restored (`hardlink`, `reflink`, `copy`), on a hit or near hit.
@@ -36,7 +88,7 @@ pub struct StepTiming {
     /// Step name.
     pub name: String,
     /// `ok`, `failed`, `skipped`, `cancelled`.
-    pub status: String,
+    pub status: TaskStatus,
     /// Start, ms since the graph started.
     pub start_ms: Option<f64>,
     /// Duration, ms.

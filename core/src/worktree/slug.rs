@@ -4,6 +4,7 @@
 //! The slug is the branch name lower-cased; every character outside `[a-z0-9/._-]` becomes `-`;
 //! runs of `-` collapse to one; leading and trailing `-` are trimmed; then `/` becomes `-`.
 //! It names both the new branch and the folder `<root>/.worktrees/<slug>`.
+//! Pure functions: must not touch the disk or git.
 
 use crate::{Error, Result};
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Once, OnceLock};
 use vibetrees_core::progress::{ProgressEvent, ProgressSink};
-use vibetrees_core::worktree::{ContainerRuntime, WorktreeOptions};
+use vibetrees_core::worktree::{ContainerRuntime, WorktreeOptions, WorktreeSettings};
 
 static HOME: OnceLock<PathBuf> = OnceLock::new();
 static INIT: Once = Once::new();
@@ -143,12 +143,13 @@ pub fn project(package_json: Option<&str>) -> Project {
 impl Project {
     /// Options for this project: runtime none, its own cache and history.
     pub fn options(&self) -> WorktreeOptions {
-        WorktreeOptions {
+        WorktreeSettings {
             runtime: ContainerRuntime::None,
             cache_dir: Some(self.cache_dir.clone()),
             history_path: Some(self.history.clone()),
-            ..WorktreeOptions::new(&self.root)
+            ..WorktreeSettings::new(&self.root)
         }
+        .into()
     }
 
     /// Populates the cache from the main worktree's node_modules.

@@ -9,7 +9,9 @@
 use super::{print_profile, run_program, stderr_progress};
 use std::time::Instant;
 use vibetrees_core::sample_project::SampleProject;
-use vibetrees_core::worktree::{ContainerRuntime, CreateOutcome, WorktreeManager, WorktreeOptions};
+use vibetrees_core::worktree::{
+    ContainerRuntime, CreateOutcome, WorktreeManager, WorktreeOptions, WorktreeSettings,
+};
 use vibetrees_core::{Error, Result};
 
 /// Options of `vibetrees demo`.
@@ -55,10 +57,12 @@ pub fn run(a: DemoArgs) -> Result<()> {
     );
     let real_npm = built.installed_by_npm;
 
-    let opts = || WorktreeOptions {
-        runtime: ContainerRuntime::None,
-        on_progress: Some(stderr_progress()),
-        ..WorktreeOptions::new(&root)
+    let opts = || {
+        WorktreeOptions::from(WorktreeSettings {
+            runtime: ContainerRuntime::None,
+            ..WorktreeSettings::new(&root)
+        })
+        .with_progress(stderr_progress())
     };
 
     // Sequential flow of the original server: git worktree add, then the install.

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use vibetrees_core::progress::{ProgressEvent, ProgressSink};
 use vibetrees_core::worktree::history::{self, History};
 use vibetrees_core::worktree::{
-    ContainerRuntime, CreateOutcome, CreatedWorktree, WorktreeManager, WorktreeOptions,
+    CheckoutChoice, ContainerRuntime, CreateOutcome, CreatedWorktree, WorktreeManager,
+    WorktreeOptions, WorktreeSettings,
 };
 use vibetrees_core::{Error, Result};
 
@@ -79,6 +80,30 @@ pub struct CreateArgs {
     /// Return at "ready" without waiting for background work (cache populate, services, push).
     #[arg(long)]
     pub no_wait: bool,
+    /// The git program for what needs the git CLI (default: `git` on PATH).
+    #[arg(long, value_name = "PROGRAM")]
+    pub git: Option<PathBuf>,
+    /// Which checkout writes the files: ours (`git2`, default) or `git worktree add` (`cli`).
+    #[arg(long, value_enum)]
+    pub checkout: Option<CheckoutArg>,
+}
+
+/// `--checkout` values.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum CheckoutArg {
+    /// Ours (libgit2 registration, our parallel checkout), the git CLI when the repo needs it.
+    Git2,
+    /// Always `git worktree add`.
+    Cli,
+}
+
+impl From<CheckoutArg> for CheckoutChoice {
+    fn from(c: CheckoutArg) -> Self {
+        match c {
+            CheckoutArg::Git2 => CheckoutChoice::Ours,
+            CheckoutArg::Cli => CheckoutChoice::GitCli,
+        }
+    }
 }
 
 /// The project root (main worktree) of the repository holding `dir`, which may be a subfolder or
@@ -109,10 +134,13 @@ pub fn run(cmd: WorktreeCommand) -> Result<()> {
             Ok(())
         }
         WorktreeCommand::List { repo, json } => {
-            let m = WorktreeManager::new(WorktreeOptions {
-                record_history: false,
-                ..WorktreeOptions::new(project_root(&repo)?)
-            })?;
+            let m = WorktreeManager::new(
+                WorktreeSettings {
+                    record_history: false,
+                    ..WorktreeSettings::new(project_root(&repo)?)
+                }
+                .into(),
+            )?;
             let list = vibetrees_core::runtime::block_on(m.list_worktrees())?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
@@ -213,17 +241,22 @@ fn pin_node_abi() {
 fn create(a: CreateArgs) -> Result<()> {
     pin_node_abi();
     let runtime: ContainerRuntime = a.runtime.parse()?;
-    let opts = WorktreeOptions {
+    let mut settings = WorktreeSettings {
         runtime,
         use_cache: !a.no_cache,
         cache_dir: a.cache_dir,
-        on_progress: if a.json {
-            None
-        } else {
-            Some(stderr_progress())
-        },
-        ..WorktreeOptions::new(project_root(&a.repo)?)
+        ..WorktreeSettings::new(project_root(&a.repo)?)
     };
+    if let Some(git) = a.git {
+        settings.git_program = git;
+    }
+    if let Some(checkout) = a.checkout {
+        settings.checkout = checkout.into();
+    }
+    let mut opts = WorktreeOptions::from(settings);
+    if !a.json {
+        opts.on_progress = Some(stderr_progress());
+    }
     let m = WorktreeManager::new(opts)?;
     let out = vibetrees_core::runtime::block_on(async {
         let r = m.create_worktree_optimized(&a.branch, &a.from).await;

@@ -1,0 +1,382 @@
+//! Recovery: everything that clears what a creation leaves behind when it fails, is cancelled or
+//! is killed (SIGKILL, power loss), so the next creation of the same name starts clean and
+//! nothing of anyone else's is touched. One place for: debris of dead creations, staging folders,
+//! the trash, the rollback of a failed creation, the undo of a cancelled one, and stopping the
+//! installs of dead creations.
+//!
+//! Must not touch anything outside `<worktree base>/<slug>`, `<worktree base>/.staging`,
+//! `<worktree base>/.trash`, the registration `.git/worktrees/<name>` of that folder, the branch a
+//! cancelled creation made, and the `<slug>:*` keys of the ports registry. Never deletes a folder
+//! it did not make or mark: an orphan folder is moved to the trash, not deleted.
+//!
+//! # Marks and locks, and who clears them
+//! | what | made by | says | cleared by |
+//! | --- | --- | --- | --- |
+//! | git worktree lock, reason `vibetrees: creating (pid N)` ([`CREATING_REASON`]) | `git.rs` `add_worktree_with` (libgit2 or `git worktree add --lock --reason`) | "being created by N"; removed when ready (`git::unlock_at`) | [`Recovery::clear_debris`] when N is dead (folder to the trash, registration pruned); [`Recovery::roll_back`] for a failure of this process |
+//! | an empty lock + libgit2's absolute `commondir` (killed inside `git_worktree_add`) | libgit2 | an unfinished registration (`git::registrations` reports it as creating) | `checkout.rs` `register` sweeps them under the registration flock; [`Recovery::clear_debris`] prunes a half-made one at our path |
+//! | `refs/heads/<name>.lock` | libgit2, killed while creating the branch | git refuses the branch | `git::ensure_branch`, under the registration flock |
+//! | the registration flock `.git/vibetrees-worktree-add.lock` | `checkout::registration_lock` | one branch creation / registration at a time among our processes | the kernel, when the holder exits (flock) |
+//! | proper-lockfile's `ports.json.lock` folder | `services::proper_lock` (the Node server takes the same lock) | the ports registry is being written | stale after its timeout (mtime), as proper-lockfile does |
+//! | the cache's entry `lock` flock (shared while restoring, exclusive to evict) and `.staging-<key>-<pid>-<n>` | `cache/store.rs`, `cache/populate.rs` | an entry in use / being filled | the kernel (flock); `cache/populate.rs` `clean_abandoned` |
+//! | `.<name>.vt-restore-<pid>-<n>` beside a restore target | `cache/restore.rs` | a restore in progress | `cache/restore.rs` `clean_stale_siblings`, when the pid is dead |
+//! | `VIBETREES_INSTALL_DIR=<folder>` in an install's environment | `install.rs` `run` (the package manager itself dies with us: `PR_SET_PDEATHSIG`) | a process installing into that folder | `install::stop_leftover_installs`, called here |
+//! | `.staging/<slug>.<time>-<pid>` | the creation's `cache-restore` step | node_modules restored beside the checkout | the creation itself; [`Recovery::clear_dead_staging`] when the pid is dead |
+//! | `.trash/.delete-<label>-<time>-<pid>` | [`Recovery::trash_and_delete`] | a folder being deleted in the background | the background job; [`Recovery::clear_dead_deletions`] finishes it when the pid is dead |
+//! | `.trash/<slug>-<time>-<pid>` | [`Recovery::clear_debris`] | an orphan folder moved aside | never: kept for its owner |
+//!
+//! "Is this pid alive" is [`crate::process::alive`] everywhere (a process we may not signal
+//! counts as alive). The cache (`cache/`) and the install (`install.rs`) keep their own recovery
+//! and are called, not copied.
+
+use super::git::{self, Registration};
+use super::install;
+use super::jobs::BackgroundJobs;
+use crate::services::containers::{ComposeProject, Engine};
+use crate::services::ports::PortRegistry;
+use crate::{Error, Result};
+use git2::Repository;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Lock reason prefix of a worktree whose creation has not finished.
+pub const CREATING_REASON: &str = "vibetrees: creating";
+
+/// Folder (under the worktree base) of worktrees and orphans moved aside.
+pub const TRASH_DIR: &str = ".trash";
+/// Folder (under the worktree base) where node_modules is restored while the checkout runs.
+pub const STAGING_DIR: &str = ".staging";
+
+/// The lock reason of a creation by this process: `vibetrees: creating (pid N)`.
+pub fn creating_reason() -> String {
+    format!("{CREATING_REASON} (pid {})", std::process::id())
+}
+
+/// The pid written in a [`CREATING_REASON`] lock, if any.
+pub fn creating_pid(reason: &str) -> Option<u32> {
+    let rest = reason.strip_prefix(CREATING_REASON)?;
+    let start = rest.find("(pid ")? + 5;
+    let end = rest[start..].find(')')? + start;
+    rest[start..end].parse().ok()
+}
+
+/// `<time ns>-<pid>`: a suffix no other folder of ours has, whose pid tells whether its maker
+/// still runs.
+pub fn unique_suffix() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{nanos}-{}", std::process::id())
+}
+
+/// The pid at the end of a `...-<pid>` name, when it is another process's and that one is dead.
+fn left_by_dead_process(name: &str) -> bool {
+    let pid = name.rsplit('-').next().and_then(|p| p.parse::<u32>().ok());
+    pid.is_some_and(|pid| pid != std::process::id() && !crate::process::alive(pid))
+}
+
+/// What [`Recovery::clear_debris`] found at a worktree's path.
+pub enum Found {
+    /// Branch, folder and registration are there: a complete worktree, left unchanged.
+    Complete,
+    /// Nothing (left) at the path: the creation may start.
+    Clear,
+}
+
+/// What a creation made, for its rollback or undo: read from its steps' outputs.
+#[derive(Default)]
+pub struct Made {
+    /// The worktree was registered (the `git-worktree-add` step succeeded).
+    pub registered: bool,
+    /// The branch did not exist before the creation.
+    pub created_branch: bool,
+    /// The containers it started: the engine and the worktree's compose project.
+    pub containers: Option<(Engine, ComposeProject)>,
+}
+
+/// The recovery of one manager: its project, its worktree base and where background deletions
+/// run. Its blocking methods may run on tokio's blocking threads (deletions are started as jobs
+/// of the runtime they run in).
+#[derive(Clone)]
+pub struct Recovery {
+    /// The project root (canonical).
+    pub root: PathBuf,
+    /// The worktree base (`<root>/.worktrees` by default).
+    pub base: PathBuf,
+    /// The manager's background jobs (deletions run there, so `wait_background` awaits them).
+    pub jobs: Arc<BackgroundJobs>,
+}
+
+impl Recovery {
+    /// Moves `folder` into the trash (`<base>/.trash/<prefix>-<time>-<pid>`) and returns where.
+    pub fn move_to_trash(&self, folder: &Path, prefix: &str) -> Result<PathBuf> {
+        let trash = self.base.join(TRASH_DIR);
+        std::fs::create_dir_all(&trash)
+            .map_err(|e| Error::io_path("create directory", &trash, e))?;
+        let dest = trash.join(format!("{prefix}-{}", unique_suffix()));
+        std::fs::rename(folder, &dest).map_err(|e| Error::io_path("move to trash", folder, e))?;
+        Ok(dest)
+    }
+
+    /// Moves `folder` into the trash under a name marked for deletion
+    /// (`.trash/.delete-<label>-<time>-<pid>`) and deletes it in the background. A deletion cut
+    /// short (the process killed) is finished by a later creation ([`Self::clear_dead_deletions`]).
+    pub fn trash_and_delete(&self, folder: &Path, label: &str) -> Result<PathBuf> {
+        let t = self.move_to_trash(folder, &format!(".delete-{label}"))?;
+        self.delete_in_background(t.clone());
+        Ok(t)
+    }
+
+    /// Deletes `folder` in a background job.
+    pub fn delete_in_background(&self, folder: PathBuf) {
+        self.jobs
+            .spawn(format!("delete {}", folder.display()), async move {
+                let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&folder)).await;
+            });
+    }
+
+    /// Deletes, in the background, trash entries marked for deletion by processes now dead.
+    /// Orphans moved aside (never marked) are kept.
+    pub fn clear_dead_deletions(&self) {
+        let Ok(rd) = std::fs::read_dir(self.base.join(TRASH_DIR)) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let fname = e.file_name().to_string_lossy().into_owned();
+            if fname.starts_with(".delete-") && left_by_dead_process(&fname) {
+                self.delete_in_background(e.path());
+            }
+        }
+    }
+
+    /// Removes (in the background) the staging folders of `name` left by dead processes.
+    pub fn clear_dead_staging(&self, name: &str) {
+        let Ok(rd) = std::fs::read_dir(self.base.join(STAGING_DIR)) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let fname = e.file_name().to_string_lossy().into_owned();
+            if fname
+                .strip_prefix(&format!("{name}."))
+                .is_some_and(left_by_dead_process)
+            {
+                self.delete_in_background(e.path());
+            }
+        }
+    }
+
+    /// Clears what earlier attempts left at `path` (worktree `name`) before a creation starts:
+    /// - a half-made registration of a dead creation: its installs stopped, its folder to the
+    ///   trash (deleted in the background), its registration pruned; of a live one: [`Error::Lock`];
+    /// - a registration whose folder is gone: pruned;
+    /// - a folder nobody registered: removed when it holds nothing but a `.git` file (what a kill
+    ///   inside libgit2's worktree add leaves), else moved to the trash (never deleted);
+    /// - staging folders and unfinished deletions of dead processes.
+    ///
+    /// A complete worktree (registration, folder, branch `name`) is [`Found::Complete`], untouched;
+    /// a folder registered with another branch is [`Error::AlreadyExists`].
+    pub fn clear_debris(&self, repo: &Repository, name: &str, path: &Path) -> Result<Found> {
+        let mut reg = git::registration_at(repo, path)?;
+        if let Some(r) = &reg
+            && r.half_made()
+        {
+            let pid = r.lock.as_deref().and_then(creating_pid);
+            if pid == Some(std::process::id()) {
+                return Err(Error::Lock(format!(
+                    "worktree {name:?} is being created by this process"
+                )));
+            }
+            if let Some(pid) = pid
+                && crate::process::alive(pid)
+            {
+                return Err(Error::Lock(format!(
+                    "worktree {name:?} is being created by process {pid}"
+                )));
+            }
+            // Debris of a creation killed half-way: what is left of its install is stopped, its
+            // folder goes (in the background), its registration is removed.
+            install::stop_leftover_installs(path);
+            if std::fs::symlink_metadata(path).is_ok() {
+                self.trash_and_delete(path, &format!("{name}-unfinished"))?;
+            }
+            git::prune_registration(repo, &r.name)?;
+            reg = None;
+        }
+        let folder_exists = std::fs::symlink_metadata(path).is_ok();
+        match (&reg, folder_exists) {
+            (Some(r), true) => {
+                if !git::branch_exists(repo, name) || r.branch.as_deref() != Some(name) {
+                    return Err(Error::AlreadyExists(format!(
+                        "worktree folder {} is registered with branch {:?}, not {name:?}",
+                        path.display(),
+                        r.branch
+                    )));
+                }
+                return Ok(Found::Complete);
+            }
+            (Some(r), false) => git::prune_registration(repo, &r.name)?, // stale registration
+            (None, true) => {
+                if is_unused_registration_folder(path) {
+                    // what a creation killed inside libgit2's worktree add leaves: the folder it
+                    // made, empty but for a `.git` file; no content of anyone's
+                    let _ = std::fs::remove_file(path.join(".git"));
+                    std::fs::remove_dir(path)
+                        .map_err(|e| Error::io_path("remove empty folder", path, e))?;
+                } else {
+                    // orphan folder: moved aside, never deleted
+                    self.move_to_trash(path, name)?;
+                }
+            }
+            (None, false) => {}
+        }
+        self.clear_dead_staging(name);
+        self.clear_dead_deletions();
+        Ok(Found::Clear)
+    }
+
+    /// Rolls back a failed creation of `name` at `path` (blocking): its staging folder removed,
+    /// its ports released, and, when the registration at `path` is half-made and ours (the
+    /// `git-worktree-add` step succeeded, or its lock names this process: `git worktree add`
+    /// whose hook failed registers then fails), what is left of its install stopped, the folder
+    /// deleted (through the trash) and the registration pruned. The branch is kept.
+    pub fn roll_back(
+        &self,
+        name: &str,
+        path: &Path,
+        staging: &Path,
+        registered: bool,
+    ) -> Result<()> {
+        let _ = std::fs::remove_dir_all(staging);
+        if let Ok(reg) = PortRegistry::for_project(&self.root) {
+            let _ = reg.release(name);
+        }
+        let repo = git::open(&self.root)?;
+        if let Some(r) = git::registration_at(&repo, path)?
+            && r.half_made()
+            && (registered || r.lock.as_deref().and_then(creating_pid) == Some(std::process::id()))
+        {
+            install::stop_leftover_installs(path);
+            if std::fs::symlink_metadata(path).is_ok() {
+                self.trash_and_delete(path, &format!("{name}-failed"))?;
+            }
+            git::prune_registration(&repo, &r.name)?;
+        }
+        Ok(())
+    }
+
+    /// Undoes a cancelled creation: its critical containers stopped, then what
+    /// [`Self::roll_back`] does, then the branch deleted if the creation made it. The folder's
+    /// background deletion is awaited by `wait_background`.
+    pub async fn undo_cancelled(
+        &self,
+        name: &str,
+        path: &Path,
+        staging: &Path,
+        made: Made,
+    ) -> Result<()> {
+        if let Some((engine, project)) = &made.containers {
+            let _ = engine
+                .down(
+                    project,
+                    false,
+                    Some(Duration::from_secs(2)),
+                    None,
+                    Duration::from_secs(120),
+                )
+                .await;
+        }
+        let (this, name, path, staging) = (
+            self.clone(),
+            name.to_string(),
+            path.to_path_buf(),
+            staging.to_path_buf(),
+        );
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            this.roll_back(&name, &path, &staging, made.registered)?;
+            if made.created_branch {
+                git::delete_branch(&git::open(&this.root)?, &name)?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("undo panicked: {e}")))?
+    }
+
+    /// Kills the processes still installing into a worktree whose creation died (its
+    /// registration locked `vibetrees: creating (pid N)` with N gone): the scripts a package
+    /// manager started outlive it (see [`install::stop_leftover_installs`]). Folders and
+    /// registrations stay as they are (`list` shows them half-made; creating or removing the
+    /// worktree clears them). Returns how many processes were killed.
+    pub fn stop_installs_of_dead_creations(&self) -> usize {
+        let Ok(repo) = git::open(&self.root) else {
+            return 0;
+        };
+        let Ok(registrations) = git::registrations(&repo) else {
+            return 0;
+        };
+        registrations
+            .iter()
+            .filter(|r| created_by_dead_process(r))
+            .map(|r| {
+                // the install's mark holds the folder as this manager names it, which may not be
+                // the canonical path git records
+                let mut n = install::stop_leftover_installs(&r.path);
+                if let Some(folder) = r.path.file_name() {
+                    let ours = self.base.join(folder);
+                    if ours != r.path {
+                        n += install::stop_leftover_installs(&ours);
+                    }
+                }
+                n
+            })
+            .sum()
+    }
+}
+
+/// True for a half-made registration whose creator (another process) is dead.
+fn created_by_dead_process(r: &Registration) -> bool {
+    r.half_made()
+        && r.lock
+            .as_deref()
+            .and_then(creating_pid)
+            .is_some_and(|pid| pid != std::process::id() && !crate::process::alive(pid))
+}
+
+/// True if `path` is a real folder holding nothing, or nothing but a `.git` file (not a folder):
+/// what a worktree registration leaves before any checkout.
+fn is_unused_registration_folder(path: &Path) -> bool {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return false;
+    };
+    if !meta.is_dir() {
+        return false;
+    }
+    let Ok(rd) = std::fs::read_dir(path) else {
+        return false;
+    };
+    rd.flatten()
+        .all(|e| e.file_name() == ".git" && e.file_type().is_ok_and(|t| t.is_file()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_writes_its_pid_in_the_lock_reason() {
+        // (the reason's format itself: git.rs `creating_lock_reason_names_the_pid`)
+        assert_eq!(creating_pid(&creating_reason()), Some(std::process::id()));
+    }
+
+    #[test]
+    fn only_names_of_dead_processes_are_debris() {
+        assert!(!left_by_dead_process(&format!(
+            "x.1-{}",
+            std::process::id()
+        )));
+        assert!(!left_by_dead_process("no-pid-here"));
+        // pid 1 runs (or cannot be signalled): never debris
+        assert!(!left_by_dead_process("x.1-1"));
+    }
+}
