@@ -4,11 +4,14 @@
 //! Why not git2's `Odb::read`: for every object it probes the packs, calls `access()` and `stat()`
 //! on the object's full path, opens it by that path again, and hashes the content once more. On a
 //! checkout of freshly committed (loose) files that was ~25 % of the checkout's CPU time, measured
-//! with `perf` (docs/worktree.md). Here it is one `openat`, one `read` and the inflate. The git CLI does not re-hash what it reads either; zlib's own checksum still catches
-//! a damaged file.
+//! with `perf` (docs/worktree.md). Here it is one `openat`, one `read` and the inflate. The git
+//! CLI does not re-hash what it reads either; zlib's own checksum still catches a damaged file.
 //!
 //! Anything this reader does not handle (a packed object, an alternate, an unreadable or
 //! malformed file) is `None`, and the caller asks git2, which reads it or names the error.
+//!
+//! Owns: reading and inflating loose object files. Must not touch anything: it opens objects
+//! read-only, relative to the objects folder's fd, and follows no link.
 
 use git2::Oid;
 use rustix::fs::{Mode, OFlags};
