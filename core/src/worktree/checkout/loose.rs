@@ -32,14 +32,46 @@ pub enum ObjectKind {
 }
 
 /// A reader of loose objects for one thread (it keeps its buffers and inflater between reads).
+///
+/// An object is read in two steps: [`LooseObjects::begin`] opens it and inflates its header
+/// (kind and declared size), then [`LooseObjects::read_content`] inflates its content a buffer's
+/// room at a time, so a blob of any size goes to its file through a bounded buffer
+/// ([`LooseObjects::read`] is both steps into one growing `Vec`). The compressed file is read
+/// [`INPUT_CHUNK`] bytes at a time, never whole: memory never follows a declared size.
 pub struct LooseObjects {
     dir: OwnedFd,
     /// Which `objects/xx` folders existed at open: an object whose folder did not is not
     /// looked for (in a freshly cloned, all-packed repository, none is: no failed `openat`).
     fanout: [bool; 256],
-    compressed: Vec<u8>,
+    /// Compressed bytes read from the current object's file; `input[pos..]` not yet inflated.
+    input: Vec<u8>,
+    pos: usize,
     inflater: flate2::Decompress,
+    /// The object [`LooseObjects::begin`] opened, while its content is being read.
+    current: Option<Current>,
 }
+
+/// The object being read.
+struct Current {
+    file: OwnedFd,
+    /// Its file is read to the end.
+    eof: bool,
+    /// Declared content size, and content bytes handed out so far.
+    size: u64,
+    produced: u64,
+    /// Content inflated together with the header, not handed out yet.
+    pending: [u8; HEAD_ROOM],
+    pending_at: usize,
+    pending_end: usize,
+    /// zlib reported the end of the stream (its checksum verified).
+    ended: bool,
+}
+
+/// Room for a header: at most `commit 18446744073709551615\0` (27 bytes), plus content.
+const HEAD_ROOM: usize = 64;
+
+/// Bytes of compressed input read from an object file at a time: most objects whole in one read.
+pub const INPUT_CHUNK: usize = 64 * 1024;
 
 impl LooseObjects {
     /// Opens the objects folder (`<common dir>/objects`).
@@ -63,14 +95,45 @@ impl LooseObjects {
         Ok(Self {
             dir,
             fanout,
-            compressed: Vec::with_capacity(64 * 1024),
+            input: Vec::with_capacity(INPUT_CHUNK),
+            pos: 0,
             inflater: flate2::Decompress::new(true),
+            current: None,
         })
     }
 
     /// Reads object `id` into `out` (replacing its content) and returns its kind, when the
-    /// object is loose and well-formed; `None` otherwise (`out` is then unspecified).
+    /// object is loose and well-formed; `None` otherwise (`out` is then unspecified). `out` grows
+    /// with the content actually inflated (doubling, at most to the declared size), so a header
+    /// that lies about its size costs nothing.
     pub fn read(&mut self, id: Oid, out: &mut Vec<u8>) -> Option<ObjectKind> {
+        let (kind, _) = self.begin(id)?;
+        self.read_rest(out)?;
+        Some(kind)
+    }
+
+    /// Reads the content of the object [`LooseObjects::begin`] opened into `out` (replacing
+    /// its content), growing it as [`LooseObjects::read`] does; `None` when it is damaged.
+    pub fn read_rest(&mut self, out: &mut Vec<u8>) -> Option<()> {
+        let size = self.current.as_ref()?.size;
+        out.clear();
+        loop {
+            if out.len() == out.capacity() {
+                let left = size.saturating_sub(out.len() as u64);
+                let step = (out.len() as u64).max(INPUT_CHUNK as u64).min(left).max(1);
+                out.reserve_exact(usize::try_from(step).ok()?);
+            }
+            if self.read_content(out)? == 0 {
+                return Some(());
+            }
+        }
+    }
+
+    /// Opens loose object `id` and inflates its header: its kind and declared content size, which
+    /// [`LooseObjects::read_content`] then reads. `None` when the object is not loose here or its
+    /// start is not a loose object's (the caller asks git2).
+    pub fn begin(&mut self, id: Oid) -> Option<(ObjectKind, u64)> {
+        self.current = None;
         let bytes = id.as_bytes();
         if bytes.len() != 20 || !self.fanout[bytes[0] as usize] {
             return None;
@@ -91,71 +154,129 @@ impl LooseObjects {
             Mode::empty(),
         )
         .ok()?;
-        // No fstat for the size: one read into a buffer that holds most objects whole. A short
-        // read of a regular file is its end; were it cut short by a signal instead, the zlib
-        // stream would end early and this would be `None` (the caller then asks git2).
-        self.compressed.clear();
-        loop {
-            if self.compressed.capacity() - self.compressed.len() < 16 * 1024 {
-                self.compressed
-                    .reserve(self.compressed.capacity().max(64 * 1024));
+        self.input.clear();
+        self.pos = 0;
+        self.inflater.reset(true);
+        let mut cur = Current {
+            file,
+            eof: false,
+            size: 0,
+            produced: 0,
+            pending: [0; HEAD_ROOM],
+            pending_at: 0,
+            pending_end: 0,
+            ended: false,
+        };
+        // the header: inflate until its NUL is out
+        let mut head = Vec::with_capacity(HEAD_ROOM);
+        let nul = loop {
+            if let Some(nul) = head.iter().position(|&b| b == 0) {
+                break nul;
             }
-            let spare = self.compressed.spare_capacity_mut();
-            let room = spare.len();
-            let (got, _) = rustix::io::read(&file, spare).ok()?;
-            let n = got.len();
-            // SAFETY: `read` initialised the first `n` bytes of the spare capacity.
-            unsafe { self.compressed.set_len(self.compressed.len() + n) };
-            if n < room {
-                break;
+            if head.len() == HEAD_ROOM || cur.ended {
+                return None;
             }
-        }
-        inflate(&mut self.inflater, &self.compressed, out)
+            cur.ended = self.inflate_some(&mut cur, &mut head)?.1;
+        };
+        let (kind, size) = parse_header(&head[..nul])?;
+        cur.size = size;
+        let rest = &head[nul + 1..];
+        cur.pending[..rest.len()].copy_from_slice(rest);
+        cur.pending_end = rest.len();
+        self.current = Some(cur);
+        Some((kind, size))
     }
-}
 
-/// Inflates a whole loose object (`<type> <size>\0<content>`, zlib) from `input` into `out`
-/// (the content only); `None` when it is not one.
-fn inflate(z: &mut flate2::Decompress, input: &[u8], out: &mut Vec<u8>) -> Option<ObjectKind> {
-    use flate2::{FlushDecompress, Status};
-    z.reset(true);
-    // the header is at most "commit 18446744073709551615\0" (27 bytes)
-    let mut head = [0u8; 64];
-    let status = z.decompress(input, &mut head, FlushDecompress::None).ok()?;
-    let got = z.total_out() as usize;
-    let nul = head[..got].iter().position(|&b| b == 0)?;
-    let (kind, size) = parse_header(&head[..nul])?;
-    // deflate expands at most ~1032:1: a bigger size is a damaged header (and reserving it could
-    // abort the process)
-    if size > input.len().saturating_mul(1100).saturating_add(1024) {
-        return None;
+    /// Appends the next content bytes of the object [`LooseObjects::begin`] opened to `out`, as
+    /// many as its spare capacity holds (give it some). Returns how many; `Some(0)` once the
+    /// whole declared size was read and the zlib stream's end and checksum verified. `None` when
+    /// the object is damaged: truncated, longer or shorter than declared, a bad checksum.
+    pub fn read_content(&mut self, out: &mut Vec<u8>) -> Option<usize> {
+        let mut cur = self.current.take()?;
+        let n = self.content(&mut cur, out);
+        if n.is_some() {
+            self.current = Some(cur);
+        }
+        n
     }
-    out.clear();
-    out.reserve_exact(size);
-    out.extend_from_slice(&head[nul + 1..got]);
-    let mut status = status;
-    while status != Status::StreamEnd {
-        if out.len() > size {
-            return None;
+
+    fn content(&mut self, cur: &mut Current, out: &mut Vec<u8>) -> Option<usize> {
+        let room = out.capacity() - out.len();
+        if cur.pending_at < cur.pending_end {
+            let n = room.min(cur.pending_end - cur.pending_at);
+            out.extend_from_slice(&cur.pending[cur.pending_at..cur.pending_at + n]);
+            cur.pending_at += n;
+            return self.count(cur, n);
         }
-        if out.len() == out.capacity() {
-            // the content is longer than its header says, or zlib wants room for its end
-            out.reserve(64);
+        if cur.produced == cur.size {
+            // all there: the stream must end here (its checksum checked), with nothing more
+            let mut scratch = Vec::with_capacity(16);
+            while !cur.ended {
+                let (extra, end) = self.inflate_some(cur, &mut scratch)?;
+                if extra > 0 {
+                    return None;
+                }
+                cur.ended = end;
+            }
+            return Some(0);
         }
-        let used = z.total_in() as usize;
-        let before = (z.total_in(), z.total_out());
-        status = z
-            .decompress_vec(&input[used..], out, FlushDecompress::Finish)
-            .ok()?;
-        if status != Status::StreamEnd && (z.total_in(), z.total_out()) == before {
-            return None; // truncated: no progress and no end
+        if cur.ended || room == 0 {
+            return None; // the stream ended short of its declared size
+        }
+        let (n, end) = self.inflate_some(cur, out)?;
+        cur.ended = end;
+        self.count(cur, n)
+    }
+
+    /// Counts `n` content bytes handed out; `None` past the declared size.
+    fn count(&self, cur: &mut Current, n: usize) -> Option<usize> {
+        cur.produced += n as u64;
+        (cur.produced <= cur.size).then_some(n)
+    }
+
+    /// Inflates into the spare capacity of `out` until it produced something, the stream ended,
+    /// or the input ran out: (bytes appended, stream ended). Reads more of the file when the
+    /// input is used up. `None` on a zlib error or a stream cut short.
+    fn inflate_some(&mut self, cur: &mut Current, out: &mut Vec<u8>) -> Option<(usize, bool)> {
+        use flate2::{FlushDecompress, Status};
+        loop {
+            if self.pos == self.input.len() && !cur.eof {
+                self.refill(cur)?;
+            }
+            let (in0, len0) = (self.inflater.total_in(), out.len());
+            let status = self
+                .inflater
+                .decompress_vec(&self.input[self.pos..], out, FlushDecompress::None)
+                .ok()?;
+            let used = (self.inflater.total_in() - in0) as usize;
+            let made = out.len() - len0;
+            self.pos += used;
+            let ended = status == Status::StreamEnd;
+            if made > 0 || ended {
+                return Some((made, ended));
+            }
+            if used == 0 && (cur.eof || out.len() == out.capacity()) {
+                return None; // truncated (no progress and no end), or no room given
+            }
         }
     }
-    (out.len() == size).then_some(kind)
+
+    /// Reads the next chunk of the current object's compressed file into `input`.
+    fn refill(&mut self, cur: &mut Current) -> Option<()> {
+        self.input.clear();
+        self.pos = 0;
+        let spare = self.input.spare_capacity_mut();
+        let (got, _) = rustix::io::read(&cur.file, spare).ok()?;
+        let n = got.len();
+        // SAFETY: `read` initialised the first `n` bytes of the spare capacity.
+        unsafe { self.input.set_len(n) };
+        cur.eof = n == 0;
+        Some(())
+    }
 }
 
 /// `blob 123` → (Blob, 123).
-fn parse_header(h: &[u8]) -> Option<(ObjectKind, usize)> {
+fn parse_header(h: &[u8]) -> Option<(ObjectKind, u64)> {
     let sp = h.iter().position(|&b| b == b' ')?;
     let kind = match &h[..sp] {
         b"blob" => ObjectKind::Blob,
@@ -168,8 +289,8 @@ fn parse_header(h: &[u8]) -> Option<(ObjectKind, usize)> {
     if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let size = digits.iter().try_fold(0usize, |n, d| {
-        n.checked_mul(10)?.checked_add((d - b'0') as usize)
+    let size = digits.iter().try_fold(0u64, |n, d| {
+        n.checked_mul(10)?.checked_add((d - b'0') as u64)
     })?;
     Some((kind, size))
 }
@@ -329,7 +450,8 @@ mod tests {
         assert_eq!(parse_header(b"blob -1"), None);
         assert_eq!(parse_header(b"thing 1"), None);
         assert_eq!(parse_header(b"blob 99999999999999999999"), None);
-        // a header claiming far more than the stream could hold is refused before any allocation
+        // a header claiming far more than the stream holds is refused, and nothing of that size
+        // is ever reserved (the object is written where a loose object of that id would be)
         let mut z = flate2::Compress::new(flate2::Compression::fast(), true);
         let mut lie = Vec::with_capacity(256);
         z.compress_vec(
@@ -338,9 +460,58 @@ mod tests {
             flate2::FlushCompress::Finish,
         )
         .unwrap();
+        let (_d, repo, ..) = repo_with_objects();
+        let objects = repo.path().join("objects");
+        let id = Oid::from_bytes(&[0xab; 20]).unwrap();
+        let hex = id.to_string();
+        std::fs::create_dir_all(objects.join(&hex[..2])).unwrap();
+        std::fs::write(objects.join(&hex[..2]).join(&hex[2..]), &lie).unwrap();
+        let mut loose = LooseObjects::open(&objects).unwrap();
         let mut out = Vec::new();
-        let mut d = flate2::Decompress::new(true);
-        assert_eq!(inflate(&mut d, &lie, &mut out), None);
+        assert_eq!(loose.read(id, &mut out), None);
         assert!(out.capacity() < 1 << 20);
+    }
+
+    #[test]
+    fn content_comes_a_buffer_at_a_time_and_a_cut_stream_is_none() {
+        let (_d, repo, _small, big, _tree) = repo_with_objects();
+        let expected = repo.odb().unwrap().read(big).unwrap().data().to_vec();
+        let objects = repo.path().join("objects");
+        let mut loose = LooseObjects::open(&objects).unwrap();
+        // 1.2 MB through a 1000-byte buffer: many reads of the file, many inflates
+        assert_eq!(
+            loose.begin(big),
+            Some((ObjectKind::Blob, expected.len() as u64))
+        );
+        let (mut all, mut chunk) = (Vec::new(), Vec::with_capacity(1000));
+        loop {
+            chunk.clear();
+            let n = loose.read_content(&mut chunk).unwrap();
+            assert!(n <= 1000 && n == chunk.len());
+            if n == 0 {
+                break;
+            }
+            all.extend_from_slice(&chunk);
+        }
+        assert_eq!(all, expected);
+        // at the end it stays at the end
+        assert_eq!(loose.read_content(&mut chunk), Some(0));
+        // the same object cut after its first 100 KB: content comes, then None (not a short end)
+        let hex = big.to_string();
+        let p = objects.join(&hex[..2]).join(&hex[2..]);
+        let bytes = std::fs::read(&p).unwrap();
+        std::fs::remove_file(&p).unwrap();
+        std::fs::write(&p, &bytes[..100_000]).unwrap();
+        assert!(loose.begin(big).is_some());
+        let mut got = 0;
+        let cut = loop {
+            chunk.clear();
+            match loose.read_content(&mut chunk) {
+                Some(0) => break false,
+                Some(n) => got += n,
+                None => break true,
+            }
+        };
+        assert!(cut && got > 0 && got < expected.len(), "{got}");
     }
 }

@@ -15,6 +15,8 @@
 //! - `hook.rs`: the `post-checkout` hook git would run, run the way git runs it.
 //! - `writer.rs`: the work-stealing writer of a tree's files ([`checkout_tree`]), relative to open
 //!   directory fds; it writes inside the destination folder only.
+//! - `blob.rs`: the objects a writer thread reads, and each blob into its file with bounded
+//!   memory (loose ones inflated chunk by chunk, big packed ones streamed by `git cat-file`).
 //! - `index.rs`: the worktree's index file (entries by libgit2, the cache-tree
 //!   extension appended, the checksum recomputed); never the files.
 //! - [`loose`] (`loose.rs`): loose objects read straight from the objects folder (the writer's
@@ -23,6 +25,7 @@
 //! It must not touch anything outside the new worktree's folder and its own registration
 //! (the caller, `git.rs`, owns branches, locks' lifetimes and the choice of the CLI).
 
+mod blob;
 mod eligibility;
 mod hook;
 mod index;

@@ -2,15 +2,18 @@
 //! the work by whole folders (work stealing), each with its own `Repository` (git2's is not
 //! `Sync`). Loose objects are read by [`super::loose`], the others through git2. Files are made
 //! with `openat` relative to open directory fds (`O_EXCL|O_NOFOLLOW|O_CLOEXEC`), folders with
-//! `mkdirat`, links with `symlinkat`, and their stat data kept for the index.
+//! `mkdirat`, links with `symlinkat`, and their stat data kept for the index. Blobs reach their
+//! files through [`super::blob`] with bounded memory, whatever their size; a tree deeper than
+//! `core.maxTreeDepth` is refused before its folder is made, as git refuses it.
 //!
 //! Owns: the files and folders under the destination folder, and the scheduling of that work.
 //! Must not touch: anything outside the destination (every path is relative to its fd, no link is
 //! followed), the index or the registration; it decides nothing about eligibility beyond what it
 //! meets mid-way (asking [`super::eligibility`]).
 
+use super::blob::{DEFAULT_BIG_FILE_THRESHOLD, Objects};
 use super::eligibility::{attributes_change_checkout, unsafe_name};
-use super::loose::{LooseObjects, ObjectKind, parse_tree};
+use super::loose::{ObjectKind, parse_tree};
 use super::{CheckedOut, CheckoutError, Written, WrittenTree};
 use crate::{Error, Result};
 use git2::{Oid, Repository};
@@ -28,7 +31,44 @@ struct Unit {
     at: Arc<OwnedFd>,
     name: Option<Box<[u8]>>,
     prefix: Vec<u8>,
+    /// Components of `prefix` (0 at the top).
+    depth: usize,
     tree: Oid,
+}
+
+/// What the writer obeys from the repository's config, read once per checkout.
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    /// `core.bigFileThreshold` (git's default 512 MiB): blobs above it are streamed.
+    big_file_threshold: u64,
+    /// `core.maxTreeDepth` (git's default 2048): git refuses a tree nested deeper than this below
+    /// the top one (a folder path of more components; `a/b/file` is at depth 2).
+    max_tree_depth: usize,
+}
+
+/// `core.maxTreeDepth`'s default in git (2048; its documentation said 4096 until git 2.46, but
+/// the code has used 2048 since the setting appeared, except 512 in MSVC builds).
+pub const DEFAULT_MAX_TREE_DEPTH: usize = 2048;
+
+impl Settings {
+    fn read(repo: &Repository) -> Result<Self> {
+        let cfg = repo
+            .config()
+            .and_then(|mut c| c.snapshot())
+            .map_err(|e| Error::git("read git config", e))?;
+        Ok(Self {
+            big_file_threshold: cfg
+                .get_i64("core.bigFileThreshold")
+                .ok()
+                .and_then(|v| u64::try_from(v).ok())
+                .unwrap_or(DEFAULT_BIG_FILE_THRESHOLD),
+            max_tree_depth: cfg
+                .get_i64("core.maxTreeDepth")
+                .ok()
+                .map(|v| usize::try_from(v).unwrap_or(0))
+                .unwrap_or(DEFAULT_MAX_TREE_DEPTH),
+        })
+    }
 }
 
 /// Work shared by the checkout threads: work stealing by whole folders. Each thread keeps the
@@ -149,17 +189,13 @@ struct Worker<'a> {
     shared: &'a Shared,
     /// This thread's index (its deque in [`Shared`]).
     me: usize,
-    odb: git2::Odb<'a>,
-    /// Loose objects read by us (see [`super::loose`]); `None` when the folder did not open.
-    loose: Option<LooseObjects>,
-    /// The current blob's content (reused between files).
-    blob: Vec<u8>,
+    settings: Settings,
+    objects: Objects<'a>,
     out: Written,
 }
 
 impl Worker<'_> {
-    /// Reads object `id`, which must be a `kind`, into `buf`: a loose object by ourselves,
-    /// anything else (packed, in an alternate, damaged) through git2, which names the error.
+    /// Reads object `id`, which must be a `kind`, whole into `buf` (see [`Objects::read`]).
     fn read_object(
         &mut self,
         id: Oid,
@@ -167,33 +203,14 @@ impl Worker<'_> {
         buf: &mut Vec<u8>,
         what: impl Fn() -> String,
     ) -> Result<()> {
-        if let Some(loose) = self.loose.as_mut()
-            && loose.read(id, buf) == Some(kind)
-        {
-            return Ok(());
-        }
-        let obj = self.odb.read(id).map_err(|e| Error::git(what(), e))?;
-        let expected = match kind {
-            ObjectKind::Blob => git2::ObjectType::Blob,
-            ObjectKind::Tree => git2::ObjectType::Tree,
-            ObjectKind::Commit => git2::ObjectType::Commit,
-            ObjectKind::Tag => git2::ObjectType::Tag,
-        };
-        if obj.kind() != expected {
-            return Err(Error::Git {
-                context: what(),
-                message: format!("object {id} is a {}, not a {expected}", obj.kind()),
-            });
-        }
-        buf.clear();
-        buf.extend_from_slice(obj.data());
-        Ok(())
+        self.objects.read(id, kind, buf, what)
     }
 
     fn write_tree(
         &mut self,
         dir: &Arc<OwnedFd>,
         prefix: &[u8],
+        depth: usize,
         tree: Oid,
     ) -> Result<(), CheckoutError> {
         if self.shared.stop.load(Ordering::Relaxed) {
@@ -249,21 +266,23 @@ impl Worker<'_> {
             let fd = dir.as_fd();
             match mode & 0o170000 {
                 0o040000 => {
+                    // git refuses a tree nested deeper than core.maxTreeDepth below the top:
+                    // so does this, before making the folder or reading its tree
+                    if depth + 1 > self.settings.max_tree_depth {
+                        return Err(too_deep(&path, self.settings.max_tree_depth).into());
+                    }
                     path.push(b'/');
                     let unit = Unit {
                         at: Arc::clone(dir),
                         name: Some(name.into()),
                         prefix: path,
+                        depth: depth + 1,
                         tree: id,
                     };
                     self.shared.push(self.me, unit);
                 }
                 0o100000 => {
                     let exec = mode & 0o111 != 0;
-                    let mut blob = std::mem::take(&mut self.blob);
-                    self.read_object(id, ObjectKind::Blob, &mut blob, || {
-                        format!("read blob {}", String::from_utf8_lossy(&path))
-                    })?;
                     let file = rustix::fs::openat(
                         fd,
                         name,
@@ -275,15 +294,10 @@ impl Worker<'_> {
                         Mode::from_raw_mode(if exec { 0o777 } else { 0o666 }),
                     )
                     .map_err(|e| io("create", prefix, name, e))?;
-                    let mut data = &blob[..];
-                    while !data.is_empty() {
-                        let n = rustix::io::write(&file, data)
-                            .map_err(|e| io("write", prefix, name, e))?;
-                        data = &data[n..];
-                    }
+                    self.objects
+                        .write_blob(id, &file, || String::from_utf8_lossy(&path).into_owned())?;
                     let stat = rustix::fs::fstat(&file).map_err(|e| io("stat", prefix, name, e))?;
                     drop(file);
-                    self.blob = blob;
                     self.out.entries.push(CheckedOut {
                         path,
                         mode: if exec { 0o100755 } else { 0o100644 },
@@ -368,7 +382,21 @@ impl Worker<'_> {
                 Arc::new(fd)
             }
         };
-        self.write_tree(&dir, &unit.prefix, unit.tree)
+        self.write_tree(&dir, &unit.prefix, unit.depth, unit.tree)
+    }
+}
+
+/// The error for folder `path` (no trailing `/`), nested one level deeper than `max` (git's
+/// `core.maxTreeDepth`).
+fn too_deep(path: &[u8], max: usize) -> Error {
+    let shown = String::from_utf8_lossy(&path[..path.len().min(120)]);
+    let cut = if path.len() > 120 { "..." } else { "" };
+    Error::Git {
+        context: format!("tree {shown}{cut}"),
+        message: format!(
+            "deeper than core.maxTreeDepth ({max}) allows: git refuses to check it out, and so \
+             does this"
+        ),
     }
 }
 
@@ -389,12 +417,18 @@ pub fn checkout_tree(
         Mode::empty(),
     )
     .map_err(|e| Error::io_path("open", dest, e.into()))?;
+    // the first thread's repository, opened here to read the settings
+    let repo = Repository::open(git_dir)
+        .map_err(|e| Error::git(format!("open repository {}", git_dir.display()), e))?;
+    let settings = Settings::read(&repo)?;
+    let first = Mutex::new(Some(repo));
     let shared = Shared::new(
         workers,
         Unit {
             at: Arc::new(root),
             name: None,
             prefix: Vec::new(),
+            depth: 0,
             tree,
         },
     );
@@ -402,11 +436,12 @@ pub fn checkout_tree(
     let results: Vec<Result<Written, CheckoutError>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
             .map(|i| {
-                let shared = &shared;
+                let (shared, first) = (&shared, &first);
                 std::thread::Builder::new()
                     .name(format!("vt-checkout-{i}"))
                     .spawn_scoped(s, move || -> Result<Written, CheckoutError> {
-                        let repo = match Repository::open(git_dir) {
+                        let first = (i == 0).then(|| first.lock().unwrap().take()).flatten();
+                        let repo = match first.map_or_else(|| Repository::open(git_dir), Ok) {
                             Ok(r) => r,
                             Err(e) => {
                                 let what = format!("open repository {}", git_dir.display());
@@ -414,20 +449,19 @@ pub fn checkout_tree(
                                 return Ok(Written::default());
                             }
                         };
-                        let odb = match repo.odb() {
-                            Ok(o) => o,
-                            Err(e) => {
-                                shared
-                                    .fail(CheckoutError::Failed(Error::git("object database", e)));
-                                return Ok(Written::default());
-                            }
-                        };
+                        let objects =
+                            match Objects::new(&repo, git_dir, settings.big_file_threshold) {
+                                Ok(o) => o,
+                                Err(e) => {
+                                    shared.fail(CheckoutError::Failed(e));
+                                    return Ok(Written::default());
+                                }
+                            };
                         let mut w = Worker {
                             shared,
                             me: i,
-                            odb,
-                            loose: LooseObjects::open(&repo.commondir().join("objects")).ok(),
-                            blob: Vec::new(),
+                            settings,
+                            objects,
                             out: Written::default(),
                         };
                         w.run();
