@@ -15,11 +15,12 @@ use std::path::{Path, PathBuf};
 /// Why the repository needs the git CLI's checkout for `tree`, or `None` when ours is exactly
 /// equivalent: no attributes that change the checkout ([`attributes_change_checkout`]) in the
 /// root `.gitattributes`, `info/attributes`, the global and system attribute files; no
-/// `core.autocrlf`/`core.eol` conversion, no `filter.*`, no sparse
-/// checkout or per-worktree config, `core.symlinks` not false, `core.ignorecase` not true, no
-/// `submodule.recurse` (a `post-checkout` hook is run by us: [`super::run_post_checkout_hook`]). Nested
-/// `.gitattributes` are read during the
-/// checkout ([`super::CheckoutError::NeedsCli`]).
+/// `core.autocrlf`/`core.eol` conversion, no `filter.*`, no sparse checkout or per-worktree
+/// config, `core.symlinks` not false, no `submodule.recurse` (a `post-checkout` hook is run by
+/// us: [`super::run_post_checkout_hook`]). Read during the checkout instead
+/// ([`super::CheckoutError::NeedsCli`]): nested `.gitattributes`, and two names that are one file
+/// on the worktree's filesystem (`core.ignorecase`, `core.precomposeunicode` and the probed
+/// filesystem decide which: [`super::NameFolding`]), where git would write one over the other.
 pub fn cli_reason(repo: &Repository, tree: Oid) -> Result<Option<String>> {
     let cfg = repo
         .config()
@@ -44,7 +45,6 @@ pub fn cli_reason(repo: &Repository, tree: Oid) -> Result<Option<String>> {
         ("core.sparseCheckout", true),
         ("extensions.worktreeConfig", true),
         ("core.symlinks", false),
-        ("core.ignorecase", true),
         ("submodule.recurse", true),
     ] {
         if b(key) == Some(unsafe_when) {

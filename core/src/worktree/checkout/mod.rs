@@ -12,6 +12,9 @@
 //!   registration lock, the files beside HEAD); never the worktree's files.
 //! - `eligibility.rs`: whether the repository or tree needs the git CLI's checkout (attributes,
 //!   conversion config, names git refuses); reads only, decides only.
+//! - `folding.rs`: which names the worktree's filesystem takes for one (case, Unicode
+//!   normalisation): probed once per worktree base, and from `core.ignorecase` and
+//!   `core.precomposeunicode`; a folder with such twins goes to the git CLI.
 //! - `hook.rs`: the `post-checkout` hook git would run, run the way git runs it.
 //! - `writer.rs`: the work-stealing writer of a tree's files ([`checkout_tree`]), relative to open
 //!   directory fds; it writes inside the destination folder only.
@@ -27,6 +30,7 @@
 
 mod blob;
 mod eligibility;
+mod folding;
 mod hook;
 mod index;
 pub mod loose;
@@ -34,10 +38,11 @@ mod register;
 mod writer;
 
 pub use eligibility::{attributes_change_checkout, cli_reason};
+pub use folding::NameFolding;
 pub use hook::{post_checkout_hook, run_post_checkout_hook};
 pub use index::{cache_tree_extension, write_index};
 pub use register::{plain_name, register, registration_lock, unregister, write_head_files};
-pub use writer::checkout_tree;
+pub use writer::{CheckoutOptions, checkout_tree, checkout_tree_with};
 
 use crate::Error;
 use git2::Oid;

@@ -13,6 +13,7 @@
 
 use super::blob::{DEFAULT_BIG_FILE_THRESHOLD, Objects};
 use super::eligibility::{attributes_change_checkout, unsafe_name};
+use super::folding::NameFolding;
 use super::loose::{ObjectKind, parse_tree};
 use super::{CheckedOut, CheckoutError, Written, WrittenTree};
 use crate::{Error, Result};
@@ -44,6 +45,9 @@ struct Settings {
     /// `core.maxTreeDepth` (git's default 2048): git refuses a tree nested deeper than this below
     /// the top one (a folder path of more components; `a/b/file` is at depth 2).
     max_tree_depth: usize,
+    /// Names the destination's filesystem (or the repository's config) takes for one: a folder
+    /// with two such entries goes to the git CLI.
+    folding: NameFolding,
 }
 
 /// `core.maxTreeDepth`'s default in git (2048; its documentation said 4096 until git 2.46, but
@@ -51,7 +55,9 @@ struct Settings {
 pub const DEFAULT_MAX_TREE_DEPTH: usize = 2048;
 
 impl Settings {
-    fn read(repo: &Repository) -> Result<Self> {
+    /// The repository's settings, and how names compare in `dest`'s parent folder (`folding`,
+    /// or probed there when `None`).
+    fn read(repo: &Repository, dest: &Path, folding: Option<NameFolding>) -> Result<Self> {
         let cfg = repo
             .config()
             .and_then(|mut c| c.snapshot())
@@ -67,8 +73,37 @@ impl Settings {
                 .ok()
                 .map(|v| usize::try_from(v).unwrap_or(0))
                 .unwrap_or(DEFAULT_MAX_TREE_DEPTH),
+            folding: NameFolding::from_config(&cfg).or(folding.unwrap_or_else(|| probe(dest))),
         })
     }
+}
+
+/// How names compare in the folder that holds `dest` (the worktree base). When it cannot be
+/// probed, names are taken to fold both ways: a tree with such twins then goes to the git CLI.
+fn probe(dest: &Path) -> NameFolding {
+    let base = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    NameFolding::of_folder(base).unwrap_or_else(|e| {
+        tracing::warn!("cannot probe how {} compares names: {e}", base.display());
+        NameFolding {
+            case: true,
+            unicode: true,
+        }
+    })
+}
+
+/// How [`checkout_tree_with`] checks out.
+#[derive(Debug, Clone, Default)]
+pub struct CheckoutOptions {
+    /// Writer threads (0 counts as 1).
+    pub workers: usize,
+    /// Which differences between names the destination's filesystem ignores; `None`: probed
+    /// in the destination's parent folder (the worktree base), once per folder and process.
+    /// `Some` declares it instead (tests declare a case-insensitive base this way). The
+    /// repository's `core.ignorecase`/`core.precomposeunicode` add to either.
+    pub folding: Option<NameFolding>,
 }
 
 /// Work shared by the checkout threads: work stealing by whole folders. Each thread keeps the
@@ -223,6 +258,16 @@ impl Worker<'_> {
             context: what(),
             message: format!("tree {tree} is malformed"),
         })?;
+        // two entries that are one file on this filesystem: git's checkout writes one over the
+        // other and warns; that is the git CLI's to do
+        let folding = self.settings.folding;
+        if let Some((a, b)) = folding.collision(entries.iter().map(|e| e.name)) {
+            let p = String::from_utf8_lossy(prefix);
+            let (a, b) = (String::from_utf8_lossy(a), String::from_utf8_lossy(b));
+            return Err(CheckoutError::NeedsCli(format!(
+                "{p}{a} and {p}{b} are one file here ({folding})"
+            )));
+        }
         self.out.trees.push(WrittenTree {
             prefix: prefix.to_vec(),
             id: tree,
@@ -403,14 +448,31 @@ fn too_deep(path: &[u8], max: usize) -> Error {
 /// Writes every entry of `tree` (from the repository at `git_dir`) into the existing, empty
 /// folder `dest` with `workers` threads: blobs with their mode (0644/0755 under the umask),
 /// symlinks as symlinks, submodules as empty folders. Returns what was written, sorted in index
-/// order, with its stat data. Stops at a nested `.gitattributes` ([`CheckoutError::NeedsCli`]);
-/// on any error, what was written so far stays (the caller removes the folder).
+/// order, with its stat data. Stops at a nested `.gitattributes` or at two names that are one
+/// file on the destination's filesystem ([`CheckoutError::NeedsCli`]); on any error, what was
+/// written so far stays (the caller removes the folder). How names compare there is probed
+/// ([`checkout_tree_with`] can declare it).
 pub fn checkout_tree(
     git_dir: &Path,
     tree: Oid,
     dest: &Path,
     workers: usize,
 ) -> Result<Written, CheckoutError> {
+    let options = CheckoutOptions {
+        workers,
+        folding: None,
+    };
+    checkout_tree_with(git_dir, tree, dest, &options)
+}
+
+/// [`checkout_tree`] with [`CheckoutOptions`].
+pub fn checkout_tree_with(
+    git_dir: &Path,
+    tree: Oid,
+    dest: &Path,
+    options: &CheckoutOptions,
+) -> Result<Written, CheckoutError> {
+    let workers = options.workers.max(1);
     let root = rustix::fs::open(
         dest,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -420,7 +482,7 @@ pub fn checkout_tree(
     // the first thread's repository, opened here to read the settings
     let repo = Repository::open(git_dir)
         .map_err(|e| Error::git(format!("open repository {}", git_dir.display()), e))?;
-    let settings = Settings::read(&repo)?;
+    let settings = Settings::read(&repo, dest, options.folding)?;
     let first = Mutex::new(Some(repo));
     let shared = Shared::new(
         workers,
@@ -432,7 +494,6 @@ pub fn checkout_tree(
             tree,
         },
     );
-    let workers = workers.max(1);
     let results: Vec<Result<Written, CheckoutError>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
             .map(|i| {
