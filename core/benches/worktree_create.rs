@@ -619,6 +619,7 @@ fn checkout_comparison(root: &Path, rounds: usize, tmp: &Path) {
                             &name,
                             "bench",
                             threads,
+                            std::path::Path::new("git"),
                             &mut Default::default(),
                         )
                         .unwrap();

@@ -377,11 +377,12 @@ pub async fn add_worktree_with(
             reason.clone(),
         );
         let threads = opts.threads;
+        let git_program = opts.git_program.clone();
         // inside a creation's graph: the phases become child spans of its step
         let span = crate::optimizer::current_span();
         let done = tokio::task::spawn_blocking(move || {
             let mut phases = CheckoutPhases::under(span);
-            let done = add_worktree_git2(&r, &p, &b, &why, threads, &mut phases);
+            let done = add_worktree_git2(&r, &p, &b, &why, threads, &git_program, &mut phases);
             phases.finish(done.as_ref().err());
             done.map(|d| (d, phases.times))
         })
@@ -417,6 +418,7 @@ pub fn add_worktree_git2(
     branch: &str,
     lock_reason: &str,
     workers: usize,
+    git_program: &Path,
     phases: &mut CheckoutPhases,
 ) -> Result<Option<String>> {
     phases.begin("register");
@@ -438,8 +440,13 @@ pub fn add_worktree_git2(
     }
     let name = checkout::register(&repo, path, branch, lock_reason)?;
     phases.begin("files");
+    let options = checkout::CheckoutOptions {
+        workers,
+        folding: None,
+        git_program: Some(git_program.to_path_buf()),
+    };
     let written =
-        checkout::checkout_tree(repo.commondir(), tree, path, workers).and_then(|written| {
+        checkout::checkout_tree_with(repo.commondir(), tree, path, &options).and_then(|written| {
             phases.begin("index");
             let gitdir = repo.commondir().join("worktrees").join(&name);
             checkout::write_index(&gitdir.join("index"), &written)

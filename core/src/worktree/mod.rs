@@ -8,8 +8,9 @@
 //! - [`settings`], [`options`]: the plain-data settings every binding deserializes, and the
 //!   callbacks beside them. [`outcome`]: the results (the contract's shapes).
 //! - [`slug`]: names and the safety checks done before anything is touched.
-//! - [`git`]: refs and objects through git2, registration and checkout (ours or the git CLI).
-//! - [`checkout`], [`loose`]: our parallel checkout and its loose-object reader.
+//! - [`checkout`]: registration through libgit2 and a parallel checkout of our own (its
+//!   [`loose`] object reader is re-exported here under its old path).
+//! - [`git`]: refs and objects through git2, registration and checkout through the git CLI.
 //! - [`install`]: the project's install on a cache miss, its output lines as progress.
 //! - [`history`]: every creation's step timings in SQLite, p50/p95 and advice.
 //! - [`jobs`]: the background jobs a manager awaits ("settled").
@@ -21,7 +22,6 @@ pub mod git;
 pub mod history;
 pub mod install;
 pub mod jobs;
-pub mod loose;
 pub mod manager;
 pub mod options;
 pub mod outcome;
@@ -29,6 +29,8 @@ pub mod phases;
 pub mod recovery;
 pub mod settings;
 pub mod slug;
+
+pub use checkout::loose;
 
 pub use crate::optimizer::CancellationToken;
 pub use crate::profiler::WORKTREE_TOTAL_OPERATION;
