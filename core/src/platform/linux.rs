@@ -105,18 +105,32 @@ pub(crate) fn open_beneath(
     if OPENAT2_REFUSED.load(Ordering::Relaxed) {
         return None;
     }
+    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+    let refused = |e: Errno| matches!(e, Errno::NOSYS | Errno::PERM | Errno::TOOBIG);
     match rustix::fs::openat2(
         root,
         rel,
         flags | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         mode,
-        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+        resolve,
     ) {
-        Err(Errno::NOSYS) | Err(Errno::PERM) | Err(Errno::TOOBIG) => {
-            // EPERM may also be a real refusal (a sealed or immutable file): the walk will
-            // report it again if so.
-            OPENAT2_REFUSED.store(true, Ordering::Relaxed);
-            None
+        Err(e) if refused(e) => {
+            // EPERM is also a real refusal of this one file (an immutable file written, ...):
+            // only when opening the root itself is refused too is it openat2 that is refused.
+            let root_again = rustix::fs::openat2(
+                root,
+                c".",
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+                resolve,
+            );
+            match root_again {
+                Err(again) if refused(again) => {
+                    OPENAT2_REFUSED.store(true, Ordering::Relaxed);
+                    None
+                }
+                _ => Some(Err(e)),
+            }
         }
         r => Some(r),
     }
