@@ -175,18 +175,8 @@ pub(crate) fn place_file(
     if !plan.copy {
         return Err(Errno::XDEV);
     }
-    let src = rustix::fs::openat(
-        src_dir,
-        name,
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    let dst = rustix::fs::openat(
-        dst_dir,
-        name,
-        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        platform::mode(mode),
-    )?;
+    let src = platform::open_file_at(src_dir, name)?;
+    let dst = platform::create_file_at(dst_dir, name, mode)?;
     copy_contents(src, &dst)?;
     finish_copy(&dst, mode, mtime)?;
     Ok(Placed::Copied)

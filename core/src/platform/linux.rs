@@ -48,18 +48,8 @@ pub(crate) fn clone_file_at(
     name: &CStr,
     mode: u32,
 ) -> Result<Option<OwnedFd>, Errno> {
-    let src = rustix::fs::openat(
-        src_dir,
-        name,
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    let dst = rustix::fs::openat(
-        dst_dir,
-        name,
-        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        super::mode(mode),
-    )?;
+    let src = super::open_file_at(src_dir, name)?;
+    let dst = super::create_file_at(dst_dir, name, mode)?;
     match rustix::fs::ioctl_ficlone(&dst, &src) {
         Ok(()) => Ok(Some(dst)),
         Err(e) => {

@@ -32,12 +32,7 @@ pub(crate) fn clone_file_at(
     name: &CStr,
     _mode: u32,
 ) -> Result<Option<OwnedFd>, Errno> {
-    let src = rustix::fs::openat(
-        src_dir,
-        name,
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
+    let src = super::open_file_at(src_dir, name)?;
     rustix::fs::fclonefileat(&src, dst_dir, name, CloneFlags::NOOWNERCOPY)?;
     Ok(None)
 }

@@ -41,7 +41,7 @@ pub use child::{ChildTie, ChildTies};
 pub use confined::{ConfinedDir, OpenBeneath, Resolver};
 
 use rustix::fd::{BorrowedFd, OwnedFd};
-use rustix::fs::{FileType, Mode};
+use rustix::fs::{FileType, Mode, OFlags};
 use rustix::io::Errno;
 use std::collections::HashSet;
 use std::ffi::CStr;
@@ -107,6 +107,27 @@ pub fn clone_file_at(
     mode: u32,
 ) -> Result<Option<OwnedFd>, Errno> {
     native::clone_file_at(src_dir, dst_dir, name, mode)
+}
+
+/// Opens the file `name` of `dir` for reading, never through a link (`O_NOFOLLOW`).
+pub fn open_file_at(dir: BorrowedFd<'_>, name: &CStr) -> Result<OwnedFd, Errno> {
+    rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+/// Creates the file `name` in `dir` for writing, with `mode` (less the umask); fails if the
+/// name exists as anything, a link included (`O_EXCL|O_NOFOLLOW`).
+pub fn create_file_at(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> Result<OwnedFd, Errno> {
+    rustix::fs::openat(
+        dir,
+        name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        self::mode(mode),
+    )
 }
 
 /// True for the errors of [`clone_file_at`] that mean "this filesystem pair cannot clone".
