@@ -4,6 +4,8 @@
 # - xfsprogs, for the reflink tests on a loop-mounted XFS image
 # - exfat-fuse and exfatprogs: a case-insensitive filesystem (exFAT through FUSE on a loop device)
 #   for the checkout's case-twins test (worktree_checkout_case.rs)
+# - for the macOS checks (tests/apple-check.sh): the aarch64/x86_64-apple-darwin standard
+#   libraries (rustup) and zig from PyPI (`ziglang`, in target/zig-venv) as the C cross compiler
 # Writes tests/containers.env (CONTAINERS_CONF=...) for the suites. Needs root for apt; without it,
 # tests that need these tools skip with a message (never in CI).
 set -uo pipefail
@@ -16,6 +18,23 @@ apt_install() {
 }
 command -v mkfs.xfs >/dev/null || apt_install xfsprogs || status=1
 { command -v mount.exfat-fuse && command -v mkfs.exfat; } >/dev/null || apt_install exfat-fuse exfatprogs || status=1
+
+# macOS checks: the Apple targets' std, and zig (pinned: the version the checks were made with)
+apple_targets=(aarch64-apple-darwin x86_64-apple-darwin)
+if command -v rustup >/dev/null; then
+  missing=$(comm -23 <(printf '%s\n' "${apple_targets[@]}" | sort) <(rustup target list --installed | sort))
+  if [ -n "$missing" ]; then
+    # shellcheck disable=SC2086
+    rustup target add $missing >/dev/null 2>&1 || { echo "setup: cannot add the Rust targets $missing"; status=1; }
+  fi
+else
+  echo "setup: no rustup, the macOS checks will skip"; status=1
+fi
+zig_venv="$here/../target/zig-venv"
+if ! "$zig_venv/bin/python" -m ziglang version >/dev/null 2>&1; then
+  { python3 -m venv "$zig_venv" && "$zig_venv/bin/pip" install -q 'ziglang==0.17.1'; } >/dev/null 2>&1 \
+    || { echo "setup: cannot install zig (ziglang from PyPI); the macOS checks will skip"; status=1; }
+fi
 if [ -f "$here/setup-containers.sh" ]; then
   if out=$(bash "$here/setup-containers.sh"); then
     echo "$out" | sed -n 's/^export //p' > "$here/containers.env"

@@ -278,7 +278,7 @@ fn vibetrees_contenders<'a>(
     key: &'a CacheKey,
     cache_dir: &'a Path,
 ) -> Vec<Contender<'a>> {
-    let lib = move |skip_verify: bool| {
+    let lib = move |method: RestoreMethod, skip_verify: bool| {
         move |dest: &Path| {
             timed_in_process(|| {
                 cache
@@ -286,7 +286,7 @@ fn vibetrees_contenders<'a>(
                         key,
                         &dest.join("node_modules"),
                         &RestoreOptions {
-                            method: RestoreMethod::Auto,
+                            method,
                             skip_verify,
                             ..Default::default()
                         },
@@ -295,9 +295,15 @@ fn vibetrees_contenders<'a>(
             })
         }
     };
-    vec![
-        ("vibetrees (library, auto, verified)", Box::new(lib(false))),
-        ("vibetrees (library, auto, unverified)", Box::new(lib(true))),
+    let mut contenders: Vec<Contender<'a>> = vec![
+        (
+            "vibetrees (library, auto, verified)",
+            Box::new(lib(RestoreMethod::Auto, false)),
+        ),
+        (
+            "vibetrees (library, auto, unverified)",
+            Box::new(lib(RestoreMethod::Auto, true)),
+        ),
         (
             "vibetrees cache restore (CLI process)",
             Box::new(move |dest: &Path| {
@@ -308,7 +314,36 @@ fn vibetrees_contenders<'a>(
                     .arg(cache_dir))
             }),
         ),
-    ]
+    ];
+    // Where the filesystem clones (APFS, XFS, btrfs), clones against auto's hardlinks: what
+    // decides whether auto should clone first there (docs/platform.md).
+    if can_clone(cache_dir) {
+        contenders.push((
+            "vibetrees (library, clone-or-copy, verified)",
+            Box::new(lib(RestoreMethod::CloneOrCopy, false)),
+        ));
+    }
+    contenders
+}
+
+/// Whether a file in `dir` can be cloned beside itself (one tiny file, removed again).
+fn can_clone(dir: &Path) -> bool {
+    use rustix::fd::AsFd;
+    use vibetrees_core::platform;
+    let scratch = dir.join(format!(".clone-probe-{}", std::process::id()));
+    let (src, dst) = (scratch.join("src"), scratch.join("dst"));
+    let ok = std::fs::create_dir_all(&src).is_ok()
+        && std::fs::create_dir_all(&dst).is_ok()
+        && std::fs::write(src.join("f"), b"probe").is_ok()
+        && match (
+            platform::open_dir_handle_path(&src),
+            platform::open_dir_handle_path(&dst),
+        ) {
+            (Ok(s), Ok(d)) => platform::clone_file_at(s.as_fd(), d.as_fd(), c"f", 0o644).is_ok(),
+            _ => false,
+        };
+    let _ = std::fs::remove_dir_all(&scratch);
+    ok
 }
 
 fn cp_contenders<'a>(src: &'a Path) -> Vec<Contender<'a>> {

@@ -48,6 +48,10 @@ fn ports(c: &mut Criterion) {
     g.bench_function("in-use check: bind probe of one port", |b| {
         b.iter(|| is_port_in_use(5432))
     });
+    g.bench_function(
+        "in-use check: portable bind probe (macOS's, no SO_REUSEADDR)",
+        |b| b.iter(|| vibetrees_core::platform::portable::port_in_use(5432)),
+    );
     g.bench_function("in-use check: /proc/net/tcp{,6} listing", |b| {
         b.iter(listening_ports)
     });

@@ -5,6 +5,8 @@
 //! - [`cache`]: a content-addressed node_modules cache restored by hardlink / reflink / copy.
 //! - [`services`]: the host side of a worktree: ports registry, compose, containers, `.env`, MCP.
 //! - [`worktree`]: `create_worktree_optimized`, the whole worktree creation as one graph.
+//! - [`platform`]: the OS seam (Linux, macOS, portable): stat, clone, no-follow opens, ports,
+//!   children that die with their parent. Nothing else calls OS-specific primitives.
 //!
 //! The core knows nothing of its bindings: callbacks are traits or closures each binding implements.
 #![warn(missing_docs)]
@@ -12,6 +14,7 @@
 pub mod cache;
 pub mod error;
 pub mod optimizer;
+pub mod platform;
 pub mod process;
 pub mod profiler;
 pub mod progress;

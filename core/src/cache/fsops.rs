@@ -1,6 +1,9 @@
-//! Low-level file placement relative to open directory descriptors: hardlink, clone (FICLONE),
-//! copy, with the per-file fallback chain of `auto`, and the once-per-filesystem-pair probe.
+//! Low-level file placement relative to open directory descriptors: hardlink, clone, copy, with
+//! the per-file fallback chain of `auto`, and the once-per-filesystem-pair probe. The OS calls
+//! that differ by platform (clone, stat, directory handles, the umask) go through
+//! [`crate::platform`].
 
+use crate::platform;
 use rustix::fd::{BorrowedFd, OwnedFd};
 use rustix::fs::{AtFlags, Mode, OFlags, Timespec, Timestamps};
 use rustix::io::Errno;
@@ -13,12 +16,14 @@ use std::sync::{Mutex, OnceLock};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RestoreMethod {
-    /// Hardlink; per file, fall back to clone then copy on EXDEV, EMLINK or EPERM. The default.
+    /// Hardlink; per file, fall back to clone then copy on EXDEV, EMLINK or EPERM. The default,
+    /// on APFS too (docs/platform.md says why and how to measure the other order).
     #[default]
     Auto,
     /// Hardlink only (fails where the filesystem refuses a link).
     Hardlink,
-    /// Reflink (FICLONE) only: no shared inodes, shared blocks (XFS, btrfs).
+    /// Clone only (reflink `FICLONE` on XFS/btrfs, `clonefile` on APFS): no shared inodes,
+    /// shared blocks.
     Clone,
     /// Plain copy of every file.
     Copy,
@@ -139,33 +144,8 @@ impl Plan {
     }
 }
 
-/// The process umask, read once (without changing it) from /proc/self/status.
-pub(crate) fn umask() -> u32 {
-    static UMASK: OnceLock<u32> = OnceLock::new();
-    *UMASK.get_or_init(|| {
-        std::fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("Umask:"))
-                    .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
-            })
-            .unwrap_or(0o022)
-    })
-}
-
 fn is_link_fallback(e: Errno) -> bool {
     e == Errno::XDEV || e == Errno::MLINK || e == Errno::PERM || e == Errno::ACCESS
-}
-
-fn is_clone_unsupported(e: Errno) -> bool {
-    e == Errno::OPNOTSUPP
-        || e == Errno::XDEV
-        || e == Errno::INVAL
-        || e == Errno::NOTTY
-        || e == Errno::NOSYS
-        || e == Errno::BADF
-        || e == Errno::PERM
 }
 
 /// Places the file `name` of `src_dir` as `name` in `dst_dir` following `plan`.
@@ -185,40 +165,36 @@ pub(crate) fn place_file(
             Err(e) => return Err(e),
         }
     }
-    if !plan.clone && !plan.copy {
+    if plan.clone {
+        match clone_file(src_dir, dst_dir, name, mode, mtime) {
+            Ok(placed) => return Ok(placed),
+            Err(e) if plan.copy && platform::clone_unsupported(e) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if !plan.copy {
         return Err(Errno::XDEV);
     }
-    let src = rustix::fs::openat(
-        src_dir,
-        name,
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    let dst = rustix::fs::openat(
-        dst_dir,
-        name,
-        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::from_raw_mode(mode & 0o7777),
-    )?;
-    let placed = match (plan.clone, plan.copy) {
-        (true, copy) => match rustix::fs::ioctl_ficlone(&dst, &src) {
-            Ok(()) => Placed::Cloned,
-            Err(e) if copy && is_clone_unsupported(e) => {
-                copy_contents(src, &dst)?;
-                Placed::Copied
-            }
-            Err(e) => {
-                let _ = rustix::fs::unlinkat(dst_dir, name, AtFlags::empty());
-                return Err(e);
-            }
-        },
-        (false, _) => {
-            copy_contents(src, &dst)?;
-            Placed::Copied
-        }
-    };
+    let src = platform::open_file_at(src_dir, name)?;
+    let dst = platform::create_file_at(dst_dir, name, mode)?;
+    copy_contents(src, &dst)?;
     finish_copy(&dst, mode, mtime)?;
-    Ok(placed)
+    Ok(Placed::Copied)
+}
+
+/// Clones the file, then gives the clone the exact mode and the source's mtime.
+fn clone_file(
+    src_dir: BorrowedFd<'_>,
+    dst_dir: BorrowedFd<'_>,
+    name: &CStr,
+    mode: u32,
+    mtime: (i64, u32),
+) -> Result<Placed, Errno> {
+    match platform::clone_file_at(src_dir, dst_dir, name, mode)? {
+        Some(dst) => finish_copy(&dst, mode, mtime)?,
+        None => finish_at(dst_dir, name, mode, mtime)?,
+    }
+    Ok(Placed::Cloned)
 }
 
 /// Copies the contents (copy_file_range, sendfile or read/write: std picks).
@@ -235,41 +211,52 @@ fn io_errno(e: std::io::Error) -> Errno {
         .unwrap_or(Errno::IO)
 }
 
-/// Exact mode (the umask stripped bits at create time) and the source's mtime on a new file.
-fn finish_copy(dst: &OwnedFd, mode: u32, mtime: (i64, u32)) -> Result<(), Errno> {
-    if mode & 0o7777 & umask() != 0 || mode & 0o7000 != 0 {
-        rustix::fs::fchmod(dst, Mode::from_raw_mode(mode & 0o7777))?;
-    }
+/// Whether a file created with `mode` lost bits to the umask (or carries set-id/sticky bits,
+/// which creation may drop): then its mode is set again.
+fn needs_chmod(mode: u32) -> bool {
+    mode & 0o7777 & platform::umask() != 0 || mode & 0o7000 != 0
+}
+
+/// Access and modification time both `mtime`.
+fn timestamps(mtime: (i64, u32)) -> Timestamps {
     let t = Timespec {
         tv_sec: mtime.0,
         tv_nsec: mtime.1 as _,
     };
-    rustix::fs::futimens(
-        dst,
-        &Timestamps {
-            last_access: t,
-            last_modification: t,
-        },
-    )?;
-    Ok(())
+    Timestamps {
+        last_access: t,
+        last_modification: t,
+    }
+}
+
+/// Exact mode (the umask stripped bits at create time) and the source's mtime on a new file.
+fn finish_copy(dst: &OwnedFd, mode: u32, mtime: (i64, u32)) -> Result<(), Errno> {
+    if needs_chmod(mode) {
+        rustix::fs::fchmod(dst, platform::mode(mode))?;
+    }
+    rustix::fs::futimens(dst, &timestamps(mtime))
+}
+
+/// [`finish_copy`] by name, for a clone the platform made without opening it.
+fn finish_at(dir: BorrowedFd<'_>, name: &CStr, mode: u32, mtime: (i64, u32)) -> Result<(), Errno> {
+    if needs_chmod(mode) {
+        rustix::fs::chmodat(dir, name, platform::mode(mode), AtFlags::empty())?;
+    }
+    rustix::fs::utimensat(dir, name, &timestamps(mtime), AtFlags::SYMLINK_NOFOLLOW)
 }
 
 /// Makes folder `name` in `dst_dir` writable for us, returning whether its final mode
 /// differs from what mkdir gave (then the caller fixes it after filling the folder).
 pub(crate) fn make_dir(dst_dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> Result<bool, Errno> {
     let create = (mode & 0o7777) | 0o700;
-    rustix::fs::mkdirat(dst_dir, name, Mode::from_raw_mode(create))?;
-    Ok(create & !umask() != mode & 0o7777)
+    rustix::fs::mkdirat(dst_dir, name, platform::mode(create))?;
+    Ok(create & !platform::umask() != mode & 0o7777)
 }
 
-/// Opens folder `name` of `dir` for `*at` calls (O_PATH: no read access needed).
+/// Opens folder `name` of `dir` for `*at` calls, never through a link (see
+/// [`platform::open_dir_handle`]).
 pub(crate) fn open_dir_path(dir: BorrowedFd<'_>, name: &CStr) -> Result<OwnedFd, Errno> {
-    rustix::fs::openat(
-        dir,
-        name,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
+    platform::open_dir_handle(dir, name)
 }
 
 /// Opens folder `name` of `dir` for reading its entries.
@@ -284,11 +271,7 @@ pub(crate) fn open_dir_read(dir: BorrowedFd<'_>, name: &CStr) -> Result<OwnedFd,
 
 /// Opens a path as a folder for `*at` calls.
 pub(crate) fn open_path_dir(path: &std::path::Path) -> std::io::Result<OwnedFd> {
-    Ok(rustix::fs::open(
-        path,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?)
+    platform::open_dir_handle_path(path)
 }
 
 /// Process-wide memo of probes, by (source device, target device).
@@ -301,14 +284,13 @@ fn probes() -> &'static Mutex<HashMap<(u64, u64), Probe>> {
 /// `src_scratch` (a writable folder on the source filesystem) can be hardlinked and cloned into
 /// `dst_dir`. Leaves nothing behind.
 pub(crate) fn probe(src_scratch: BorrowedFd<'_>, dst_dir: BorrowedFd<'_>) -> Probe {
-    let (Ok(s), Ok(d)) = (rustix::fs::fstat(src_scratch), rustix::fs::fstat(dst_dir)) else {
+    let (Ok(s), Ok(d)) = (platform::fstat(src_scratch), platform::fstat(dst_dir)) else {
         return Probe {
             link: false,
             clone: false,
         };
     };
-    #[allow(clippy::unnecessary_cast)] // dev_t is not u64 everywhere
-    let pair = (s.st_dev as u64, d.st_dev as u64);
+    let pair = (s.dev, d.dev);
     if let Some(p) = probes().lock().unwrap().get(&pair) {
         return *p;
     }
@@ -329,7 +311,7 @@ fn run_probe(src_dir: BorrowedFd<'_>, dst_dir: BorrowedFd<'_>) -> Probe {
         src_dir,
         name.as_c_str(),
         OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC,
-        Mode::from_raw_mode(0o600),
+        platform::mode(0o600),
     ) else {
         return probe;
     };
@@ -346,14 +328,8 @@ fn run_probe(src_dir: BorrowedFd<'_>, dst_dir: BorrowedFd<'_>) -> Probe {
         probe.link = true;
         let _ = rustix::fs::unlinkat(dst_dir, name.as_c_str(), AtFlags::empty());
     }
-    if let Ok(dst) = rustix::fs::openat(
-        dst_dir,
-        name.as_c_str(),
-        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC,
-        Mode::from_raw_mode(0o600),
-    ) {
-        probe.clone = rustix::fs::ioctl_ficlone(&dst, &src).is_ok();
-        drop(dst);
+    if platform::clone_file_at(src_dir, dst_dir, name.as_c_str(), 0o600).is_ok() {
+        probe.clone = true;
         let _ = rustix::fs::unlinkat(dst_dir, name.as_c_str(), AtFlags::empty());
     }
     drop(src);

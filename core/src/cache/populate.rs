@@ -12,6 +12,7 @@ use super::listing::ListingWriter;
 use super::manifest::{ENTRY_FORMAT, Manifest, now_ms};
 use super::phases::{PhaseTime, Phases};
 use super::store::{NodeModulesCache, cstr, io_err, unique_name};
+use crate::platform;
 use crate::{Error, Result};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{AtFlags, FileType, FlockOperation, Mode, OFlags, RenameFlags};
@@ -186,16 +187,17 @@ impl NodeModulesCache {
         let counts = phases.run("cache-populate-copy", || {
             let staging_fd =
                 fsops::open_path_dir(&staging).map_err(|e| Error::io_path("open", &staging, e))?;
-            let root_stat = rustix::fs::fstat(&src_root).map_err(|e| io_err("stat", source, e))?;
-            let root_mode = root_stat.st_mode & 0o7777;
+            let root_stat =
+                platform::fstat(src_root.as_fd()).map_err(|e| io_err("stat", source, e))?;
+            let root_mode = root_stat.permissions();
             let tree_name = cstr("tree");
             let tree_fixup = fsops::make_dir(staging_fd.as_fd(), &tree_name, root_mode)
                 .map_err(|e| io_err("create", &staging.join("tree"), e))?;
             let tree_fd = fsops::open_dir_path(staging_fd.as_fd(), &tree_name)
                 .map_err(|e| io_err("open", &staging.join("tree"), e))?;
             let staging_stat =
-                rustix::fs::fstat(&staging_fd).map_err(|e| io_err("stat", &staging, e))?;
-            let same_fs = staging_stat.st_dev == root_stat.st_dev;
+                platform::fstat(staging_fd.as_fd()).map_err(|e| io_err("stat", &staging, e))?;
+            let same_fs = staging_stat.dev == root_stat.dev;
             let mut plan = Plan::new(
                 RestoreMethod::Auto,
                 fsops::Probe {
@@ -223,7 +225,7 @@ impl NodeModulesCache {
                 rustix::fs::chmodat(
                     &tree_fd,
                     p.as_c_str(),
-                    Mode::from_raw_mode(*mode),
+                    platform::mode(*mode),
                     AtFlags::empty(),
                 )
                 .map_err(|e| io_err("set mode of", &staging.join("tree").join(rel), e))?;
@@ -232,7 +234,7 @@ impl NodeModulesCache {
                 rustix::fs::chmodat(
                     &staging_fd,
                     tree_name.as_c_str(),
-                    Mode::from_raw_mode(root_mode),
+                    platform::mode(root_mode),
                     AtFlags::empty(),
                 )
                 .map_err(|e| io_err("set mode of", &staging.join("tree"), e))?;
@@ -346,14 +348,13 @@ impl Walker<'_> {
             || *ftype == FileType::Directory
             || *ftype == FileType::RegularFile
         {
-            let s = rustix::fs::statat(src, name, AtFlags::SYMLINK_NOFOLLOW)
-                .map_err(|e| self.err("stat", rel, e))?;
-            *ftype = FileType::from_raw_mode(s.st_mode);
+            let s = platform::stat_at(src, name).map_err(|e| self.err("stat", rel, e))?;
+            *ftype = s.file_type();
             st = Some(s);
         }
         match *ftype {
             FileType::Directory => {
-                let mode = st.as_ref().unwrap().st_mode & 0o7777;
+                let mode = st.as_ref().unwrap().permissions();
                 if fsops::make_dir(dst, name, mode)
                     .map_err(|e| self.err("create folder for", rel, e))?
                 {
@@ -369,8 +370,7 @@ impl Walker<'_> {
             }
             FileType::RegularFile => {
                 let s = st.unwrap();
-                #[allow(clippy::unnecessary_cast)] // time_t is not i64 everywhere
-                let mtime = (s.st_mtime as i64, s.st_mtime_nsec as u32);
+                let mtime = (s.mtime_sec, s.mtime_nsec);
                 // Files directly in node_modules (`.package-lock.json`, `.yarn-integrity`, ...)
                 // are rewritten in place by package managers: never share their inode.
                 let plan = if rel.components().count() == 1 {
@@ -378,12 +378,12 @@ impl Walker<'_> {
                 } else {
                     self.plan
                 };
-                let placed = fsops::place_file(src, dst, name, s.st_mode, mtime, plan)
+                let placed = fsops::place_file(src, dst, name, s.mode, mtime, plan)
                     .map_err(|e| self.err("cache file", rel, e))?;
                 let (size, mtime, ino, mode) = match placed {
                     Placed::Linked => {
                         self.counts.linked += 1;
-                        (s.st_size as u64, mtime, s.st_ino, s.st_mode)
+                        (s.size, mtime, s.ino, s.mode)
                     }
                     other => {
                         if other == Placed::Copied {
@@ -393,14 +393,9 @@ impl Walker<'_> {
                         } else {
                             self.counts.cloned += 1;
                         }
-                        let d = rustix::fs::statat(dst, name, AtFlags::SYMLINK_NOFOLLOW)
+                        let d = platform::stat_at(dst, name)
                             .map_err(|e| self.err("stat cached copy of", rel, e))?;
-                        (
-                            d.st_size as u64,
-                            (d.st_mtime as i64, d.st_mtime_nsec as u32),
-                            d.st_ino as u64,
-                            d.st_mode,
-                        )
+                        (d.size, (d.mtime_sec, d.mtime_nsec), d.ino, d.mode)
                     }
                 };
                 self.listing

@@ -19,7 +19,7 @@ use super::store::{NodeModulesCache, cstr, io_err, path_cstr, unique_name};
 use crate::progress::CountProgress;
 use crate::{Error, Result};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
-use rustix::fs::{AtFlags, Mode, RenameFlags, StatxFlags};
+use rustix::fs::{AtFlags, FileType, RenameFlags};
 use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -317,7 +317,7 @@ impl NodeModulesCache {
                 rustix::fs::chmodat(
                     &tmp_fd,
                     c.as_c_str(),
-                    Mode::from_raw_mode(listing.nodes[node].mode & 0o7777),
+                    crate::platform::mode(listing.nodes[node].mode),
                     AtFlags::empty(),
                 )
                 .map_err(|e| io_err("set mode of", &tmp_path.join(&rel), e))?;
@@ -327,7 +327,7 @@ impl NodeModulesCache {
                 rustix::fs::chmodat(
                     &parent_fd,
                     tmp_c.as_c_str(),
-                    Mode::from_raw_mode(listing.nodes[0].mode & 0o7777),
+                    crate::platform::mode(listing.nodes[0].mode),
                     AtFlags::empty(),
                 )
                 .map_err(|e| io_err("set mode of", &tmp_path, e))?;
@@ -776,28 +776,22 @@ pub(crate) fn mutation(
     name: &std::ffi::CStr,
     node: &super::listing::Node,
 ) -> std::result::Result<Option<String>, Errno> {
-    let st = match rustix::fs::statx(
-        dir,
-        name,
-        AtFlags::SYMLINK_NOFOLLOW,
-        StatxFlags::TYPE | StatxFlags::MODE | StatxFlags::SIZE | StatxFlags::MTIME,
-    ) {
+    let st = match crate::platform::stat_at(dir, name) {
         Ok(st) => st,
         Err(Errno::NOENT) => return Ok(Some("missing".into())),
         Err(e) => return Err(e),
     };
-    let mode = st.stx_mode as u32;
-    Ok(if mode & 0o170000 != 0o100000 {
+    Ok(if st.file_type() != FileType::RegularFile {
         Some("no longer a regular file".to_string())
-    } else if st.stx_size != node.size {
-        Some(format!("size {} -> {}", node.size, st.stx_size))
-    } else if st.stx_mtime.tv_sec != node.mtime_sec || st.stx_mtime.tv_nsec != node.mtime_nsec {
+    } else if st.size != node.size {
+        Some(format!("size {} -> {}", node.size, st.size))
+    } else if st.mtime_sec != node.mtime_sec || st.mtime_nsec != node.mtime_nsec {
         Some("modification time changed".to_string())
-    } else if mode & 0o7777 != node.mode & 0o7777 {
+    } else if st.permissions() != node.mode & 0o7777 {
         Some(format!(
             "mode {:o} -> {:o}",
             node.mode & 0o7777,
-            mode & 0o7777
+            st.permissions()
         ))
     } else {
         None

@@ -7,7 +7,7 @@
 //!
 //! Allocation: an existing key keeps its port; a new one starts at the service's base port and goes
 //! up while the port is in the registry or something listens on it ([`is_port_in_use`]: a bind
-//! probe, no `lsof` spawned).
+//! probe through [`crate::platform`], no `lsof` spawned).
 
 use crate::error::{Error, Result};
 use crate::services::proper_lock::{FileLock, LockOptions};
@@ -15,7 +15,6 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::io::ErrorKind;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 
 /// A port a worktree needs: the registry's service key, the `.env` variable naming it, its base port.
@@ -382,50 +381,25 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// True when something listens on (or holds) TCP `port` on this machine: binding it on 127.0.0.1,
-/// 0.0.0.0 or `[::]` fails with "address in use". No process is spawned.
+/// 0.0.0.0 or `[::]` is refused with "address in use" ([`crate::platform::port_in_use`]: the
+/// probe each platform needs; macOS must not use `SO_REUSEADDR`). No process is spawned.
 pub fn is_port_in_use(port: u16) -> bool {
-    let addrs = [
-        SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
-        SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)),
-        SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)),
-    ];
-    addrs.iter().any(|a| match TcpListener::bind(a) {
-        Ok(_) => false,
-        Err(e) => e.kind() == ErrorKind::AddrInUse,
-    })
+    crate::platform::port_in_use(port)
 }
 
 /// The TCP ports in LISTEN state in this network namespace, from `/proc/net/tcp` and
-/// `/proc/net/tcp6` (empty where those files do not exist).
+/// `/proc/net/tcp6` on Linux (empty where the OS lists none without a process, e.g. macOS).
 ///
 /// A diagnostic: allocation uses [`is_port_in_use`] alone, which sees every listener this table
 /// lists (a wildcard bind conflicts with a listener on any address) and measured ~250x faster
 /// here (reading these files took ~20 ms on this sandboxed kernel, a bind probe ~75 µs).
 pub fn listening_ports() -> HashSet<u16> {
-    let mut out = HashSet::new();
-    for f in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        if let Ok(text) = std::fs::read_to_string(f) {
-            out.extend(parse_proc_net_tcp(&text));
-        }
-    }
-    out
+    crate::platform::listening_ports().unwrap_or_default()
 }
 
 /// Listening ports in the text of a `/proc/net/tcp{,6}` table (state `0A`).
 pub fn parse_proc_net_tcp(text: &str) -> Vec<u16> {
-    text.lines()
-        .skip(1)
-        .filter_map(|line| {
-            let mut cols = line.split_whitespace();
-            let local = cols.nth(1)?;
-            let state = cols.nth(1)?;
-            if state != "0A" {
-                return None;
-            }
-            let port_hex = local.rsplit(':').next()?;
-            u16::from_str_radix(port_hex, 16).ok()
-        })
-        .collect()
+    crate::platform::formats::proc_net_tcp_listeners(text)
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! manager of the lockfile (pnpm, yarn, bun), else `npm ci` with a package-lock.json /
 //! npm-shrinkwrap.json, else `npm install`. Commands run with arguments, never through a shell.
 
+use crate::platform::{self, ChildTie};
 use crate::progress::{ProgressEvent, ProgressSink};
 use crate::{Error, Result};
 use std::collections::VecDeque;
@@ -118,61 +119,16 @@ pub fn incremental_install(lockfiles: &[String]) -> Option<InstallCommand> {
 pub const INSTALL_MARK: &str = "VIBETREES_INSTALL_DIR";
 
 /// Kills (SIGKILL) the processes still installing into `dir` for a creation that died: those
-/// whose environment holds [`INSTALL_MARK`]`=dir`, down to the scripts npm started. Called before
+/// whose environment holds [`INSTALL_MARK`]`=dir`, down to the scripts npm started (found by
+/// [`platform::processes_with_env`]: `/proc` on Linux, `KERN_PROCARGS2` on macOS). Called before
 /// the unfinished folder is moved aside, so nothing goes on writing into it. Returns how many.
 pub fn stop_leftover_installs(dir: &Path) -> usize {
     let mut mark = format!("{INSTALL_MARK}=").into_bytes();
     mark.extend_from_slice(dir.as_os_str().as_encoded_bytes());
-    let me = std::process::id();
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return 0;
-    };
-    let mut killed = 0;
-    for p in procs.flatten() {
-        let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        // other users' processes are unreadable: never ours
-        let Ok(env) = std::fs::read(p.path().join("environ")) else {
-            continue;
-        };
-        if env.split(|b| *b == 0).any(|var| var == mark.as_slice()) {
-            // SAFETY: plain kill(2) of a process found above.
-            if unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) } == 0 {
-                killed += 1;
-            }
-        }
-    }
-    killed
-}
-
-/// Makes the package manager end (SIGTERM) when this process dies, even by SIGKILL. Scripts it
-/// started may outlive it; [`stop_leftover_installs`] ends those when the creation is retried.
-/// Linux ties this to the spawning thread; installs are spawned from the runtime's worker
-/// threads, which live as long as the process.
-fn stop_with_parent(command: &mut tokio::process::Command) {
-    #[cfg(target_os = "linux")]
-    {
-        let parent = std::process::id() as libc::pid_t;
-        // SAFETY: between fork and exec only async-signal-safe calls (prctl, getppid, raise).
-        unsafe {
-            command.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // the parent died before prctl: act as if the signal came
-                if libc::getppid() != parent {
-                    libc::raise(libc::SIGTERM);
-                }
-                Ok(())
-            });
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = command;
+    platform::processes_with_env(&mark)
+        .into_iter()
+        .filter(|pid| platform::kill_process(*pid))
+        .count()
 }
 
 /// Runs `cmd` in `dir`, sending each output line as a progress event of `name`. A non-zero exit
@@ -192,11 +148,18 @@ pub async fn run(
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     command.env(INSTALL_MARK, dir);
-    stop_with_parent(&mut command);
-    let mut child = command.spawn().map_err(|e| Error::Process {
+    let cannot_start = |e: std::io::Error| Error::Process {
         program: cmd.program.clone(),
         message: format!("cannot start `{}` in {}: {e}", cmd.display(), dir.display()),
-    })?;
+    };
+    // The package manager ends when we die (even by SIGKILL) or give up on it (the future is
+    // dropped): PR_SET_PDEATHSIG on Linux; elsewhere its own process group, killed on drop and
+    // by a watchdog. Scripts that escape [`ChildTie`] are what [`stop_leftover_installs`] is for.
+    let mut ties = ChildTie::Native
+        .apply(command.as_std_mut())
+        .map_err(cannot_start)?;
+    let mut child = command.spawn().map_err(cannot_start)?;
+    ties.spawned(child.id());
     let stdout = child.stdout.take().expect("piped stdout");
     let stderr = child.stderr.take().expect("piped stderr");
     let tail = parking_lot::Mutex::new(VecDeque::<String>::with_capacity(20));
@@ -234,8 +197,11 @@ pub async fn run(
         message: format!("waiting for `{}`: {e}", cmd.display()),
     })?;
     if status.success() {
+        ties.release();
         Ok(())
     } else {
+        // a failed install's leftovers (group ties: its whole process group) end with it
+        drop(ties);
         let tail: Vec<String> = tail.into_inner().into();
         Err(Error::Process {
             program: cmd.program.clone(),

@@ -194,14 +194,13 @@ pub fn gen_tree(root: &Path, packages: usize, files_per_package: usize, special:
     .unwrap();
     write(&root.join(".package-lock.json"), "{}\n", 0o644);
     if special {
-        let fifo = std::ffi::CString::new(root.join("modes/a-fifo").as_os_str().as_encoded_bytes())
+        // mkfifo(3) is POSIX (rustix has mkfifoat on Linux only)
+        let status = std::process::Command::new("mkfifo")
+            .args(["-m", "644"])
+            .arg(root.join("modes/a-fifo"))
+            .status()
             .unwrap();
-        rustix::fs::mkfifoat(
-            rustix::fs::CWD,
-            fifo.as_c_str(),
-            rustix::fs::Mode::from_raw_mode(0o644),
-        )
-        .unwrap();
+        assert!(status.success(), "mkfifo failed");
     }
 }
 
