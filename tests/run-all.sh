@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of vibetrees-native, in every language, on a fresh machine.
-# Installs what it needs itself (containers engine, xfsprogs, napi CLI, maturin, pytest) and
+# Installs what it needs itself (containers engine, xfsprogs, napi CLI, maturin, pytest, zig) and
 # fails when any suite fails. Usage: ./tests/run-all.sh   (CI=true makes skippable tests mandatory)
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,6 +26,7 @@ run_suite "rust: cargo test --workspace" cargo test --workspace --no-fail-fast
 [ -x tests/c/run.sh ] && run_suite "c: tests/c/run.sh" tests/c/run.sh
 [ -x tests/node/run.sh ] && run_suite "node: tests/node/run.sh" tests/node/run.sh
 [ -x tests/python/run.sh ] && run_suite "python: tests/python/run.sh" tests/python/run.sh
+[ -x tests/dist/run.sh ] && run_suite "dist: tests/dist/run.sh (packages without Rust)" tests/dist/run.sh
 
 echo
 echo "=== summary ==="
