@@ -20,7 +20,9 @@ fn main() {
             println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libvibetrees.so.{abi}");
         }
         Ok("macos") => {
-            println!("cargo:rustc-cdylib-link-arg=-Wl,-install_name,@rpath/libvibetrees.{abi}.dylib");
+            println!(
+                "cargo:rustc-cdylib-link-arg=-Wl,-install_name,@rpath/libvibetrees.{abi}.dylib"
+            );
         }
         _ => {}
     }
