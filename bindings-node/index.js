@@ -6,7 +6,7 @@
 // while the native scheduler decides what runs when. Argument types are checked here, so a
 // programmer error throws synchronously with a clear message (code 'INVALID_ARGUMENT').
 
-const native = require('./binding.js');
+const native = require('./loader.js');
 
 function argError(message) {
   const err = new TypeError(message);

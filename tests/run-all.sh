@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of vibetrees-native, in every language, on a fresh machine.
 # Installs what it needs itself (containers engine, xfsprogs, napi CLI, maturin, pytest, the
-# Apple targets and zig for the macOS checks) and fails when any suite fails. Usage: ./tests/run-all.sh   (CI=true makes skippable tests mandatory)
+# Apple targets and zig) and fails when any suite fails. Usage: ./tests/run-all.sh   (CI=true makes skippable tests mandatory)
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -29,6 +29,7 @@ run_suite "macOS: check + clippy for aarch64/x86_64-apple-darwin" tests/apple-ch
 [ -x tests/c/run.sh ] && run_suite "c: tests/c/run.sh" tests/c/run.sh
 [ -x tests/node/run.sh ] && run_suite "node: tests/node/run.sh" tests/node/run.sh
 [ -x tests/python/run.sh ] && run_suite "python: tests/python/run.sh" tests/python/run.sh
+[ -x tests/dist/run.sh ] && run_suite "dist: tests/dist/run.sh (packages without Rust)" tests/dist/run.sh
 
 echo
 echo "=== summary ==="
