@@ -3,7 +3,7 @@
 
 use crate::args::required_slice;
 use crate::args::{json_c_string, optional_str, required_out, required_ref, required_str};
-use crate::boundary::{Failure, ffi_call, ffi_call_or};
+use crate::boundary::{Failure, FfiResult, ffi_call, ffi_call_or};
 use crate::gate::{CallGate, UserData};
 use crate::optimizer::{call_c_task, vt_task};
 use crate::profiler::vt_profiler;
@@ -221,15 +221,9 @@ pub unsafe extern "C" fn vt_create_worktree_optimized(
     result_json_out: *mut *mut c_char,
 ) -> vt_result {
     // SAFETY: the same contract, without a token.
-    unsafe {
-        vt_create_worktree_optimized_cancellable(
-            manager,
-            branch,
-            from,
-            std::ptr::null(),
-            result_json_out,
-        )
-    }
+    ffi_call(|| unsafe {
+        create_optimized(manager, branch, from, std::ptr::null(), result_json_out)
+    })
 }
 
 /// A cancellation token for a creation (opaque): `vt_cancel_token_new`, then
@@ -304,19 +298,32 @@ pub unsafe extern "C" fn vt_create_worktree_optimized_cancellable(
     token: *const vt_cancel_token,
     result_json_out: *mut *mut c_char,
 ) -> vt_result {
-    ffi_call(|| {
-        let m = unsafe { required_ref(manager, "manager") }?;
-        let branch = unsafe { required_str(branch, "branch") }?;
-        let from = unsafe { optional_str(from, "from") }?.unwrap_or("main");
-        let cancel = match unsafe { token.as_ref() } {
-            Some(t) => t.inner.clone(),
-            None => CancellationToken::new(),
-        };
-        let out = unsafe { required_out(result_json_out, "result_json_out") }?;
-        let outcome = block_on(m.inner.create_worktree_cancellable(branch, from, cancel))?;
-        *out = json_c_string(&outcome)?;
-        Ok(())
-    })
+    // SAFETY: the caller keeps the contract above.
+    ffi_call(|| unsafe { create_optimized(manager, branch, from, token, result_json_out) })
+}
+
+/// The body of both creation exports (called inside their panic boundary).
+///
+/// # Safety
+/// As `vt_create_worktree_optimized_cancellable`.
+unsafe fn create_optimized(
+    manager: *const vt_worktree_manager,
+    branch: *const c_char,
+    from: *const c_char,
+    token: *const vt_cancel_token,
+    result_json_out: *mut *mut c_char,
+) -> FfiResult<()> {
+    let m = unsafe { required_ref(manager, "manager") }?;
+    let branch = unsafe { required_str(branch, "branch") }?;
+    let from = unsafe { optional_str(from, "from") }?.unwrap_or("main");
+    let cancel = match unsafe { token.as_ref() } {
+        Some(t) => t.inner.clone(),
+        None => CancellationToken::new(),
+    };
+    let out = unsafe { required_out(result_json_out, "result_json_out") }?;
+    let outcome = block_on(m.inner.create_worktree_cancellable(branch, from, cancel))?;
+    *out = json_c_string(&outcome)?;
+    Ok(())
 }
 
 /// Waits until the background work of every creation so far has finished (cache populate after an
