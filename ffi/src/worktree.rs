@@ -220,9 +220,9 @@ pub unsafe extern "C" fn vt_create_worktree_optimized(
     from: *const c_char,
     result_json_out: *mut *mut c_char,
 ) -> vt_result {
-    // SAFETY: the same contract, without a token.
-    ffi_call(|| unsafe {
-        create_optimized(manager, branch, from, std::ptr::null(), result_json_out)
+    ffi_call(|| {
+        // SAFETY: the same contract, without a token.
+        unsafe { create_optimized(manager, branch, from, std::ptr::null(), result_json_out) }
     })
 }
 
@@ -298,8 +298,10 @@ pub unsafe extern "C" fn vt_create_worktree_optimized_cancellable(
     token: *const vt_cancel_token,
     result_json_out: *mut *mut c_char,
 ) -> vt_result {
-    // SAFETY: the caller keeps the contract above.
-    ffi_call(|| unsafe { create_optimized(manager, branch, from, token, result_json_out) })
+    ffi_call(|| {
+        // SAFETY: the caller keeps the contract above.
+        unsafe { create_optimized(manager, branch, from, token, result_json_out) }
+    })
 }
 
 /// The body of both creation exports (called inside their panic boundary).
