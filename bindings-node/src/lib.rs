@@ -10,6 +10,7 @@ mod cache;
 mod errors;
 mod history;
 mod optimizer;
+mod ports;
 mod profiler;
 mod worktree;
 

@@ -26,6 +26,9 @@ if [ "${VIBETREES_NODE_PROFILE:-debug}" = release ]; then
 fi
 node_modules/.bin/napi build "${build_flags[@]}"
 
+# The registry tests run the vibetrees CLI as another writer of ports.json.
+(cd "$root" && cargo build -q -p vibetrees-core --features cli --bin vibetrees)
+
 # The tests import the package by name, as a user would: link it into tests/node/node_modules.
 mkdir -p "$here/node_modules/@vibetrees"
 ln -sfn ../../../../bindings-node "$here/node_modules/@vibetrees/native"
