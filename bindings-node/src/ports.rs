@@ -150,7 +150,9 @@ impl NativePortRegistry {
             serde_json::from_str(&services).map_err(|e| {
                 invalid_argument(
                     env,
-                    format!("allocateAtomic: services must be an object {{ service: basePort }}: {e}"),
+                    format!(
+                        "allocateAtomic: services must be an object {{ service: basePort }}: {e}"
+                    ),
                 )
             })?;
         let mut list = Vec::with_capacity(map.len());
@@ -167,7 +169,11 @@ impl NativePortRegistry {
         let inner = self.inner.clone();
         spawn_blocking(
             env,
-            move || Ok(serde_json::to_string(&inner.allocate_many(&worktree_name, &list)?)?),
+            move || {
+                Ok(serde_json::to_string(
+                    &inner.allocate_many(&worktree_name, &list)?,
+                )?)
+            },
             |_, text| Ok(text),
         )
     }

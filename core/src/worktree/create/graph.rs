@@ -210,7 +210,10 @@ impl GraphBuilder {
                         Err(e) => {
                             // an optional step's failure does not fail the creation: say it here
                             if optional {
-                                c.emit(&name, format!("✗ {name} failed (the creation goes on): {e}"));
+                                c.emit(
+                                    &name,
+                                    format!("✗ {name} failed (the creation goes on): {e}"),
+                                );
                             }
                             Err(e)
                         }
