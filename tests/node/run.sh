@@ -26,6 +26,12 @@ if [ "${VIBETREES_NODE_PROFILE:-debug}" = release ]; then
 fi
 node_modules/.bin/napi build "${build_flags[@]}"
 
+# The example server's own dependencies (express, ws; the package itself is file:../..).
+example="$pkg/examples/server"
+if [ ! -d "$example/node_modules/express" ] || [ "$example/package-lock.json" -nt "$example/node_modules/.package-lock.json" ]; then
+  (cd "$example" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
 # The registry tests run the vibetrees CLI as another writer of ports.json.
 (cd "$root" && cargo build -q -p vibetrees-core --features cli --bin vibetrees)
 
