@@ -116,7 +116,7 @@ test('create two at once, list with ports, delete one, read metrics; the loop st
     assert.deepEqual(Object.keys(metrics.operations[0]).sort(), ['avg', 'count', 'max', 'min', 'name', 'total']);
   } finally {
     const worst = drift.stop();
-    console.log(`# worst timer lateness during the run: ${worst.toFixed(1)} ms`);
+    console.log(`worst timer lateness during the run: ${worst.toFixed(1)} ms`);
     ws.close();
     await srv.close();
     // a behaviour check, not a speed one: creations run off the JS thread, so no timer tick is

@@ -2,6 +2,7 @@
 # Builds the @vibetrees/native addon and runs the Node tests (node --test).
 #
 # Installs: the npm devDependencies of bindings-node (@napi-rs/cli, pinned by package-lock.json),
+# the example server's dependencies (express, ws: bindings-node/examples/server/package-lock.json),
 # with `npm ci`. Needs node >= 18, npm, cargo and git on PATH.
 # Env: VIBETREES_NODE_PROFILE=release builds the addon in release mode (default: debug, which
 # reuses the workspace's debug build of the core and keeps CI short).
