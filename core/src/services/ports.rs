@@ -262,6 +262,26 @@ impl PortRegistry {
                 "worktree name for the ports registry must be non-empty and without ':': {worktree:?}"
             )));
         }
+        // Every key there already: nothing to write, so no lock (writes are atomic renames, a
+        // read sees a whole file).
+        if let Ok(entries) = self.load() {
+            let existing: Option<Vec<AllocatedPort>> = services
+                .iter()
+                .map(|svc| {
+                    let key = format!("{worktree}:{}", svc.name);
+                    let port = entries.get(&key).and_then(as_port).filter(|p| *p != 0)?;
+                    Some(AllocatedPort {
+                        service: svc.name.clone(),
+                        env_var: svc.env_var.clone(),
+                        port,
+                        existing: true,
+                    })
+                })
+                .collect();
+            if let Some(ports) = existing {
+                return Ok(AllocatedPorts(ports));
+            }
+        }
         let probe = self.probe_listening;
         self.update(|entries| {
             let mut used: HashSet<u16> = entries.values().filter_map(as_port).collect();
