@@ -89,6 +89,39 @@ export declare class NativeOptimizer {
   dryRun(tasks: Array<TaskSpec>): any
 }
 
+/** The engine behind the JS `PortRegistry`. Not meant to be used directly. */
+export declare class NativePortRegistry {
+  /** `new PortRegistry(projectRoot)`: the registry of `~/.vibetrees/<parent>-<child>/ports.json`. */
+  constructor(projectRoot: string)
+  /** `projectRoot` as given. */
+  get projectRoot(): string
+  /** `registryDir`. */
+  get registryDir(): string
+  /** `registryFile`. */
+  get registryFile(): string
+  /** Other project roots sharing this registry's file name (empty when none). */
+  get sharedWith(): Array<string>
+  /** The whole map, read from the file now, as JSON text (file order). */
+  loadJson(): string
+  /** Applies the changes from `base` to `now` (two maps as JSON text) to the file, under the lock. */
+  saveChanges(base: string, now: string): number
+  /** `allocate(worktreeName, service, basePort)` (synchronous): the port. */
+  allocate(worktreeName: string, service: string, basePort: number): number
+  /** `release(worktreeName)` (synchronous): how many keys were removed. */
+  release(worktreeName: string): number
+  /** `getWorktreePorts(worktreeName)`: `{ service: port }` as JSON text, read from the file now. */
+  getWorktreePortsJson(worktreeName: string): string
+  /** `syncFromWorktrees([{ name, path }])`: how many keys it added. */
+  syncFromWorktrees(worktrees: Array<{ name: string, path: string }>): number
+  /**
+   * `allocateAtomic(worktreeName, { service: basePort })` with the services as JSON text (their
+   * order is the allocation order): a Promise of `{ service: port }` as JSON text.
+   */
+  allocateAtomicJson(worktreeName: string, services: string): Promise<string>
+  /** `releaseAtomic(worktreeName)`: a Promise of how many keys were removed. */
+  releaseAtomic(worktreeName: string): Promise<number>
+}
+
 /**
  * The native profiler behind the JS `Profiler` (index.js): `start(name, parentId?)` -> id,
  * `end(id)` -> result; statistics per name in constant memory; a bounded window of results.
@@ -136,8 +169,11 @@ export type JsProfiler = NativeProfiler
 
 /** The engine behind the JS `WorktreeManager`. Not meant to be used directly. */
 export declare class NativeWorktreeManager {
-  /** Opens the project at `options.rootDir` (a git repository's main worktree). */
-  constructor(settings: Record<string, unknown>, onProgress?: (event: ProgressEventJs | null) => void, hostSteps?: Array<HostStepSpec>, hostRunner?: (call: [number, any]) => Promise<any>)
+  /**
+   * Opens the project at `options.rootDir` (a git repository's main worktree), recording into
+   * `profiler` when given (else a profiler of its own).
+   */
+  constructor(settings: Record<string, unknown>, onProgress?: (event: ProgressEventJs | null) => void, hostSteps?: Array<HostStepSpec>, hostRunner?: (call: [number, any]) => Promise<any>, profiler?: NativeProfiler)
   /** The built-in step names host steps may depend on. */
   static stepNames(): Array<string>
   /** The project root (canonical path). */
@@ -206,6 +242,9 @@ export interface HostStepSpec {
   /** When true, its failure is reported as progress and does not fail the creation. */
   optional?: boolean
 }
+
+/** True when something listens on TCP `port` here (a bind probe; no process is started). */
+export declare function isPortInUseSync(port: number): boolean
 
 /** What `GET /api/performance/metrics` returns. */
 export interface Metrics {

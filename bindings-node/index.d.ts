@@ -334,6 +334,8 @@ export interface WorktreeSettings {
 export interface WorktreeManagerOptions extends WorktreeSettings {
   onProgress?: (event: ProgressEvent) => void;
   hostSteps?: HostStep[];
+  /** Record every creation into this profiler (the server's own); `manager.profiler` is then it. */
+  profiler?: Profiler | null;
 }
 
 /** Options of one creation. */
@@ -457,4 +459,31 @@ export declare class WorktreeManager {
   backgroundJobs(): string[];
   /** `{ operations, totalTime, avgWorktreeCreation }` (synchronous). */
   getPerformanceMetrics(): Metrics;
+}
+
+/**
+ * The VibeTrees server's port registry (`~/.vibetrees/<parent>-<child>/ports.json`), never stale:
+ * `ports`, `load()` and `getWorktreePorts()` read the file; every change is a locked
+ * read-modify-write of the keys it changes (proper-lockfile's lock).
+ */
+export declare class PortRegistry {
+  constructor(projectRoot?: string);
+  readonly projectRoot: string;
+  readonly registryDir: string;
+  readonly registryFile: string;
+  /** Other project roots whose last two path components name the same registry. */
+  readonly sharedWith: string[];
+  /** The whole map `{ "<worktree>:<service>": port }`, read from the file at each access. */
+  ports: Record<string, number>;
+  load(): Record<string, number>;
+  /** Writes what changed in the last `ports` map (only those keys), under the lock. */
+  save(): void;
+  isPortInUse(port: number): Promise<boolean>;
+  isPortInUseSync(port: number): boolean;
+  allocate(worktreeName: string, service: string, basePort: number): number;
+  release(worktreeName: string): void;
+  getWorktreePorts(worktreeName: string): Record<string, number>;
+  syncFromWorktrees(worktrees: Array<{ name: string; path: string }>): number;
+  allocateAtomic(worktreeName: string, services: Record<string, number>): Promise<Record<string, number>>;
+  releaseAtomic(worktreeName: string): Promise<void>;
 }

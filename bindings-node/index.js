@@ -507,7 +507,7 @@ class WorktreeManager {
     }
     // Everything but the two callbacks is the core's settings object, deserialized natively
     // (unknown keys and wrong types are refused there, naming the key).
-    const { onProgress, hostSteps, ...settings } = options;
+    const { onProgress, hostSteps, profiler, ...settings } = options;
     if (typeof settings.rootDir !== 'string' || settings.rootDir === '') {
       throw argError(`new WorktreeManager: rootDir must be a non-empty string, got ${describe(settings.rootDir)}`);
     }
@@ -515,6 +515,8 @@ class WorktreeManager {
       throw argError(`new WorktreeManager: onProgress must be a function, got ${describe(onProgress)}`);
     }
     const specs = checkHostSteps(hostSteps);
+    // The host's profiler (the server passes its own): every creation is recorded there.
+    const sharedProfiler = nativeProfilerOf(profiler, 'new WorktreeManager');
     const dispatch = (event) => {
       // null: the end-of-events call a creation waits for before it settles
       if (event === null || event === undefined || typeof onProgress !== 'function') return;
@@ -548,12 +550,13 @@ class WorktreeManager {
       dispatch,
       specs,
       specs.length ? runHostStep : undefined,
+      sharedProfiler,
     );
     Object.defineProperty(this, '_native', { value: nativeManager });
     this.rootDir = nativeManager.rootDir;
     this.worktreeBase = nativeManager.worktreeBase;
-    /** The profiler every creation's spans go into. */
-    this.profiler = Profiler._wrap(nativeManager.profiler);
+    /** The profiler every creation's spans go into: the `profiler` option when given. */
+    this.profiler = profiler ?? Profiler._wrap(nativeManager.profiler);
     /** An optimizer recording into the same profiler, for the host's own task graphs. */
     this.optimizer = new PerformanceOptimizer({ profiler: this.profiler });
     /** The recorded creations of this manager (timings per step, critical paths, traces). */
@@ -634,7 +637,10 @@ class WorktreeManager {
   }
 }
 
+const { PortRegistry } = require('./ports.js');
+
 module.exports = {
+  PortRegistry,
   Profiler,
   PerformanceOptimizer,
   CacheManager,

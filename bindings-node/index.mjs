@@ -5,6 +5,7 @@ const require = createRequire(import.meta.url);
 const api = require('./index.js');
 
 export const {
+  PortRegistry,
   Profiler,
   PerformanceOptimizer,
   CacheManager,

@@ -136,6 +136,12 @@ typedef struct vt_cancel_token vt_cancel_token;
 typedef struct vt_optimizer vt_optimizer;
 
 /**
+ * The ports registry of one project (opaque). Thread-safe: every call locks the file; only
+ * `vt_port_registry_free` must not race with other calls on the same handle.
+ */
+typedef struct vt_port_registry vt_port_registry;
+
+/**
  * A profiler (opaque). Thread-safe: one handle may be used from many threads at once, except
  * `vt_profiler_free`, which must not race with other calls on the same handle.
  */
@@ -430,6 +436,15 @@ enum vt_result vt_create_worktree_optimized_cancellable(const struct vt_worktree
                                                         char **result_json_out);
 
 /**
+ * `isPortInUse(port)`: `*in_use_out` receives true when something listens on TCP `port` here (a
+ * bind probe, no process started). Errors: `VT_NULL_ARGUMENT`.
+ *
+ * # Safety
+ * `in_use_out` is valid for one write.
+ */
+enum vt_result vt_is_port_in_use(uint16_t port, bool *in_use_out);
+
+/**
  * The status of the last `vt_` call that failed on the calling thread, or `VT_OK` if none has.
  *
  * Errors are per thread: a failure on one thread is never seen by another. A successful call does
@@ -547,6 +562,135 @@ enum vt_result vt_optimizer_run_with_dependencies(const struct vt_optimizer *opt
                                                   size_t count,
                                                   char **results_json_out,
                                                   char **report_json_out);
+
+/**
+ * `allocate(worktree, service, basePort)`: an existing key keeps its port, else the next port up
+ * from `base_port` that is neither registered nor listening, written under the lock.
+ * `*port_out` receives it. Errors: `VT_INVALID_ARGUMENT` (base_port 0, empty service, a worktree
+ * name with `:`; or no free port up to 65535), `VT_LOCK` (the lock stayed held), `VT_PARSE`, `VT_IO`.
+ *
+ * # Safety
+ * The strings are NUL-terminated; `registry` is a live handle; `port_out` is valid for one write.
+ */
+enum vt_result vt_port_registry_allocate(const struct vt_port_registry *registry,
+                                         const char *worktree,
+                                         const char *service,
+                                         uint16_t base_port,
+                                         uint16_t *port_out);
+
+/**
+ * `allocateAtomic(worktree, services)`: `services_json` is `{ "<service>": basePort, ... }`;
+ * each is allocated in that order under one lock. `*ports_json_out` receives
+ * `{ "<service>": port }`; free it with `vt_string_free`. Errors: as `vt_port_registry_allocate`,
+ * and `VT_PARSE` for bad JSON.
+ *
+ * # Safety
+ * The strings are NUL-terminated; `registry` is a live handle; `ports_json_out` is valid for one write.
+ */
+enum vt_result vt_port_registry_allocate_atomic(const struct vt_port_registry *registry,
+                                                const char *worktree,
+                                                const char *services_json,
+                                                char **ports_json_out);
+
+/**
+ * `*path_out` receives the registry file (`registryFile`: `<registryDir>/ports.json`); free it
+ * with `vt_string_free`. Errors: `VT_NULL_ARGUMENT`.
+ *
+ * # Safety
+ * `registry` is a live handle; `path_out` is valid for one write.
+ */
+enum vt_result vt_port_registry_file(const struct vt_port_registry *registry, char **path_out);
+
+/**
+ * Frees a registry handle. `NULL` is a no-op.
+ *
+ * # Safety
+ * `registry` is NULL or a handle from `vt_port_registry_new`, not yet freed, not in use.
+ */
+void vt_port_registry_free(struct vt_port_registry *registry);
+
+/**
+ * Opens the registry of the project at `project_root` (named, as the server names it, by the
+ * path's last two components; the folder is created). When another project's root names the same
+ * registry, it still opens (the server's file name is kept) and `vt_port_registry_shared_with`
+ * lists those roots. On success `*registry_out` receives the handle; free it with
+ * `vt_port_registry_free`.
+ * Errors: `VT_NULL_ARGUMENT`, `VT_INVALID_UTF8`, `VT_INVALID_ARGUMENT` (a root with no path
+ * component, or HOME not set), `VT_IO`.
+ *
+ * # Safety
+ * `project_root` is NUL-terminated; `registry_out` is valid for one write.
+ */
+enum vt_result vt_port_registry_new(const char *project_root,
+                                    struct vt_port_registry **registry_out);
+
+/**
+ * `*ports_json_out` receives the whole map `{ "<worktree>:<service>": port }`, read from the file
+ * now (`{}` when there is none); free it with `vt_string_free`.
+ * Errors: `VT_PARSE` (the file is not a JSON object: left untouched), `VT_IO`.
+ *
+ * # Safety
+ * `registry` is a live handle; `ports_json_out` is valid for one write.
+ */
+enum vt_result vt_port_registry_ports(const struct vt_port_registry *registry,
+                                      char **ports_json_out);
+
+/**
+ * `release(worktree)` / `releaseAtomic`: removes every `<worktree>:*` key under the lock.
+ * `removed_out` may be NULL; otherwise it receives how many keys were removed.
+ *
+ * # Safety
+ * `worktree` is NUL-terminated; `registry` is a live handle; `removed_out` is NULL or valid.
+ */
+enum vt_result vt_port_registry_release(const struct vt_port_registry *registry,
+                                        const char *worktree,
+                                        size_t *removed_out);
+
+/**
+ * `save()` for a host that edits a copy of the map: writes what changed from `base_json` (the map
+ * as read) to `now_json` (as edited), under the lock: keys added or changed are set, keys deleted
+ * are removed, every other key stays as the file has it. `changed_out` may be NULL.
+ *
+ * # Safety
+ * The strings are NUL-terminated; `registry` is a live handle; `changed_out` is NULL or valid.
+ */
+enum vt_result vt_port_registry_save_changes(const struct vt_port_registry *registry,
+                                             const char *base_json,
+                                             const char *now_json,
+                                             size_t *changed_out);
+
+/**
+ * `*roots_json_out` receives a JSON array of the other project roots that name this registry
+ * (`[]` when it is this project's alone); free it with `vt_string_free`.
+ *
+ * # Safety
+ * `registry` is a live handle; `roots_json_out` is valid for one write.
+ */
+enum vt_result vt_port_registry_shared_with(const struct vt_port_registry *registry,
+                                            char **roots_json_out);
+
+/**
+ * `syncFromWorktrees(worktrees)`: `worktrees_json` is `[{ "name": "...", "path": "..." }]`; each
+ * `<path>/.env` line `NAME_PORT=<digits>` missing from the registry is added under the lock.
+ * `added_out` may be NULL; otherwise it receives how many keys were added.
+ *
+ * # Safety
+ * `worktrees_json` is NUL-terminated; `registry` is a live handle; `added_out` is NULL or valid.
+ */
+enum vt_result vt_port_registry_sync_from_worktrees(const struct vt_port_registry *registry,
+                                                    const char *worktrees_json,
+                                                    size_t *added_out);
+
+/**
+ * `getWorktreePorts(worktree)`: `*ports_json_out` receives `{ "<service>": port }`, read from the
+ * file now; free it with `vt_string_free`.
+ *
+ * # Safety
+ * `worktree` is NUL-terminated; `registry` is a live handle; `ports_json_out` is valid for one write.
+ */
+enum vt_result vt_port_registry_worktree_ports(const struct vt_port_registry *registry,
+                                               const char *worktree,
+                                               char **ports_json_out);
 
 /**
  * Gives the kept ended operations as a Chrome Trace Event Format JSON document (opens in
@@ -811,6 +955,25 @@ enum vt_result vt_worktree_manager_new(const char *options_json,
                                        const struct vt_task *host_steps,
                                        size_t host_step_count,
                                        struct vt_worktree_manager **manager_out);
+
+/**
+ * `vt_worktree_manager_new`, recording every creation into `profiler` (a handle of the host's,
+ * e.g. the profiler its metrics endpoint reads) instead of a profiler of the manager's own.
+ * `vt_worktree_manager_profiler` then returns a handle sharing that same profiler. `profiler`
+ * stays the caller's: free it with `vt_profiler_free` whenever (the manager keeps the profiler
+ * alive while it needs it). Errors: as `vt_worktree_manager_new`; `VT_NULL_ARGUMENT` for a NULL
+ * `profiler`.
+ *
+ * # Safety
+ * As `vt_worktree_manager_new`; `profiler` is a live handle.
+ */
+enum vt_result vt_worktree_manager_new_with_profiler(const char *options_json,
+                                                     const struct vt_profiler *profiler,
+                                                     vt_progress_fn on_progress,
+                                                     void *userdata,
+                                                     const struct vt_task *host_steps,
+                                                     size_t host_step_count,
+                                                     struct vt_worktree_manager **manager_out);
 
 /**
  * Gives a new profiler handle sharing the manager's profiler (every creation's spans: stats,

@@ -13,6 +13,7 @@ mod cache;
 mod errors;
 mod history;
 mod optimizer;
+mod ports;
 mod profiler;
 mod worktree;
 

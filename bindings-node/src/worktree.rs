@@ -115,10 +115,11 @@ pub struct NativeWorktreeManager {
 
 #[napi]
 impl NativeWorktreeManager {
-    /// Opens the project at `options.rootDir` (a git repository's main worktree).
+    /// Opens the project at `options.rootDir` (a git repository's main worktree), recording into
+    /// `profiler` when given (else a profiler of its own).
     #[napi(
         constructor,
-        ts_args_type = "settings: Record<string, unknown>, onProgress?: (event: ProgressEventJs | null) => void, hostSteps?: Array<HostStepSpec>, hostRunner?: (call: [number, any]) => Promise<any>"
+        ts_args_type = "settings: Record<string, unknown>, onProgress?: (event: ProgressEventJs | null) => void, hostSteps?: Array<HostStepSpec>, hostRunner?: (call: [number, any]) => Promise<any>, profiler?: NativeProfiler"
     )]
     pub fn new(
         env: Env,
@@ -126,9 +127,12 @@ impl NativeWorktreeManager {
         on_progress: Option<ProgressFn>,
         host_steps: Option<Vec<HostStepSpec>>,
         host_runner: Option<HostRunner>,
+        profiler: Option<&JsProfiler>,
     ) -> napi::Result<Self> {
         let settings = WorktreeSettings::from_value(settings).map_err(|e| core_error(&env, &e))?;
         let mut opts = WorktreeOptions::from(settings);
+        // the host's profiler (the server's `manager.profiler`): every creation is recorded there
+        opts.profiler = profiler.map(|p| p.inner.clone());
         let progress = on_progress.map(Arc::new);
         if let Some(tsfn) = &progress {
             let tsfn = tsfn.clone();

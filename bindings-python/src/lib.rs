@@ -10,6 +10,7 @@ mod cache;
 mod convert;
 mod errors;
 mod optimizer;
+mod ports;
 mod profiler;
 mod worktree;
 
@@ -26,6 +27,7 @@ fn native_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<optimizer::PyOptimizer>()?;
     m.add_class::<cache::PyCacheManager>()?;
     m.add_class::<worktree::PyWorktreeManager>()?;
+    m.add_class::<ports::PyPortRegistry>()?;
     set_all(m)
 }
 

@@ -207,6 +207,7 @@ impl PyWorktreeManager {
     /// (default `~/.vibetrees/cache`), services come from `compose_file` (default
     /// `docker-compose.yml`), containers run with `runtime` (`auto`, `docker`, `podman`, `none`).
     /// `on_progress({"name", "step", "message"})` is called from worker threads during creations.
+    /// `profiler` (a `Profiler`) records every creation there instead of a profiler of its own.
     /// Every other keyword is a setting of the core, in snake_case (`push_branch`,
     /// `use_cache`, `install`, `critical_services`, `mcp_servers`, `checkout`, ...; see the
     /// README); an unknown one is a `ParseError` naming it. `mcp_extra` is the deprecated name of
@@ -214,7 +215,7 @@ impl PyWorktreeManager {
     #[new]
     #[pyo3(signature = (
         root_dir, worktree_base=None, cache_dir=None, compose_file=None, runtime=None,
-        on_progress=None, *, host_steps=None, mcp_extra=None, **settings
+        on_progress=None, *, host_steps=None, profiler=None, mcp_extra=None, **settings
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -226,6 +227,7 @@ impl PyWorktreeManager {
         runtime: Option<Bound<'_, PyAny>>,
         on_progress: Option<Py<PyAny>>,
         host_steps: Option<Bound<'_, PyAny>>,
+        profiler: Option<Py<PyProfiler>>,
         mcp_extra: Option<Bound<'_, PyAny>>,
         settings: Option<Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
@@ -264,11 +266,18 @@ impl PyWorktreeManager {
         if let Some(steps) = host_steps {
             opts.host_steps = parse_host_steps(&steps)?;
         }
+        // the host's profiler: every creation is recorded there, and `manager.profiler` is it
+        if let Some(p) = &profiler {
+            opts.profiler = Some(p.get().inner.clone());
+        }
         let inner = bridge::wait_blocking(py, "opening the worktree manager", move || {
             WorktreeManager::new(opts)
         })?
         .py()?;
-        let profiler = Py::new(py, PyProfiler::from_arc(inner.profiler()))?;
+        let profiler = match profiler {
+            Some(p) => p,
+            None => Py::new(py, PyProfiler::from_arc(inner.profiler()))?,
+        };
         Ok(Self { inner, profiler })
     }
 

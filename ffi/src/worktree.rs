@@ -79,11 +79,76 @@ pub unsafe extern "C" fn vt_worktree_manager_new(
     host_step_count: usize,
     manager_out: *mut *mut vt_worktree_manager,
 ) -> vt_result {
+    // SAFETY: forwarded contract; no profiler.
+    unsafe {
+        new_manager(
+            options_json,
+            std::ptr::null(),
+            on_progress,
+            userdata,
+            host_steps,
+            host_step_count,
+            manager_out,
+        )
+    }
+}
+
+/// `vt_worktree_manager_new`, recording every creation into `profiler` (a handle of the host's,
+/// e.g. the profiler its metrics endpoint reads) instead of a profiler of the manager's own.
+/// `vt_worktree_manager_profiler` then returns a handle sharing that same profiler. `profiler`
+/// stays the caller's: free it with `vt_profiler_free` whenever (the manager keeps the profiler
+/// alive while it needs it). Errors: as `vt_worktree_manager_new`; `VT_NULL_ARGUMENT` for a NULL
+/// `profiler`.
+///
+/// # Safety
+/// As `vt_worktree_manager_new`; `profiler` is a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vt_worktree_manager_new_with_profiler(
+    options_json: *const c_char,
+    profiler: *const vt_profiler,
+    on_progress: vt_progress_fn,
+    userdata: *mut c_void,
+    host_steps: *const vt_task,
+    host_step_count: usize,
+    manager_out: *mut *mut vt_worktree_manager,
+) -> vt_result {
+    if profiler.is_null() {
+        return ffi_call(|| Err(Failure::null("profiler")));
+    }
+    // SAFETY: forwarded contract.
+    unsafe {
+        new_manager(
+            options_json,
+            profiler,
+            on_progress,
+            userdata,
+            host_steps,
+            host_step_count,
+            manager_out,
+        )
+    }
+}
+
+/// Both constructors: `profiler` NULL means the manager's own.
+///
+/// # Safety
+/// As `vt_worktree_manager_new`; `profiler` is NULL or a live handle.
+unsafe fn new_manager(
+    options_json: *const c_char,
+    profiler: *const vt_profiler,
+    on_progress: vt_progress_fn,
+    userdata: *mut c_void,
+    host_steps: *const vt_task,
+    host_step_count: usize,
+    manager_out: *mut *mut vt_worktree_manager,
+) -> vt_result {
     ffi_call(|| {
         let text = unsafe { required_str(options_json, "options_json") }?;
         let steps = unsafe { required_slice(host_steps, host_step_count, "host_steps") }?;
         let out = unsafe { required_out(manager_out, "manager_out") }?;
         let mut opts = WorktreeOptions::from(WorktreeSettings::from_json(text)?);
+        // SAFETY: NULL or a live handle (caller's contract).
+        opts.profiler = unsafe { profiler.as_ref() }.map(|p| Arc::clone(&p.inner));
         // One gate for every callback of this manager: closed by vt_worktree_manager_free.
         let progress_gate = Arc::new(CallGate::default());
         if let Some(f) = on_progress {

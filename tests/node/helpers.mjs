@@ -104,3 +104,26 @@ export function tree(dir) {
   walk(dir);
   return out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
 }
+
+const repoRoot = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
+
+/** The `vibetrees` CLI built by tests/node/run.sh (`cargo build -p vibetrees-core --features cli`). */
+export function cliPath() {
+  const target = process.env.CARGO_TARGET_DIR || path.join(repoRoot, 'target');
+  return path.join(target, 'debug', 'vibetrees');
+}
+
+let plfDir = null;
+/** A folder with the real npm package proper-lockfile@4 in its node_modules (installed once). */
+export function properLockfileDir() {
+  if (plfDir) return plfDir;
+  const dir = tempDir('vt-node-plf-');
+  write(path.join(dir, 'package.json'), '{"name":"plf","private":true}');
+  execFileSync('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', 'proper-lockfile@4'], {
+    cwd: dir,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, npm_config_cache: npmCache },
+  });
+  plfDir = dir;
+  return dir;
+}

@@ -95,5 +95,5 @@ def test_error_classes_and_the_worktree_manager_stub_match_the_core():
     cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "WorktreeManager")
     new = next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__new__")
     params = [a.arg for a in new.args.args[1:] + new.args.kwonlyargs]
-    callbacks = {"on_progress", "host_steps", "mcp_extra"}
+    callbacks = {"on_progress", "host_steps", "profiler", "mcp_extra"}
     assert sorted(p for p in params if p not in callbacks) == sorted(vibetrees.WorktreeManager.setting_names())

@@ -7,6 +7,7 @@ The engine is Rust (vibetrees-core); this package is its Python face:
   ``async def`` functions on your event loop), each started as soon as its dependencies finish.
 - ``CacheManager``: the content-addressed ``node_modules`` cache.
 - ``WorktreeManager``: ``create_worktree_optimized(branch)``, the whole creation as one graph.
+- ``PortRegistry``: the VibeTrees server's ports registry object, never stale, locked changes.
 
 Every error is a ``VibetreesError`` subclass whose ``code`` is the engine's stable error code.
 """
@@ -16,6 +17,7 @@ from ._native import (
     ALL_CODES,
     CacheManager,
     PerformanceOptimizer,
+    PortRegistry,
     Profiler,
     Span,
     AlreadyExistsError,
@@ -42,6 +44,7 @@ __all__ = [
     "ALL_CODES",
     "CacheManager",
     "PerformanceOptimizer",
+    "PortRegistry",
     "Profiler",
     "Span",
     "AlreadyExistsError",

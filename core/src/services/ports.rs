@@ -152,18 +152,11 @@ pub struct PortRegistry {
     probe_listening: bool,
 }
 
-/// `<parent>-<child>`: the last two components of `project_root` (as the Node server names it).
+/// `<parent>-<child>`: the last two components of `project_root` (as the Node server names it;
+/// just the component when there is one: [`crate::services::server_registry::server_dir_name`]).
 pub fn registry_dir_name(project_root: &Path) -> String {
-    let child = project_root
-        .file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let parent = project_root
-        .parent()
-        .and_then(|p| p.file_name())
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    format!("{parent}-{child}")
+    crate::services::server_registry::server_dir_name(&project_root.to_string_lossy())
+        .unwrap_or_else(|_| "-".into())
 }
 
 /// `$HOME`, or a clear error when it is not set.
@@ -269,6 +262,26 @@ impl PortRegistry {
                 "worktree name for the ports registry must be non-empty and without ':': {worktree:?}"
             )));
         }
+        // Every key there already: nothing to write, so no lock (writes are atomic renames, a
+        // read sees a whole file).
+        if let Ok(entries) = self.load() {
+            let existing: Option<Vec<AllocatedPort>> = services
+                .iter()
+                .map(|svc| {
+                    let key = format!("{worktree}:{}", svc.name);
+                    let port = entries.get(&key).and_then(as_port).filter(|p| *p != 0)?;
+                    Some(AllocatedPort {
+                        service: svc.name.clone(),
+                        env_var: svc.env_var.clone(),
+                        port,
+                        existing: true,
+                    })
+                })
+                .collect();
+            if let Some(ports) = existing {
+                return Ok(AllocatedPorts(ports));
+            }
+        }
         let probe = self.probe_listening;
         self.update(|entries| {
             let mut used: HashSet<u16> = entries.values().filter_map(as_port).collect();
@@ -276,7 +289,8 @@ impl PortRegistry {
             let mut changed = false;
             for svc in services {
                 let key = format!("{worktree}:{}", svc.name);
-                if let Some(port) = entries.get(&key).and_then(as_port) {
+                // as the server's `if (this.ports[key])`: a port of 0 is no port
+                if let Some(port) = entries.get(&key).and_then(as_port).filter(|p| *p != 0) {
                     out.push(AllocatedPort {
                         service: svc.name.clone(),
                         env_var: svc.env_var.clone(),

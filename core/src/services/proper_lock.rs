@@ -9,8 +9,11 @@
 //!   (`rmdir`) and take it;
 //! - release is `rmdir`.
 //!
-//! Taking over a stale lock re-checks before removing it: the mtime must still be the stale one
-//! that was observed, so a holder that refreshed it in between keeps its lock.
+//! Taking over a stale lock happens under a takeover mutex, a directory `<lock>.takeover` made
+//! with `mkdir`: only its holder re-checks the lock (still the stale mtime that was observed, so a
+//! holder that refreshed it keeps it), removes it and makes its own; the others wait. Two of our
+//! processes therefore never both remove one stale lock (the second would remove the first's fresh
+//! lock). A takeover mutex older than `stale` was left by a killed process and is removed.
 
 use crate::error::{Error, Result};
 use parking_lot::{Condvar, Mutex};
@@ -131,22 +134,46 @@ fn is_stale(mtime: SystemTime, stale: Duration) -> bool {
     }
 }
 
-fn try_once(lock_dir: &Path, stale: Duration) -> Result<Attempt> {
-    // At most a few rounds: mkdir, (lock vanished | stale lock removed), mkdir again.
-    for _ in 0..3 {
-        match std::fs::create_dir(lock_dir) {
-            Ok(()) => {
-                let t = now_ms();
-                if let Err(e) = set_mtime(lock_dir, t) {
-                    let _ = std::fs::remove_dir(lock_dir);
-                    return Err(Error::io_path("set the mtime of lock", lock_dir, e));
-                }
-                // Keep what the filesystem stored (a coarse-timestamp filesystem rounds it), so
-                // the refresher's "is the mtime still ours" check compares like with like.
-                return Ok(Attempt::Taken(mtime_of(lock_dir).unwrap_or(t)));
+/// `mkdir` of the lock and its mtime set: `Some(mtime)` when we made it, `None` when it exists.
+fn make_lock(lock_dir: &Path) -> Result<Option<SystemTime>> {
+    match std::fs::create_dir(lock_dir) {
+        Ok(()) => {
+            let t = now_ms();
+            if let Err(e) = set_mtime(lock_dir, t) {
+                let _ = std::fs::remove_dir(lock_dir);
+                return Err(Error::io_path("set the mtime of lock", lock_dir, e));
             }
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(Error::io_path("create lock directory", lock_dir, e)),
+            // Keep what the filesystem stored (a coarse-timestamp filesystem rounds it), so
+            // the refresher's "is the mtime still ours" check compares like with like.
+            Ok(Some(mtime_of(lock_dir).unwrap_or(t)))
+        }
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(None),
+        Err(e) => Err(Error::io_path("create lock directory", lock_dir, e)),
+    }
+}
+
+/// The takeover mutex of `lock_dir`: a directory `<lock>.takeover`, held (made with `mkdir`) by
+/// the one process that replaces a stale lock.
+pub fn takeover_path_for(lock_dir: &Path) -> PathBuf {
+    let mut s = lock_dir.as_os_str().to_owned();
+    s.push(".takeover");
+    PathBuf::from(s)
+}
+
+/// Removes the takeover mutex when the takeover is over, whatever its outcome.
+struct TakeoverGuard(PathBuf);
+
+impl Drop for TakeoverGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+fn try_once(lock_dir: &Path, stale: Duration) -> Result<Attempt> {
+    // At most a few rounds: mkdir, (lock vanished | stale lock replaced), mkdir again.
+    for _ in 0..3 {
+        if let Some(t) = make_lock(lock_dir)? {
+            return Ok(Attempt::Taken(t));
         }
         let seen = match mtime_of(lock_dir) {
             Ok(m) => m,
@@ -156,10 +183,25 @@ fn try_once(lock_dir: &Path, stale: Duration) -> Result<Attempt> {
         if !is_stale(seen, stale) {
             return Ok(Attempt::Held);
         }
-        // Stale. Re-check right before removing: a holder that refreshed it keeps it.
+        // Stale. Only the holder of the takeover mutex replaces it, after re-checking under the
+        // mutex, so two of our processes never both remove a lock and one of them the fresh one.
+        let takeover = takeover_path_for(lock_dir);
+        match std::fs::create_dir(&takeover) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                // Someone is taking it over. A takeover mutex as old as a stale lock was left by a
+                // killed process: clear it, and the next attempt decides.
+                if mtime_of(&takeover).is_ok_and(|m| is_stale(m, stale)) {
+                    let _ = std::fs::remove_dir(&takeover);
+                }
+                return Ok(Attempt::Held);
+            }
+            Err(e) => return Err(Error::io_path("create takeover mutex", &takeover, e)),
+        }
+        let _guard = TakeoverGuard(takeover);
         match mtime_of(lock_dir) {
-            Ok(again) if again == seen => {}
-            Ok(_) => return Ok(Attempt::Held),
+            Ok(again) if again == seen && is_stale(again, stale) => {}
+            Ok(_) => return Ok(Attempt::Held), // refreshed or replaced meanwhile
             Err(e) if e.kind() == ErrorKind::NotFound => continue,
             Err(e) => return Err(Error::io_path("stat lock", lock_dir, e)),
         }
@@ -168,7 +210,11 @@ fn try_once(lock_dir: &Path, stale: Duration) -> Result<Attempt> {
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io_path("remove stale lock", lock_dir, e)),
         }
-        // Like proper-lockfile, the next mkdir decides: whoever creates it first owns it.
+        // Made while the mutex is held: a proper-lockfile process may still win this mkdir.
+        return Ok(match make_lock(lock_dir)? {
+            Some(t) => Attempt::Taken(t),
+            None => Attempt::Held,
+        });
     }
     Ok(Attempt::Held)
 }
@@ -387,5 +433,40 @@ mod tests {
         }
         assert!(mtime_of(lock.lock_path()).unwrap() > first);
         assert!(!lock.is_compromised());
+    }
+
+    #[test]
+    fn a_stale_lock_is_taken_over_only_under_the_takeover_mutex() {
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join("ports.json");
+        std::fs::write(&file, "{}").unwrap();
+        let dir = lock_path_for(&file).unwrap();
+        std::fs::create_dir(&dir).unwrap();
+        let old = SystemTime::now() - Duration::from_secs(11);
+        set_mtime(&dir, old).unwrap();
+        // another process is taking it over right now: we neither remove it nor take it
+        let takeover = takeover_path_for(&dir);
+        std::fs::create_dir(&takeover).unwrap();
+        let opts = LockOptions::default();
+        assert!(FileLock::try_acquire(&file, &opts).unwrap().is_none());
+        assert!(dir.is_dir() && takeover.is_dir());
+        assert!(is_stale(mtime_of(&dir).unwrap(), opts.stale));
+        // its takeover finished (the mutex is gone): now the stale lock is ours
+        std::fs::remove_dir(&takeover).unwrap();
+        let lock = FileLock::try_acquire(&file, &opts).unwrap().unwrap();
+        assert!(!is_stale(mtime_of(&dir).unwrap(), opts.stale));
+        assert!(
+            !takeover.exists(),
+            "the mutex is released after the takeover"
+        );
+        drop(lock);
+        // a takeover mutex left by a killed process (as old as a stale lock) is cleared
+        std::fs::create_dir(&dir).unwrap();
+        set_mtime(&dir, old).unwrap();
+        std::fs::create_dir(&takeover).unwrap();
+        set_mtime(&takeover, old).unwrap();
+        assert!(FileLock::try_acquire(&file, &opts).unwrap().is_none());
+        assert!(!takeover.exists());
+        assert!(FileLock::try_acquire(&file, &opts).unwrap().is_some());
     }
 }

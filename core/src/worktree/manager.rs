@@ -107,6 +107,7 @@ impl WorktreeManager {
             settings,
             on_progress,
             host_steps,
+            profiler,
         } = opts;
         settings.validate()?;
         let root = std::fs::canonicalize(&settings.root_dir)
@@ -120,7 +121,14 @@ impl WorktreeManager {
         std::thread::spawn(|| {
             crate::cache::node_abi();
         });
-        let profiler = Arc::new(Profiler::new());
+        let profiler = profiler.unwrap_or_else(|| Arc::new(Profiler::new()));
+        // Say so when another project's worktrees share this project's ports registry.
+        if let Ok(home) = crate::services::ports::home_dir() {
+            let _ = crate::services::server_registry::ServerPortRegistry::new_in(
+                &home,
+                &root.to_string_lossy(),
+            );
+        }
         let optimizer = PerformanceOptimizer::new(OptimizerOptions {
             profiler: Some(profiler.clone()),
             ..Default::default()

@@ -63,6 +63,9 @@ pub struct WorktreeOptions {
     pub on_progress: Option<ProgressSink>,
     /// The host's own steps.
     pub host_steps: Vec<HostStep>,
+    /// A profiler of the host's to record every creation into (the server's `manager.profiler`,
+    /// so its metrics endpoint shows our steps); `None`: the manager makes its own.
+    pub profiler: Option<Arc<crate::profiler::Profiler>>,
 }
 
 impl WorktreeOptions {
@@ -76,6 +79,12 @@ impl WorktreeOptions {
         self.on_progress = Some(sink);
         self
     }
+
+    /// These options with every creation recorded into `profiler` (shared with the host).
+    pub fn with_profiler(mut self, profiler: Arc<crate::profiler::Profiler>) -> Self {
+        self.profiler = Some(profiler);
+        self
+    }
 }
 
 impl From<WorktreeSettings> for WorktreeOptions {
@@ -84,6 +93,7 @@ impl From<WorktreeSettings> for WorktreeOptions {
             settings,
             on_progress: None,
             host_steps: Vec::new(),
+            profiler: None,
         }
     }
 }
@@ -94,6 +104,7 @@ impl std::fmt::Debug for WorktreeOptions {
             .field("settings", &self.settings)
             .field("on_progress", &self.on_progress.is_some())
             .field("host_steps", &self.host_steps)
+            .field("profiler", &self.profiler.is_some())
             .finish()
     }
 }

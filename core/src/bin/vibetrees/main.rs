@@ -1,10 +1,12 @@
 //! The `vibetrees` command line: create worktrees fast, inspect the cache and the profile.
 //!
 //! Each group of subcommands lives in its own file: `graph_cmd.rs` (task-graph demo),
-//! `cache_cmd.rs` (node_modules cache), `worktree_cmd.rs` (create/remove/list/metrics/trace/demo).
+//! `cache_cmd.rs` (node_modules cache), `ports_cmd.rs` (ports registry),
+//! `worktree_cmd.rs` (create/remove/list/metrics/trace/demo).
 
 mod cache_cmd;
 mod graph_cmd;
+mod ports_cmd;
 mod worktree_cmd;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +27,9 @@ enum Command {
     /// Manage the node_modules cache.
     #[command(subcommand)]
     Cache(cache_cmd::CacheCommand),
+    /// The project's ports registry, shared with the VibeTrees server (allocate, release, list).
+    #[command(subcommand)]
+    Ports(ports_cmd::PortsCommand),
     /// Worktree commands (create, remove, list, metrics, trace, demo).
     #[command(flatten)]
     Worktree(worktree_cmd::WorktreeCommand),
@@ -35,6 +40,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Graph(args) => graph_cmd::run(args),
         Command::Cache(cmd) => cache_cmd::run(cmd),
+        Command::Ports(cmd) => ports_cmd::run(cmd),
         Command::Worktree(cmd) => worktree_cmd::run(cmd),
     };
     match result {

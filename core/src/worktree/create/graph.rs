@@ -179,17 +179,20 @@ impl GraphBuilder {
         self.tasks.push(task.with_optional(O::OPTIONAL));
     }
 
-    /// Adds a host step: it receives its dependencies' outputs as JSON.
+    /// Adds a host step: it receives its dependencies' outputs as JSON. An optional one that fails
+    /// is reported as a progress event of its own name (`✗ <name> failed ...`).
     pub fn host(&mut self, step: &HostStep) {
         let c = Arc::clone(&self.creation);
         let body = step.body.clone();
         let deps: Vec<&str> = step.dependencies.iter().map(String::as_str).collect();
+        let (name, optional) = (step.name.clone(), step.optional);
         let task = Task::new(
             step.name.clone(),
             &deps,
             move |inputs: TaskInputs<StepValue>| {
                 let c = Arc::clone(&c);
                 let body = body.clone();
+                let name = name.clone();
                 async move {
                     c.check_cancelled()?;
                     let mut dependencies = serde_json::Map::new();
@@ -202,7 +205,19 @@ impl GraphBuilder {
                         branch: c.name.clone(),
                         dependencies,
                     };
-                    Ok(StepValue::Host(body(input).await?))
+                    match body(input).await {
+                        Ok(value) => Ok(StepValue::Host(value)),
+                        Err(e) => {
+                            // an optional step's failure does not fail the creation: say it here
+                            if optional {
+                                c.emit(
+                                    &name,
+                                    format!("✗ {name} failed (the creation goes on): {e}"),
+                                );
+                            }
+                            Err(e)
+                        }
+                    }
                 }
             },
         );
