@@ -5,17 +5,7 @@
 
 const native = require('./loader.js');
 
-function argError(message) {
-  const err = new TypeError(message);
-  err.code = 'INVALID_ARGUMENT';
-  return err;
-}
-
-function describe(value) {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  return typeof value === 'object' ? 'an object' : `${typeof value} ${String(value)}`;
-}
+const { argError, describe } = require('./args.js');
 
 function checkName(value, where, what) {
   if (typeof value !== 'string') throw argError(`${where}: ${what} must be a string, got ${describe(value)}`);

@@ -1,6 +1,9 @@
 //! Ports registry: format, persistence, allocation rules, release, the proper-lockfile interop with
 //! the real npm package under real node, and two OS processes allocating at once.
 
+mod ports_support;
+
+use ports_support::free_base;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -17,18 +20,6 @@ fn svc(name: &str, base: u16) -> ServicePort {
         name: name.into(),
         env_var: vibetrees_core::services::ports::env_var_for(name),
         base_port: base,
-    }
-}
-
-/// A port with `n` free ports after it (none listening), found by binding port 0.
-fn free_base(n: u16) -> u16 {
-    loop {
-        let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-        let p = l.local_addr().unwrap().port();
-        drop(l);
-        if p < 60000 && (p..p + n).all(|q| !is_port_in_use(q)) {
-            return p;
-        }
     }
 }
 

@@ -2,24 +2,15 @@
 //! server's calls, never stale, read-modify-write touching only changed keys, allocation that
 //! terminates when its base port is taken, the shared-name warning, and the `vibetrees ports` CLI.
 
+mod ports_support;
+
 use indexmap::IndexMap;
+use ports_support::free_base;
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::Path;
 use std::process::Command;
 use vibetrees_core::services::ports::is_port_in_use;
 use vibetrees_core::services::server_registry::{ServerPortRegistry, WorktreeRef};
-
-/// A port with `n` free ports after it (none listening), found by binding port 0.
-fn free_base(n: u16) -> u16 {
-    loop {
-        let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-        let p = l.local_addr().unwrap().port();
-        drop(l);
-        if p < 60000 && (p..p + n).all(|q| !is_port_in_use(q)) {
-            return p;
-        }
-    }
-}
 
 fn svcs(pairs: &[(&str, u16)]) -> Vec<(String, u16)> {
     pairs.iter().map(|(s, p)| (s.to_string(), *p)).collect()

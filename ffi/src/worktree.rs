@@ -79,18 +79,20 @@ pub unsafe extern "C" fn vt_worktree_manager_new(
     host_step_count: usize,
     manager_out: *mut *mut vt_worktree_manager,
 ) -> vt_result {
-    // SAFETY: forwarded contract; no profiler.
-    unsafe {
-        new_manager(
-            options_json,
-            std::ptr::null(),
-            on_progress,
-            userdata,
-            host_steps,
-            host_step_count,
-            manager_out,
-        )
-    }
+    ffi_call(|| {
+        // SAFETY: forwarded contract; no profiler.
+        unsafe {
+            new_manager(
+                options_json,
+                std::ptr::null(),
+                on_progress,
+                userdata,
+                host_steps,
+                host_step_count,
+                manager_out,
+            )
+        }
+    })
 }
 
 /// `vt_worktree_manager_new`, recording every creation into `profiler` (a handle of the host's,
@@ -112,21 +114,23 @@ pub unsafe extern "C" fn vt_worktree_manager_new_with_profiler(
     host_step_count: usize,
     manager_out: *mut *mut vt_worktree_manager,
 ) -> vt_result {
-    if profiler.is_null() {
-        return ffi_call(|| Err(Failure::null("profiler")));
-    }
-    // SAFETY: forwarded contract.
-    unsafe {
-        new_manager(
-            options_json,
-            profiler,
-            on_progress,
-            userdata,
-            host_steps,
-            host_step_count,
-            manager_out,
-        )
-    }
+    ffi_call(|| {
+        if profiler.is_null() {
+            return Err(Failure::null("profiler"));
+        }
+        // SAFETY: forwarded contract.
+        unsafe {
+            new_manager(
+                options_json,
+                profiler,
+                on_progress,
+                userdata,
+                host_steps,
+                host_step_count,
+                manager_out,
+            )
+        }
+    })
 }
 
 /// Both constructors: `profiler` NULL means the manager's own.
@@ -141,27 +145,25 @@ unsafe fn new_manager(
     host_steps: *const vt_task,
     host_step_count: usize,
     manager_out: *mut *mut vt_worktree_manager,
-) -> vt_result {
-    ffi_call(|| {
-        let text = unsafe { required_str(options_json, "options_json") }?;
-        let steps = unsafe { required_slice(host_steps, host_step_count, "host_steps") }?;
-        let out = unsafe { required_out(manager_out, "manager_out") }?;
-        let mut opts = WorktreeOptions::from(WorktreeSettings::from_json(text)?);
-        // SAFETY: NULL or a live handle (caller's contract).
-        opts.profiler = unsafe { profiler.as_ref() }.map(|p| Arc::clone(&p.inner));
-        // One gate for every callback of this manager: closed by vt_worktree_manager_free.
-        let progress_gate = Arc::new(CallGate::default());
-        if let Some(f) = on_progress {
-            opts.on_progress = Some(progress_sink(f, UserData(userdata), &progress_gate));
-        }
-        opts.host_steps = unsafe { c_host_steps(steps, &progress_gate) }?;
-        let inner = WorktreeManager::new(opts)?;
-        *out = Box::into_raw(Box::new(vt_worktree_manager {
-            inner,
-            progress_gate,
-        }));
-        Ok(())
-    })
+) -> FfiResult<()> {
+    let text = unsafe { required_str(options_json, "options_json") }?;
+    let steps = unsafe { required_slice(host_steps, host_step_count, "host_steps") }?;
+    let out = unsafe { required_out(manager_out, "manager_out") }?;
+    let mut opts = WorktreeOptions::from(WorktreeSettings::from_json(text)?);
+    // SAFETY: NULL or a live handle (caller's contract).
+    opts.profiler = unsafe { profiler.as_ref() }.map(|p| Arc::clone(&p.inner));
+    // One gate for every callback of this manager: closed by vt_worktree_manager_free.
+    let progress_gate = Arc::new(CallGate::default());
+    if let Some(f) = on_progress {
+        opts.on_progress = Some(progress_sink(f, UserData(userdata), &progress_gate));
+    }
+    opts.host_steps = unsafe { c_host_steps(steps, &progress_gate) }?;
+    let inner = WorktreeManager::new(opts)?;
+    *out = Box::into_raw(Box::new(vt_worktree_manager {
+        inner,
+        progress_gate,
+    }));
+    Ok(())
 }
 
 /// The host steps C describes, each calling its C function through `gate`.

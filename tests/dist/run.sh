@@ -148,7 +148,7 @@ tarball_files() {
   # main: JavaScript and types only; each platform package: exactly one .node
   tar -tzf "$main_tgz" | sort >"$work/main.files"
   if grep '\.node$' "$work/main.files"; then echo "the main package carries a .node file"; return 1; fi
-  for f in index.js index.mjs index.d.ts loader.js ports.js binding.js binding.d.ts package.json; do
+  for f in index.js args.js index.mjs index.d.ts loader.js ports.js binding.js binding.d.ts package.json; do
     grep -qx "package/$f" "$work/main.files" || { echo "package/$f missing from the main package"; return 1; }
   done
   local platform_tgzs=("$gnu_tgz")
