@@ -27,7 +27,9 @@ export type ErrorCode =
   | 'CACHE'
   | 'LOCK'
   | 'PARSE'
-  | 'INTERNAL';
+  | 'INTERNAL'
+  | 'WORKTREE_LOCKED'
+  | 'WORKTREE_DIRTY';
 
 /** A rejected promise or thrown error of this package. */
 export interface VibetreesError extends Error {

@@ -34,6 +34,8 @@ from ._native import (
     TaskFailedError,
     TimeoutError,
     VibetreesError,
+    WorktreeDirtyError,
+    WorktreeLockedError,
     WorktreeManager,
     __version__,
 )
@@ -60,6 +62,8 @@ __all__ = [
     "TaskFailedError",
     "TimeoutError",
     "VibetreesError",
+    "WorktreeDirtyError",
+    "WorktreeLockedError",
     "WorktreeManager",
     "__version__",
     "types",
