@@ -230,8 +230,15 @@ pub async fn create(
         return Err(err);
     }
     // Ready: the worktree is no longer "being created".
+    // What the creation wrote is recorded in its marker (not the user's changes: `removal.rs`).
     let (root, p) = (state.root.clone(), creation.path.clone());
-    if let Err(e) = blocking(move || git::unlock_at(&git::open(&root)?, &p)).await {
+    if let Err(e) = blocking(move || {
+        let repo = git::open(&root)?;
+        super::marker::record_written(&repo, &p)?;
+        git::unlock_at(&repo, &p)
+    })
+    .await
+    {
         let _ = state.profiler.end_failed(&total, &e.to_string());
         undo(&creation, Some(&run), &e).await;
         return Err(e);
