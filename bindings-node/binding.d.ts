@@ -31,7 +31,7 @@ export declare class CacheManager {
    * Restores the node_modules folder at `targetNodeModulesPath` from its project's entry.
    * A miss resolves to `{ restored: false, reason }`; other failures reject.
    */
-  restoreNodeModules(targetNodeModulesPath: string): Promise<any>
+  restoreNodeModules(targetNodeModulesPath: string, replace?: boolean | undefined | null): Promise<any>
   /** True when the cache holds an entry for the project at `projectPath` (synchronous). */
   isCacheValid(projectPath: string): boolean
   /** The BuildKit environment for `docker compose` builds. */
@@ -153,7 +153,11 @@ export declare class NativeWorktreeManager {
    */
   createWorktreeOptimized(branchName: string, fromBranch: string, cancel?: ExternalObject<unknown>): Promise<any>
   /** Stops its containers, releases its ports, unregisters it and trashes its folder. */
-  removeWorktree(name: string): Promise<any>
+  removeWorktree(name: string, options?: any | undefined | null): Promise<any>
+  /** The worktrees kept in the trash, oldest first. */
+  trashList(): Promise<any>
+  /** Brings the newest trash entry of `name` back (folder and registration). */
+  trashRestore(name: string): Promise<any>
   /** The project's worktrees with their ports. */
   listWorktrees(): Promise<any>
   /** Starts the warm-up jobs (cache populate from the main worktree, image pulls). */

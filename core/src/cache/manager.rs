@@ -87,7 +87,14 @@ impl CacheManager {
         )
     }
 
-    /// Restores the node_modules folder `target` from the entry of its project's key.
+    /// The restore method its restores use.
+    pub fn method(&self) -> RestoreMethod {
+        self.method
+    }
+
+    /// Restores the node_modules folder `target` from the entry of its project's key. An
+    /// existing target is refused (see [`crate::cache::check_target`]): use
+    /// [`Self::restore_node_modules_with`] with `replace` to replace a node_modules folder.
     /// A miss (no entry, no package.json, a mutated entry that was evicted) is `restored: false`
     /// with the reason; other failures are errors.
     pub fn restore_node_modules(&self, target: &Path) -> Result<RestoreOutcome> {

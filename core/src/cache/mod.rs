@@ -34,7 +34,7 @@ pub use manager::{CacheManager, CacheManagerOptions, RestoreOutcome};
 pub use manifest::{ENTRY_FORMAT, EntryInfo, Manifest};
 pub use phases::PhaseTime;
 pub use populate::{PopulateOptions, PopulateOutcome, PopulateReport};
-pub use restore::{RestoreOptions, RestoreStats};
+pub use restore::{RestoreOptions, RestoreStats, check_target};
 pub use stats::{CacheStats, HitCounts};
 pub use store::{CacheOptions, NodeModulesCache, default_cache_dir};
 pub use verify::{BadEntry, VerifyReport};
