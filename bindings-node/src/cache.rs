@@ -126,10 +126,9 @@ impl JsCacheManager {
                     replace: replace.unwrap_or(false),
                     ..Default::default()
                 };
-                to_json(inner.restore_node_modules_with(
-                    Path::new(&target_node_modules_path),
-                    &opts,
-                )?)
+                to_json(
+                    inner.restore_node_modules_with(Path::new(&target_node_modules_path), &opts)?,
+                )
             },
             |_, v| Ok(v),
         )

@@ -242,12 +242,12 @@ impl NativeWorktreeManager {
             async move {
                 let opts: vibetrees_core::worktree::RemoveOptions = match options {
                     None | Some(serde_json::Value::Null) => Default::default(),
-                    Some(v) => serde_json::from_value(v).map_err(|e| {
-                        vibetrees_core::Error::Parse {
+                    Some(v) => {
+                        serde_json::from_value(v).map_err(|e| vibetrees_core::Error::Parse {
                             what: "removeWorktree options".into(),
                             message: e.to_string(),
-                        }
-                    })?,
+                        })?
+                    }
                 };
                 Ok(serde_json::to_value(
                     manager.remove_worktree_with(&name, opts).await?,

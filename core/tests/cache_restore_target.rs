@@ -47,7 +47,14 @@ fn a_target_that_is_not_node_modules_is_refused_and_left_alone() {
     assert!(err.contains("not a node_modules folder"), "{err}");
     // --replace does not change that
     let out = Command::new(BIN)
-        .args(["cache", "restore", "--key", &key.to_string(), "--replace", "--target"])
+        .args([
+            "cache",
+            "restore",
+            "--key",
+            &key.to_string(),
+            "--replace",
+            "--target",
+        ])
         .arg(&project)
         .args(["--cache-dir"])
         .arg(t.path().join("cache"))
@@ -118,7 +125,10 @@ fn an_existing_node_modules_is_replaced_only_when_told() {
     std::fs::write(b.join("node_modules/extra.txt"), "x").unwrap();
     let run = |replace: bool| {
         let mut c = Command::new(BIN);
-        c.args(["cache", "restore"]).arg(&b).arg("--cache-dir").arg(t.path().join("cache"));
+        c.args(["cache", "restore"])
+            .arg(&b)
+            .arg("--cache-dir")
+            .arg(t.path().join("cache"));
         if replace {
             c.arg("--replace");
         }
@@ -128,6 +138,10 @@ fn an_existing_node_modules_is_replaced_only_when_told() {
     assert!(!out.status.success());
     assert!(b.join("node_modules/extra.txt").exists());
     let out = run(true);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!b.join("node_modules/extra.txt").exists());
 }

@@ -20,12 +20,14 @@ fn created(o: CreateOutcome) -> Box<CreatedWorktree> {
 }
 
 fn make(m: &WorktreeManager, name: &str) -> Box<CreatedWorktree> {
-    created(block_on(async {
-        let r = m.create_worktree_optimized(name, "main").await;
-        m.wait_background().await;
-        r
-    })
-    .unwrap())
+    created(
+        block_on(async {
+            let r = m.create_worktree_optimized(name, "main").await;
+            m.wait_background().await;
+            r
+        })
+        .unwrap(),
+    )
 }
 
 fn remove(m: &WorktreeManager, name: &str, opts: RemoveOptions) -> vibetrees_core::Result<()> {
@@ -109,7 +111,13 @@ fn a_locked_worktree_needs_force_locked_and_force_alone_is_not_enough() {
     let w = make(&m, "locked-one");
     git(
         &p.root,
-        &["worktree", "lock", "--reason", "on a USB disk", w.path.to_str().unwrap()],
+        &[
+            "worktree",
+            "lock",
+            "--reason",
+            "on a USB disk",
+            w.path.to_str().unwrap(),
+        ],
     );
     for opts in [RemoveOptions::default(), FORCE] {
         let e = remove(&m, "locked-one", opts).unwrap_err();
@@ -117,7 +125,9 @@ fn a_locked_worktree_needs_force_locked_and_force_alone_is_not_enough() {
         assert!(e.to_string().contains("on a USB disk"), "{e}");
     }
     assert!(w.path.join("README.md").exists());
-    assert!(p.worktree_list().contains("locked on a USB disk") || p.worktree_list().contains("locked"));
+    assert!(
+        p.worktree_list().contains("locked on a USB disk") || p.worktree_list().contains("locked")
+    );
     remove(
         &m,
         "locked-one",
@@ -137,7 +147,9 @@ fn a_dirty_worktree_is_refused_and_force_keeps_it_in_the_trash_restorable() {
     let m = WorktreeManager::new(p.options()).unwrap();
     // each kind of change on its own worktree: modified, staged, untracked
     let cases: [(&str, fn(&Path)); 3] = [
-        ("modified", |w| std::fs::write(w.join("README.md"), "# mine\n").unwrap()),
+        ("modified", |w| {
+            std::fs::write(w.join("README.md"), "# mine\n").unwrap()
+        }),
         ("staged", |w| {
             std::fs::write(w.join("staged.txt"), "staged\n").unwrap();
             git(w, &["add", "staged.txt"]);
@@ -156,7 +168,10 @@ fn a_dirty_worktree_is_refused_and_force_keeps_it_in_the_trash_restorable() {
         assert!(p.worktree_list().contains(name));
     }
     // force: moved to the trash (not deleted), registration saved with it
-    let status_before = git(&p.root.join(".worktrees/staged"), &["status", "--porcelain"]);
+    let status_before = git(
+        &p.root.join(".worktrees/staged"),
+        &["status", "--porcelain"],
+    );
     let out = block_on(m.remove_worktree_with("staged", FORCE)).unwrap();
     block_on(m.wait_background());
     let kept = out.kept.expect("kept in the trash");
@@ -193,7 +208,10 @@ fn files_the_creation_wrote_do_not_make_a_worktree_dirty_until_changed() {
     let w = make(&m, "as-written");
     assert!(w.path.join(".env").exists() && w.path.join(".claude/settings.json").exists());
     assert!(w.path.join("node_modules").exists());
-    assert!(!git(&w.path, &["status", "--porcelain"]).is_empty(), "git sees them");
+    assert!(
+        !git(&w.path, &["status", "--porcelain"]).is_empty(),
+        "git sees them"
+    );
     remove(&m, "as-written", RemoveOptions::default()).unwrap();
     assert!(!w.path.exists());
     assert!(m.trash_list().unwrap().is_empty());
@@ -330,7 +348,17 @@ fn another_tools_locked_registration_is_never_swept() {
     let p = project(None);
     // a worktree of another tool: locked with no reason, an absolute commondir (both valid git)
     let other = p.root.parent().unwrap().join("other-tool-wt");
-    git(&p.root, &["worktree", "add", "-q", "-b", "other", other.to_str().unwrap()]);
+    git(
+        &p.root,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "-b",
+            "other",
+            other.to_str().unwrap(),
+        ],
+    );
     git(&p.root, &["worktree", "lock", other.to_str().unwrap()]);
     let reg = p.root.join(".git/worktrees/other-tool-wt");
     let common = std::fs::canonicalize(p.root.join(".git")).unwrap();
@@ -338,9 +366,17 @@ fn another_tools_locked_registration_is_never_swept() {
     assert_eq!(git(&other, &["status", "--porcelain"]), "");
     let m = WorktreeManager::new(p.options()).unwrap();
     make(&m, "ours");
-    assert!(reg.join("gitdir").exists(), "another tool's registration was swept");
+    assert!(
+        reg.join("gitdir").exists(),
+        "another tool's registration was swept"
+    );
     assert!(p.worktree_list().contains("other-tool-wt"));
-    assert!(!m.trash_list().unwrap().iter().any(|t| t.name.contains("other")));
+    assert!(
+        !m.trash_list()
+            .unwrap()
+            .iter()
+            .any(|t| t.name.contains("other"))
+    );
 }
 
 #[test]
@@ -392,7 +428,11 @@ fn the_loser_of_two_creations_of_one_name_keeps_the_winners_ports_and_work() {
         ),
     )
     .unwrap();
-    Command::new("chmod").arg("755").arg(&wrapper).status().unwrap();
+    Command::new("chmod")
+        .arg("755")
+        .arg(&wrapper)
+        .status()
+        .unwrap();
     let loser = WorktreeManager::new(
         WorktreeSettings {
             checkout: vibetrees_core::worktree::CheckoutChoice::GitCli,
@@ -446,13 +486,24 @@ fn the_cli_removes_with_force_and_lists_and_restores_the_trash() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("WORKTREE_DIRTY"));
     let out = run(&["remove", "cli-one", "--force"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!w.path.exists());
     let out = run(&["trash", "list"]);
     let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(listed[0]["name"], "cli-one", "{listed}");
     let out = run(&["trash", "restore", "cli-one"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(std::fs::read_to_string(w.path.join("mine.txt")).unwrap(), "mine\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(w.path.join("mine.txt")).unwrap(),
+        "mine\n"
+    );
     assert!(p.worktree_list().contains("branch refs/heads/cli-one"));
 }
