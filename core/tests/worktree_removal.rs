@@ -146,7 +146,8 @@ fn a_dirty_worktree_is_refused_and_force_keeps_it_in_the_trash_restorable() {
     let p = project(None);
     let m = WorktreeManager::new(p.options()).unwrap();
     // each kind of change on its own worktree: modified, staged, untracked
-    let cases: [(&str, fn(&Path)); 3] = [
+    type Change = fn(&Path);
+    let cases: [(&str, Change); 3] = [
         ("modified", |w| {
             std::fs::write(w.join("README.md"), "# mine\n").unwrap()
         }),

@@ -42,7 +42,7 @@ pub struct RestoreOptions {
     /// Replace an existing target (a real `node_modules` folder: swapped out atomically, then
     /// deleted). Off by default: an existing target is refused ([`Error::AlreadyExists`]), and
     /// one that is not a `node_modules` folder always is ([`Error::InvalidArgument`]): see
-    /// [`check_target`].
+    /// [`super::check_target`].
     pub replace: bool,
     /// Worker threads for this restore (default: the cache's).
     pub workers: Option<usize>,
@@ -60,30 +60,6 @@ impl std::fmt::Debug for RestoreOptions {
             .field("workers", &self.workers)
             .finish()
     }
-}
-
-/// Refuses a restore target that would replace what is not ours to replace: an existing target
-/// that is not a real folder named `node_modules` (a link, a file, a project folder) is
-/// [`Error::InvalidArgument`]; an existing `node_modules` folder is [`Error::AlreadyExists`]
-/// unless `replace`. A target that does not exist is fine.
-pub fn check_target(target: &Path, replace: bool) -> Result<()> {
-    let Ok(meta) = std::fs::symlink_metadata(target) else {
-        return Ok(());
-    };
-    let named = target.file_name().is_some_and(|n| n == "node_modules");
-    if !meta.is_dir() || !named {
-        return Err(Error::InvalidArgument(format!(
-            "restore target {} exists and is not a node_modules folder: refusing to replace it",
-            target.display()
-        )));
-    }
-    if !replace {
-        return Err(Error::AlreadyExists(format!(
-            "restore target {} exists: say replace (`--replace`, `replace: true`) to replace it",
-            target.display()
-        )));
-    }
-    Ok(())
 }
 
 /// The report of one restore.
@@ -230,7 +206,7 @@ impl NodeModulesCache {
     ) -> Result<RestoreStats> {
         let (parent, name) = split_target(target)?;
         if !opts.keep_existing {
-            check_target(target, opts.replace)?;
+            super::target::check_target(target, opts.replace)?;
         }
         let (entry, listing) = phases.run("cache-restore-open", || {
             let entry = self

@@ -66,7 +66,7 @@ pub fn resolve_from(repo: &Repository, from: &str) -> Result<ResolvedFrom> {
 /// and whether it was created.
 ///
 /// Runs under [`checkout::registration_lock`]. A `refs/heads/<name>.lock` in the way is removed
-/// only when it is stale ([`stale_lock`]): older than `started` (when the creation that retries
+/// only when it is stale ([`super::recovery::stale_lock`]): older than `started` (when the creation that retries
 /// began) and held open by no process; one a live git process may hold is left alone and the
 /// creation fails with [`Error::Lock`] naming it.
 pub fn ensure_branch(
@@ -82,7 +82,7 @@ pub fn ensure_branch(
                 .commondir()
                 .join("refs/heads")
                 .join(format!("{name}.lock"));
-            if !stale_lock(&lock, started) {
+            if !super::recovery::stale_lock(&lock, started) {
                 return Err(Error::Lock(format!(
                     "{} exists and may be held by a running git process; remove it if no git \
                      command is running",
@@ -96,16 +96,6 @@ pub fn ensure_branch(
         }
         other => other,
     }
-}
-
-/// True for a git `.lock` file that nobody can be holding: modified before `started` and, where
-/// the platform tells ([`crate::platform::file_holders`]), open in no process. Where it cannot
-/// be told (not Linux, another user's file): false, never removed.
-pub fn stale_lock(lock: &Path, started: std::time::SystemTime) -> bool {
-    let older = std::fs::symlink_metadata(lock)
-        .and_then(|m| m.modified())
-        .is_ok_and(|t| t < started);
-    older && crate::platform::file_holders(lock).is_some_and(|h| h.is_empty())
 }
 
 fn create_branch(repo: &Repository, name: &str, commit: Oid) -> Result<(Oid, bool)> {

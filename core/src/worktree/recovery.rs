@@ -23,9 +23,13 @@
 //! | `.staging/<slug>.<time>-<pid>` | the creation's `cache-restore` step | node_modules restored beside the checkout | the creation itself; [`Recovery::clear_dead_staging`] when the pid is dead |
 //! | `.trash/.delete-<label>-<time>-<pid>` | [`Recovery::trash_and_delete`] | a folder being deleted in the background | the background job; [`Recovery::clear_dead_deletions`] finishes it when the pid is dead |
 //! | `.trash/<slug>-<time>-<pid>` | [`Recovery::clear_debris`] | an orphan folder moved aside | never: kept for its owner |
+//! | `.trash/<slug>.kept-<time>-<pid>/` + `.git/vibetrees-trash/<same>` | `trash.rs` (`remove` with `force`; [`Recovery::clear_debris`] for edited debris) | a worktree with the user's changes, restorable | `trash.rs` `purge_expired` after `trashGrace` |
+//! | `.git/worktrees/<name>/vibetrees-created.json` | `marker.rs` (git-worktree-add, write-env, mcp-discovery, "ready") | ours: creator (pid, boot, pid namespace), files the creation wrote | with the registration |
+//! | `.git/vibetrees-registering` | `checkout::register` | the registration a process of ours is writing | `register` itself; the next `register` sweeps that one registration |
 //!
 //! "Is this pid alive" is [`crate::process::alive`] everywhere (a process we may not signal
-//! counts as alive). The cache (`cache/`) and the install (`install.rs`) keep their own recovery
+//! counts as alive), and [`creator_alive`] for a creator our marker describes (a pid of another
+//! boot or pid namespace counts as alive). The cache (`cache/`) and the install (`install.rs`) keep their own recovery
 //! and are called, not copied.
 
 use super::git::{self, Registration};
@@ -459,6 +463,16 @@ pub fn user_content(
     }
     out.sort();
     out
+}
+
+/// True for a git `.lock` file that nobody can be holding: modified before `started` and, where
+/// the platform tells ([`crate::platform::file_holders`]), open in no process. Where it cannot
+/// be told (not Linux, another user's file): false, never removed.
+pub fn stale_lock(lock: &Path, started: std::time::SystemTime) -> bool {
+    let older = std::fs::symlink_metadata(lock)
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| t < started);
+    older && crate::platform::file_holders(lock).is_some_and(|h| h.is_empty())
 }
 
 /// True unless the creator `pid` of a half-made registration is certainly gone: judged in the
