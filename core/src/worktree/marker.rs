@@ -1,6 +1,6 @@
 //! Our marker in a worktree's registration, `<gitdir>/vibetrees-created.json`: written when the
-//! creation registers the worktree (who creates it: pid, boot, pid namespace) and completed at
-//! "ready" with what the creation itself wrote into the folder (`.env`, the MCP settings, a
+//! creation registers the worktree (who creates it: pid, boot, pid namespace), added to by the
+//! steps that write files, and completed right after "ready" with what the creation itself wrote into the folder (`.env`, the MCP settings, a
 //! lockfile the install rewrote: each file's BLAKE3 hash; `node_modules`: the whole folder).
 //!
 //! It answers two questions for `removal.rs` and `recovery.rs`: "is this ours, and is its
@@ -143,7 +143,7 @@ pub fn written_unchanged(m: &CreationMarker, path: &Path, rel: &str) -> bool {
         .is_some_and(|h| hash_file(&path.join(rel)).as_deref() == Some(h.as_str()))
 }
 
-/// At "ready": records in the marker of the worktree at `path` every change git sees there
+/// After "ready" (a background job of the creation): records in the marker of the worktree at `path` every change git sees there
 /// (what this creation wrote), so that [`changes`] does not count them while they stay as written.
 pub fn record_written(repo: &Repository, path: &Path) -> Result<()> {
     let Some(r) = super::git::registration_at(repo, path)? else {
@@ -155,13 +155,14 @@ pub fn record_written(repo: &Repository, path: &Path) -> Result<()> {
         match entry {
             Entry::Folder(rel) if is_whole_folder(&rel) => marker.folders.push(rel),
             Entry::Folder(rel) => {
+                // a file a step noted as it wrote it keeps that hash (a later edit is the user's)
                 for (f, hash) in hash_tree(&path.join(&rel), &rel) {
-                    marker.files.insert(f, hash);
+                    marker.files.entry(f).or_insert(hash);
                 }
             }
             Entry::File(rel) => {
                 if let Some(h) = hash_file(&path.join(&rel)) {
-                    marker.files.insert(rel, h);
+                    marker.files.entry(rel).or_insert(h);
                 }
             }
             Entry::Staged(_) => {}
