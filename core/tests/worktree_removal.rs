@@ -230,6 +230,23 @@ fn files_the_creation_wrote_do_not_make_a_worktree_dirty_until_changed() {
     assert!(e.to_string().contains(".claude/notes.md"), "{e}");
 }
 
+#[test]
+fn a_file_the_user_writes_right_after_ready_is_never_taken_for_the_creations() {
+    let p = project(None);
+    p.warm_cache();
+    let m = WorktreeManager::new(p.options()).unwrap();
+    // not waiting for the background record of what the creation wrote
+    let w = created(block_on(m.create_worktree_optimized("quick", "main")).unwrap());
+    std::fs::write(w.path.join("right-away.txt"), "mine\n").unwrap();
+    std::fs::write(w.path.join("README.md"), "# edited right away\n").unwrap();
+    block_on(m.wait_background());
+    let e = remove(&m, "quick", RemoveOptions::default()).unwrap_err();
+    assert_eq!(e.code(), "WORKTREE_DIRTY", "{e}");
+    assert!(e.to_string().contains("right-away.txt"), "{e}");
+    assert!(e.to_string().contains("README.md"), "{e}");
+    assert!(w.path.join("right-away.txt").exists());
+}
+
 /// A worktree registered the way a creation in process `pid` leaves it mid-way.
 fn half_made(p: &Project, name: &str, pid: u32) -> PathBuf {
     let path = p.root.join(".worktrees").join(name);

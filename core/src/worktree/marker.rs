@@ -16,6 +16,7 @@ use git2::{Repository, Status, StatusOptions};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The marker's file name in the registration folder.
 pub const MARKER_FILE: &str = "vibetrees-created.json";
@@ -143,9 +144,48 @@ pub fn written_unchanged(m: &CreationMarker, path: &Path, rel: &str) -> bool {
         .is_some_and(|h| hash_file(&path.join(rel)).as_deref() == Some(h.as_str()))
 }
 
-/// After "ready" (a background job of the creation): records in the marker of the worktree at `path` every change git sees there
-/// (what this creation wrote), so that [`changes`] does not count them while they stay as written.
+/// The stamp written at "ready" in the registration folder: its mtime, on the filesystem's own
+/// clock and granularity, separates what the creation wrote from what came after.
+const READY_STAMP: &str = "vibetrees-ready";
+
+/// The registration folder named by the worktree's `.git` file (`gitdir: <path>`).
+fn gitdir_of_worktree(worktree: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(worktree.join(".git")).ok()?;
+    Some(PathBuf::from(text.strip_prefix("gitdir:")?.trim()))
+}
+
+/// At "ready" (on the critical path: one small read and one write): stamps the registration of
+/// the worktree at `path` with the ready time.
+pub fn stamp_ready(path: &Path) -> Result<()> {
+    let Some(gitdir) = gitdir_of_worktree(path) else {
+        return Ok(());
+    };
+    let stamp = gitdir.join(READY_STAMP);
+    std::fs::write(&stamp, b"").map_err(|e| Error::io_path("write", &stamp, e))
+}
+
+/// The ctime or mtime of `p`, whichever is later (`cp -p`, `touch -d` cannot set a ctime).
+fn last_change(p: &Path) -> Option<SystemTime> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(p).ok()?;
+    let ctime = UNIX_EPOCH + Duration::new(m.ctime().max(0) as u64, m.ctime_nsec().max(0) as u32);
+    Some(m.modified().unwrap_or(ctime).max(ctime))
+}
+
+/// True if the file at `p` was written or changed at or after `t` (the same clock tick counts as
+/// after: when in doubt, it is the user's), or cannot be read.
+fn changed_after(p: &Path, t: SystemTime) -> bool {
+    last_change(p).is_none_or(|c| c >= t)
+}
+
+/// After "ready" (a background job of the creation): records in the marker of the worktree at
+/// `path` every change git sees there that was made before the ready stamp ([`stamp_ready`];
+/// what this creation wrote; a file written or touched since is the user's and is not
+/// recorded), so that [`changes`] does not count them while they stay as written.
 pub fn record_written(repo: &Repository, path: &Path) -> Result<()> {
+    let ready = gitdir_of_worktree(path)
+        .and_then(|g| last_change(&g.join(READY_STAMP)))
+        .unwrap_or(UNIX_EPOCH);
     let Some(r) = super::git::registration_at(repo, path)? else {
         return Ok(());
     };
@@ -157,11 +197,14 @@ pub fn record_written(repo: &Repository, path: &Path) -> Result<()> {
             Entry::Folder(rel) => {
                 // a file a step noted as it wrote it keeps that hash (a later edit is the user's)
                 for (f, hash) in hash_tree(&path.join(&rel), &rel) {
-                    marker.files.entry(f).or_insert(hash);
+                    if !changed_after(&path.join(&f), ready) {
+                        marker.files.entry(f).or_insert(hash);
+                    }
                 }
             }
             Entry::File(rel) => {
-                if let Some(h) = hash_file(&path.join(&rel)) {
+                let p = path.join(&rel);
+                if let Some(h) = hash_file(&p).filter(|_| !changed_after(&p, ready)) {
                     marker.files.entry(rel).or_insert(h);
                 }
             }
@@ -192,7 +235,9 @@ pub fn changes(path: &Path, marker: Option<&CreationMarker>) -> Result<Vec<Strin
                 }
             }
             Entry::Folder(rel) => {
-                if m.folders.contains(&rel) {
+                // the dependencies of a worktree of ours are never the user's work, also before
+                // the background record lists them
+                if m.folders.contains(&rel) || (marker.is_some() && is_whole_folder(&rel)) {
                     continue;
                 }
                 let files = hash_tree(&path.join(&rel), &rel);

@@ -104,7 +104,10 @@ impl Trash {
         let file = location.join(ENTRY_FILE);
         std::fs::write(&file, serde_json::to_vec_pretty(&entry)?).map_err(io("write", &file))?;
         let tree = location.join(TREE);
-        std::fs::rename(folder, &tree).map_err(io("move to trash", folder))?;
+        if let Err(e) = std::fs::rename(folder, &tree) {
+            let _ = std::fs::remove_dir_all(&location); // only what was just made: trash.json
+            return Err(Error::io_path("move to trash", folder, e));
+        }
         if let Some(reg) = registration {
             let saved = self.common.join(SAVED_REGISTRATIONS);
             std::fs::create_dir_all(&saved).map_err(io("create directory", &saved))?;

@@ -231,7 +231,12 @@ pub async fn create(
     }
     // Ready: the worktree is no longer "being created".
     let (root, p) = (state.root.clone(), creation.path.clone());
-    if let Err(e) = blocking(move || git::unlock_at(&git::open(&root)?, &p)).await {
+    if let Err(e) = blocking(move || {
+        super::marker::stamp_ready(&p)?;
+        git::unlock_at(&git::open(&root)?, &p)
+    })
+    .await
+    {
         let _ = state.profiler.end_failed(&total, &e.to_string());
         undo(&creation, Some(&run), &e).await;
         return Err(e);
@@ -247,7 +252,8 @@ pub async fn create(
     );
     // What the creation wrote is recorded in its marker (not the user's changes: `removal.rs`),
     // off the critical path: a git status costs ~10% of a creation of 4k files. Until it is
-    // recorded, `remove` counts those files as changes (refuses; never the other way round).
+    // recorded, `remove` counts those files as changes (refuses; never the other way round);
+    // what changes after `ready` is the user's and is never recorded.
     let (root, p) = (state.root.clone(), creation.path.clone());
     state
         .jobs
