@@ -62,6 +62,18 @@ fn a_target_that_is_not_node_modules_is_refused_and_left_alone() {
         .unwrap();
     assert!(!out.status.success());
     assert_same(&before, &snapshot(&project));
+    // through the API too, also where the key lookup would be a miss (no package.json there)
+    let e = m
+        .restore_node_modules_with(
+            &project,
+            &RestoreOptions {
+                replace: true,
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), "INVALID_ARGUMENT", "{e}");
+    assert_same(&before, &snapshot(&project));
 
     // a file and a link named node_modules, through the API (even with replace)
     let b = t.path().join("b");

@@ -113,6 +113,9 @@ impl CacheManager {
         target: &Path,
         opts: &RestoreOptions,
     ) -> Result<RestoreOutcome> {
+        if !opts.keep_existing {
+            super::check_target(target, opts.replace)?;
+        }
         let project = project_of(target)?;
         let key = match CacheKey::from_project_dir(&project) {
             Ok(k) => k,
