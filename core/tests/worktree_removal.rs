@@ -247,6 +247,21 @@ fn a_file_the_user_writes_right_after_ready_is_never_taken_for_the_creations() {
     assert!(w.path.join("right-away.txt").exists());
 }
 
+#[test]
+fn a_registered_folder_that_lost_its_git_file_is_not_deleted_without_force() {
+    let p = project(None);
+    let m = WorktreeManager::new(p.options()).unwrap();
+    let w = make(&m, "no-dot-git");
+    std::fs::remove_file(w.path.join(".git")).unwrap();
+    std::fs::write(w.path.join("mine.txt"), "mine\n").unwrap();
+    let e = remove(&m, "no-dot-git", RemoveOptions::default()).unwrap_err();
+    assert_eq!(e.code(), "WORKTREE_DIRTY", "{e}");
+    assert!(w.path.join("mine.txt").exists());
+    remove(&m, "no-dot-git", FORCE).unwrap();
+    let kept = m.trash_list().unwrap();
+    assert!(kept[0].location.join("tree/mine.txt").exists());
+}
+
 /// A worktree registered the way a creation in process `pid` leaves it mid-way.
 fn half_made(p: &Project, name: &str, pid: u32) -> PathBuf {
     let path = p.root.join(".worktrees").join(name);

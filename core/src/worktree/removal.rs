@@ -82,17 +82,14 @@ fn check(state: &ManagerState, name: &str, path: &Path, opts: RemoveOptions) -> 
     };
     let gitdir = marker::gitdir_of(&repo, &reg.name);
     let mark = CreationMarker::read(&gitdir);
-    if !reg.folder_exists {
-        return Ok(Verdict::Delete {
-            registration: Some(reg.name),
-        });
-    }
     if reg.half_made() {
         let pid = reg.lock.as_deref().and_then(creating_pid);
         let alive = match pid {
             Some(p) if p == std::process::id() => true,
             Some(p) => super::recovery::creator_alive(p, mark.as_ref()),
-            None => true,
+            // no pid: libgit2's unfinished registration, called half-made only on our marker
+            // with no live registering process (`checkout::left_registering`)
+            None => false,
         };
         if alive {
             return Err(Error::Lock(format!(
@@ -115,6 +112,25 @@ fn check(state: &ManagerState, name: &str, path: &Path, opts: RemoveOptions) -> 
                     list_some(&changed)
                 ),
             }
+        });
+    }
+    if !reg.folder_exists {
+        if std::fs::symlink_metadata(path).is_err() {
+            return Ok(Verdict::Delete {
+                registration: Some(reg.name),
+            });
+        }
+        // a folder there without its `.git` file: git cannot tell what in it is the user's
+        if !opts.force {
+            return Err(Error::WorktreeDirty(format!(
+                "{} has lost its .git file: git cannot tell its changes; pass force to move it \
+                 to the trash",
+                path.display()
+            )));
+        }
+        return Ok(Verdict::Keep {
+            registration: Some(reg.name),
+            why: "removed with force: the folder had lost its .git file".into(),
         });
     }
     if let Some(reason) = &reg.lock
