@@ -141,17 +141,19 @@ pub unsafe extern "C" fn vt_cache_restore(
     userdata: *mut c_void,
     outcome_json_out: *mut *mut c_char,
 ) -> vt_result {
-    // SAFETY: forwarded contract; a NULL options string is the defaults.
-    unsafe {
-        vt_cache_restore_with(
-            cache,
-            target_node_modules,
-            std::ptr::null(),
-            progress,
-            userdata,
-            outcome_json_out,
-        )
-    }
+    ffi_call(|| {
+        // SAFETY: forwarded contract; a NULL options string is the defaults.
+        unsafe {
+            restore(
+                cache,
+                target_node_modules,
+                std::ptr::null(),
+                progress,
+                userdata,
+                outcome_json_out,
+            )
+        }
+    })
 }
 
 /// Options of [`vt_cache_restore_with`] (JSON, camelCase).
@@ -180,6 +182,33 @@ pub unsafe extern "C" fn vt_cache_restore_with(
     outcome_json_out: *mut *mut c_char,
 ) -> vt_result {
     ffi_call(|| {
+        // SAFETY: forwarded contract.
+        unsafe {
+            restore(
+                cache,
+                target_node_modules,
+                options_json,
+                progress,
+                userdata,
+                outcome_json_out,
+            )
+        }
+    })
+}
+
+/// The body of [`vt_cache_restore_with`] (called inside its panic boundary).
+///
+/// # Safety
+/// As [`vt_cache_restore_with`].
+unsafe fn restore(
+    cache: *const vt_cache,
+    target_node_modules: *const c_char,
+    options_json: *const c_char,
+    progress: vt_count_progress_fn,
+    userdata: *mut c_void,
+    outcome_json_out: *mut *mut c_char,
+) -> crate::boundary::FfiResult<()> {
+    {
         let c = unsafe { required_ref(cache, "cache") }?;
         let target = unsafe { required_str(target_node_modules, "target_node_modules") }?;
         let call: RestoreCallOptions =
@@ -212,7 +241,7 @@ pub unsafe extern "C" fn vt_cache_restore_with(
         gate.close_and_wait();
         *out = json_c_string(&result?)?;
         Ok(())
-    })
+    }
 }
 
 /// Sets `*valid_out` to whether the cache holds an entry for the project in `project_dir` (its

@@ -399,7 +399,7 @@ impl Recovery {
 
 /// What in the folder `path` of a dead creation is not byte for byte what that creation wrote:
 /// a file that differs from the branch's tree (a file the checkout did not reach yet is no
-/// change), a file that is neither in the tree nor one the marker lists unchanged. The `.git`
+/// change, nor one it was writing when killed: a prefix of its blob), a file that is neither in the tree nor one the marker lists unchanged. The `.git`
 /// file and `node_modules` (the dependencies the creation restored or installed) are the
 /// creation's. Anything unreadable counts as the user's.
 pub fn user_content(
@@ -450,9 +450,14 @@ pub fn user_content(
             } else {
                 std::fs::read(e.path()).ok()
             };
+            // the blob, or a prefix of it: what a checkout killed while writing it leaves
             let same = match (in_tree, bytes) {
                 (Some(id), Some(b)) => {
                     git2::Oid::hash_object(git2::ObjectType::Blob, &b).is_ok_and(|h| h == id)
+                        || (!ft.is_symlink()
+                            && repo
+                                .find_blob(id)
+                                .is_ok_and(|blob| blob.content().starts_with(&b)))
                 }
                 _ => false,
             };
