@@ -29,9 +29,10 @@ export declare class CacheManager {
   cacheNodeModules(sourceNodeModulesPath: string): Promise<any>
   /**
    * Restores the node_modules folder at `targetNodeModulesPath` from its project's entry.
-   * A miss resolves to `{ restored: false, reason }`; other failures reject.
+   * An existing target is refused unless `replace` (and always when it is not a node_modules
+   * folder). A miss resolves to `{ restored: false, reason }`; other failures reject.
    */
-  restoreNodeModules(targetNodeModulesPath: string): Promise<any>
+  restoreNodeModules(targetNodeModulesPath: string, replace?: boolean | undefined | null): Promise<any>
   /** True when the cache holds an entry for the project at `projectPath` (synchronous). */
   isCacheValid(projectPath: string): boolean
   /** The BuildKit environment for `docker compose` builds. */
@@ -188,8 +189,16 @@ export declare class NativeWorktreeManager {
    * event was delivered. `cancel` (a token of `createCancelToken`) stops and undoes it.
    */
   createWorktreeOptimized(branchName: string, fromBranch: string, cancel?: ExternalObject<unknown>): Promise<any>
-  /** Stops its containers, releases its ports, unregisters it and trashes its folder. */
-  removeWorktree(name: string): Promise<any>
+  /**
+   * Removes a registered worktree (refuses a locked, dirty or unregistered one unless
+   * `options` (`{ force?, forceLocked? }`) says so): containers down, ports released,
+   * unregistered, folder deleted (or kept in the trash when it held changes).
+   */
+  removeWorktree(name: string, options?: any | undefined | null): Promise<any>
+  /** The worktrees kept in the trash, oldest first. */
+  trashList(): Promise<any>
+  /** Brings the newest trash entry of `name` back (folder and registration). */
+  trashRestore(name: string): Promise<any>
   /** The project's worktrees with their ports. */
   listWorktrees(): Promise<any>
   /** Starts the warm-up jobs (cache populate from the main worktree, image pulls). */

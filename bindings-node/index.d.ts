@@ -27,7 +27,9 @@ export type ErrorCode =
   | 'CACHE'
   | 'LOCK'
   | 'PARSE'
-  | 'INTERNAL';
+  | 'INTERNAL'
+  | 'WORKTREE_LOCKED'
+  | 'WORKTREE_DIRTY';
 
 /** A rejected promise or thrown error of this package. */
 export interface VibetreesError extends Error {
@@ -238,7 +240,7 @@ export declare class CacheManager {
   /** Caches the node_modules at this path under its project's key (the folder holding it). */
   cacheNodeModules(sourceNodeModulesPath: string): Promise<PopulateReport>;
   /** Restores the node_modules at this path from its project's entry; a miss resolves `{ restored: false }`. */
-  restoreNodeModules(targetNodeModulesPath: string): Promise<RestoreOutcome>;
+  restoreNodeModules(targetNodeModulesPath: string, options?: { replace?: boolean }): Promise<RestoreOutcome>;
   /** True when the cache holds an entry for the project (synchronous). */
   isCacheValid(projectPath: string): boolean;
   getDockerCacheEnv(): { DOCKER_BUILDKIT: '1'; BUILDKIT_PROGRESS: 'plain'; COMPOSE_DOCKER_CLI_BUILD: '1' } & Record<string, string>;
@@ -329,6 +331,8 @@ export interface WorktreeSettings {
   checkoutThreads?: number | null;
   /** The git program for `git worktree add` and the push; default `git` on PATH. */
   gitProgram?: string | null;
+  /** How long a worktree removed with changes stays in the trash (restorable), ms. Default 86400000 (24 h). */
+  trashGrace?: number | null;
 }
 
 export interface WorktreeManagerOptions extends WorktreeSettings {
@@ -398,6 +402,25 @@ export interface RemoveOutcome {
   releasedPorts: Record<string, number>;
   trashedTo: string | null;
   containers: string;
+  /** The trash entry keeping it, when it held changes (`force`). */
+  kept: TrashEntry | null;
+}
+
+export interface RemoveOptions {
+  /** Remove it even with changes: it is kept in the trash for `trashGrace`. */
+  force?: boolean;
+  /** Remove it even if locked with `git worktree lock`. */
+  forceLocked?: boolean;
+}
+
+export interface TrashEntry {
+  name: string;
+  originalPath: string;
+  registration: string | null;
+  reason: string;
+  trashedAtMs: number;
+  expiresAtMs: number;
+  location: string;
 }
 
 export interface CreationRecord {
@@ -452,7 +475,10 @@ export declare class WorktreeManager {
   createWorktreeOptimized(branchName: string, fromBranch?: string, options?: CreateOptions): Promise<CreateWorktreeResult>;
   /** Same as createWorktreeOptimized. */
   createWorktree(branchName: string, fromBranch?: string, options?: CreateOptions): Promise<CreateWorktreeResult>;
-  removeWorktree(name: string): Promise<RemoveOutcome>;
+  /** Rejects `WORKTREE_LOCKED`, `WORKTREE_DIRTY`, `LOCK` (being created), `NOT_FOUND` (not ours). */
+  removeWorktree(name: string, options?: RemoveOptions): Promise<RemoveOutcome>;
+  trashList(): Promise<TrashEntry[]>;
+  trashRestore(name: string): Promise<TrashEntry>;
   listWorktrees(): Promise<WorktreeInfo[]>;
   warm(): Promise<string[]>;
   waitBackground(): Promise<void>;

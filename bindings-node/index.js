@@ -263,10 +263,22 @@ class CacheManager {
     return this._native.cacheNodeModules(sourceNodeModulesPath);
   }
 
-  /** Restores the node_modules folder at this path from its project's entry; a miss resolves `{ restored: false, reason }`. */
-  restoreNodeModules(targetNodeModulesPath) {
+  /**
+   * Restores the node_modules folder at this path from its project's entry; a miss resolves
+   * `{ restored: false, reason }`. An existing folder there is replaced only with
+   * `{ replace: true }` (else `ALREADY_EXISTS`); a path that exists and is not a node_modules
+   * folder is refused (`INVALID_ARGUMENT`).
+   */
+  restoreNodeModules(targetNodeModulesPath, options) {
     checkPath(targetNodeModulesPath, 'restoreNodeModules', 'targetNodeModulesPath');
-    return this._native.restoreNodeModules(targetNodeModulesPath);
+    if (options !== undefined && options !== null && (typeof options !== 'object' || Array.isArray(options))) {
+      throw argError(`restoreNodeModules: options must be an object, got ${describe(options)}`);
+    }
+    const replace = options?.replace;
+    if (replace !== undefined && replace !== null && typeof replace !== 'boolean') {
+      throw argError(`restoreNodeModules: options.replace must be a boolean, got ${describe(replace)}`);
+    }
+    return this._native.restoreNodeModules(targetNodeModulesPath, replace ?? false);
   }
 
   /** True when the cache holds an entry for the project (synchronous). */
@@ -595,10 +607,29 @@ class WorktreeManager {
     return this.createWorktreeOptimized(branchName, fromBranch, options);
   }
 
-  /** Stops its containers, releases its ports, unregisters it and deletes its folder (in the background). */
-  removeWorktree(name) {
+  /**
+   * Removes a registered worktree: containers down, ports released, unregistered, folder deleted.
+   * Rejects with `WORKTREE_LOCKED` (locked; `forceLocked: true` removes it), `WORKTREE_DIRTY`
+   * (changes; `force: true` keeps it in the trash for `trashGrace`), `LOCK` (being created),
+   * `NOT_FOUND` (not a registered worktree: never deleted).
+   */
+  removeWorktree(name, options) {
     if (typeof name !== 'string') throw argError(`removeWorktree: name must be a string, got ${describe(name)}`);
-    return this._native.removeWorktree(name);
+    if (options !== undefined && options !== null && (typeof options !== 'object' || Array.isArray(options))) {
+      throw argError(`removeWorktree: options must be an object, got ${describe(options)}`);
+    }
+    return this._native.removeWorktree(name, options ?? null);
+  }
+
+  /** The worktrees kept in the trash (removed with changes), oldest first. */
+  trashList() {
+    return this._native.trashList();
+  }
+
+  /** Brings the newest trash entry of `name` back: its folder and its registration. */
+  trashRestore(name) {
+    if (typeof name !== 'string') throw argError(`trashRestore: name must be a string, got ${describe(name)}`);
+    return this._native.trashRestore(name);
   }
 
   /** The project's worktrees: `[{ name, path, branch, ports, isMain, missing, halfMade }]`. */

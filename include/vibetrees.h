@@ -26,7 +26,7 @@
  * The status of a `vt_` call. `VT_OK` (0) is success; every other value is a failure whose message
  * (with its whole cause chain) `vt_last_error_message` returns on the same thread.
  *
- * Values 1..=15 are the core's error kinds, one-to-one with the stable codes the Node and Python
+ * Values 1..=17 are the core's error kinds, one-to-one with the stable codes the Node and Python
  * packages use (`vt_result_code` gives the code string, e.g. `"NOT_FOUND"`). Values from 100 are
  * failures of the C call itself (a NULL pointer, bad UTF-8, a buffer too small, a caught panic).
  * The numbers are stable: new kinds get new numbers, none is reused.
@@ -96,6 +96,14 @@ typedef enum vt_result {
      * `INTERNAL`: a bug or broken invariant inside the library.
      */
     VT_INTERNAL = 15,
+    /**
+     * `WORKTREE_LOCKED`: the worktree is locked (`git worktree lock`); removing it needs `forceLocked`.
+     */
+    VT_WORKTREE_LOCKED = 16,
+    /**
+     * `WORKTREE_DIRTY`: the worktree has modified, staged or untracked files; removing it needs `force`.
+     */
+    VT_WORKTREE_DIRTY = 17,
     /**
      * `NULL_ARGUMENT`: a pointer argument that must not be NULL was NULL; nothing was done.
      */
@@ -323,8 +331,10 @@ enum vt_result vt_cache_prune(const struct vt_cache *cache,
                               char **report_json_out);
 
 /**
- * Restores the node_modules folder at `target_node_modules` from the entry of its project's key
- * (an existing folder there is replaced atomically). Blocks until done. `progress` may be NULL;
+ * Restores the node_modules folder at `target_node_modules` from the entry of its project's key.
+ * An existing target is refused: `VT_INVALID_ARGUMENT` when it is not a node_modules folder,
+ * `VT_ALREADY_EXISTS` when it is one (replace it with [`vt_cache_restore_with`] and
+ * `{"replace": true}`). Blocks until done. `progress` may be NULL;
  * otherwise it is called as `vt_count_progress_fn` says, with `userdata`, and never after this
  * call returns (userdata may be freed then).
  * On success `*outcome_json_out` receives `{ restored: true|false, key, stats: { files, bytes,
@@ -341,6 +351,22 @@ enum vt_result vt_cache_restore(const struct vt_cache *cache,
                                 vt_count_progress_fn progress,
                                 void *userdata,
                                 char **outcome_json_out);
+
+/**
+ * [`vt_cache_restore`] with options: `options_json` is `{"replace": bool}` or NULL (false). With
+ * `replace`, an existing node_modules folder at the target is replaced atomically; a target
+ * that is not a node_modules folder is refused all the same. Errors as [`vt_cache_restore`],
+ * plus `VT_PARSE` for bad options.
+ *
+ * # Safety
+ * As [`vt_cache_restore`]; `options_json`, if not NULL, is NUL-terminated.
+ */
+enum vt_result vt_cache_restore_with(const struct vt_cache *cache,
+                                     const char *target_node_modules,
+                                     const char *options_json,
+                                     vt_count_progress_fn progress,
+                                     void *userdata,
+                                     char **outcome_json_out);
 
 /**
  * Gives the cache's statistics `{ entries, bytes, apparentBytes, files, hits, misses, ... }` in
@@ -987,11 +1013,13 @@ enum vt_result vt_worktree_manager_profiler(const struct vt_worktree_manager *ma
                                             struct vt_profiler **profiler_out);
 
 /**
- * Removes the worktree `name`: stops its containers, releases its ports, unregisters it and moves
- * its folder aside (deleted in the background). The branch is kept. On success
- * `*result_json_out` receives `{ success, name, releasedPorts, trashedTo, containers }` (free it
- * with `vt_string_free`). Errors: `VT_NOT_FOUND` (no such worktree), `VT_INVALID_ARGUMENT`,
- * `VT_GIT`, `VT_IO`, `VT_NULL_ARGUMENT`, `VT_INVALID_UTF8`.
+ * Removes the registered worktree `name` as `git worktree remove` would: stops its containers,
+ * releases its ports, unregisters it and deletes its folder (in the background). The branch is
+ * kept. On success `*result_json_out` receives `{ success, name, releasedPorts, trashedTo,
+ * containers, kept }` (free it with `vt_string_free`). Errors: `VT_NOT_FOUND` (no such
+ * worktree, or a folder that is not one: never deleted), `VT_WORKTREE_LOCKED`,
+ * `VT_WORKTREE_DIRTY`, `VT_LOCK` (being created) (see [`vt_worktree_manager_remove_with`]),
+ * `VT_INVALID_ARGUMENT`, `VT_GIT`, `VT_IO`, `VT_NULL_ARGUMENT`, `VT_INVALID_UTF8`.
  *
  * # Safety
  * `manager` is a live handle; `name` is NUL-terminated; `result_json_out` is valid for one write.
@@ -999,6 +1027,23 @@ enum vt_result vt_worktree_manager_profiler(const struct vt_worktree_manager *ma
 enum vt_result vt_worktree_manager_remove(const struct vt_worktree_manager *manager,
                                           const char *name,
                                           char **result_json_out);
+
+/**
+ * [`vt_worktree_manager_remove`] with options: `options_json` is `{"force": bool,
+ * "forceLocked": bool}` or NULL (both false). A worktree with changes is refused with
+ * `VT_WORKTREE_DIRTY` unless `force` (it is then kept in the trash for `trashGrace`, reported as
+ * `kept` in the result); a locked one with `VT_WORKTREE_LOCKED` unless `forceLocked`; one being
+ * created with `VT_LOCK`; a folder that is not a registered worktree with `VT_NOT_FOUND` (never
+ * deleted). Other errors as [`vt_worktree_manager_remove`], plus `VT_PARSE` for bad options.
+ *
+ * # Safety
+ * `manager` is a live handle; `name` and `options_json` (if not NULL) are NUL-terminated;
+ * `result_json_out` is valid for one write.
+ */
+enum vt_result vt_worktree_manager_remove_with(const struct vt_worktree_manager *manager,
+                                               const char *name,
+                                               const char *options_json,
+                                               char **result_json_out);
 
 /**
  * Waits until the background work of every creation so far has finished (cache populate after an

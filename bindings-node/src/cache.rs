@@ -108,17 +108,28 @@ impl JsCacheManager {
     }
 
     /// Restores the node_modules folder at `targetNodeModulesPath` from its project's entry.
-    /// A miss resolves to `{ restored: false, reason }`; other failures reject.
+    /// An existing target is refused unless `replace` (and always when it is not a node_modules
+    /// folder). A miss resolves to `{ restored: false, reason }`; other failures reject.
     #[napi(ts_return_type = "Promise<any>")]
     pub fn restore_node_modules<'env>(
         &self,
         env: &'env Env,
         target_node_modules_path: String,
+        replace: Option<bool>,
     ) -> napi::Result<PromiseRaw<'env, serde_json::Value>> {
         let inner = self.inner.clone();
         spawn_blocking(
             env,
-            move || to_json(inner.restore_node_modules(Path::new(&target_node_modules_path))?),
+            move || {
+                let opts = vibetrees_core::cache::RestoreOptions {
+                    method: inner.method(),
+                    replace: replace.unwrap_or(false),
+                    ..Default::default()
+                };
+                to_json(
+                    inner.restore_node_modules_with(Path::new(&target_node_modules_path), &opts)?,
+                )
+            },
             |_, v| Ok(v),
         )
     }

@@ -230,9 +230,54 @@ impl NativeWorktreeManager {
         )
     }
 
-    /// Stops its containers, releases its ports, unregisters it and trashes its folder.
+    /// Removes a registered worktree (refuses a locked, dirty or unregistered one unless
+    /// `options` (`{ force?, forceLocked? }`) says so): containers down, ports released,
+    /// unregistered, folder deleted (or kept in the trash when it held changes).
     #[napi(ts_return_type = "Promise<any>")]
     pub fn remove_worktree<'env>(
+        &self,
+        env: &'env Env,
+        name: String,
+        options: Option<serde_json::Value>,
+    ) -> napi::Result<PromiseRaw<'env, serde_json::Value>> {
+        let manager = self.inner.clone();
+        spawn(
+            env,
+            async move {
+                let opts: vibetrees_core::worktree::RemoveOptions = match options {
+                    None | Some(serde_json::Value::Null) => Default::default(),
+                    Some(v) => {
+                        serde_json::from_value(v).map_err(|e| vibetrees_core::Error::Parse {
+                            what: "removeWorktree options".into(),
+                            message: e.to_string(),
+                        })?
+                    }
+                };
+                Ok(serde_json::to_value(
+                    manager.remove_worktree_with(&name, opts).await?,
+                )?)
+            },
+            |_, v| Ok(v),
+        )
+    }
+
+    /// The worktrees kept in the trash, oldest first.
+    #[napi(ts_return_type = "Promise<any>")]
+    pub fn trash_list<'env>(
+        &self,
+        env: &'env Env,
+    ) -> napi::Result<PromiseRaw<'env, serde_json::Value>> {
+        let manager = self.inner.clone();
+        spawn(
+            env,
+            async move { Ok(serde_json::to_value(manager.trash_list()?)?) },
+            |_, v| Ok(v),
+        )
+    }
+
+    /// Brings the newest trash entry of `name` back (folder and registration).
+    #[napi(ts_return_type = "Promise<any>")]
+    pub fn trash_restore<'env>(
         &self,
         env: &'env Env,
         name: String,
@@ -240,7 +285,7 @@ impl NativeWorktreeManager {
         let manager = self.inner.clone();
         spawn(
             env,
-            async move { Ok(serde_json::to_value(manager.remove_worktree(&name).await?)?) },
+            async move { Ok(serde_json::to_value(manager.trash_restore(&name).await?)?) },
             |_, v| Ok(v),
         )
     }

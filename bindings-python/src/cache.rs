@@ -99,10 +99,12 @@ impl PyCacheManager {
     }
 
     /// Restores the node_modules folder `target_node_modules` from its project's entry (an
-    /// existing folder there is replaced atomically). Returns `{restored, key, stats, reason}`:
+    /// existing node_modules folder there is replaced atomically only with `replace=True`, else
+    /// `AlreadyExistsError`; a path that exists and is not a node_modules folder is refused with
+    /// `InvalidArgumentError`). Returns `{restored, key, stats, reason}`:
     /// a miss is `restored: False` with the reason, not an error. `on_progress(done, total)` is
     /// called from worker threads about 20 times a second.
-    #[pyo3(signature = (target_node_modules, *, method=None, on_progress=None, skip_verify=false))]
+    #[pyo3(signature = (target_node_modules, *, method=None, on_progress=None, skip_verify=false, replace=false))]
     fn restore_node_modules<'py>(
         &self,
         py: Python<'py>,
@@ -110,6 +112,7 @@ impl PyCacheManager {
         method: Option<&str>,
         on_progress: Option<Py<PyAny>>,
         skip_verify: bool,
+        replace: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let method = match method {
             Some(m) => parse_method(m)?,
@@ -124,6 +127,7 @@ impl PyCacheManager {
             method,
             progress: on_progress.map(count_progress),
             skip_verify,
+            replace,
             ..Default::default()
         };
         let inner = Arc::clone(&self.inner);

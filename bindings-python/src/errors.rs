@@ -106,6 +106,18 @@ pyo3::create_exception!(
     VibetreesError,
     "A bug or broken invariant inside the library."
 );
+pyo3::create_exception!(
+    vibetrees,
+    WorktreeLockedError,
+    VibetreesError,
+    "The worktree is locked (`git worktree lock`); removing it needs `force_locked=True`."
+);
+pyo3::create_exception!(
+    vibetrees,
+    WorktreeDirtyError,
+    VibetreesError,
+    "The worktree has modified, staged or untracked files; removing it needs `force=True`."
+);
 
 /// The exception class for a stable error code; unknown codes (a newer core) get the base class.
 pub fn class_for_code<'py>(py: Python<'py>, code: &str) -> Bound<'py, PyType> {
@@ -125,6 +137,8 @@ pub fn class_for_code<'py>(py: Python<'py>, code: &str) -> Bound<'py, PyType> {
         "LOCK" => py.get_type::<LockError>(),
         "PARSE" => py.get_type::<ParseError>(),
         "INTERNAL" => py.get_type::<InternalError>(),
+        "WORKTREE_LOCKED" => py.get_type::<WorktreeLockedError>(),
+        "WORKTREE_DIRTY" => py.get_type::<WorktreeDirtyError>(),
         _ => py.get_type::<VibetreesError>(),
     }
 }

@@ -425,13 +425,42 @@ impl PyWorktreeManager {
         to_py(py, &self.inner.get_performance_metrics())
     }
 
-    /// Stops the worktree's containers, releases its ports, unregisters it and deletes its folder
-    /// (in the background). The branch is kept. Returns `{success, name, releasedPorts,
-    /// trashedTo, containers}`.
-    fn remove_worktree<'py>(&self, py: Python<'py>, name: String) -> PyResult<Bound<'py, PyAny>> {
+    /// Removes a registered worktree: containers down, ports released, unregistered, folder
+    /// deleted. The branch is kept. Raises `WorktreeLockedError` (locked; `force_locked=True`
+    /// removes it), `WorktreeDirtyError` (changes; `force=True` keeps it in the trash for
+    /// `trash_grace`), `LockError` (being created), `NotFoundError` (not a registered worktree:
+    /// never deleted). Returns `{success, name, releasedPorts, trashedTo, containers, kept}`.
+    #[pyo3(signature = (name, *, force=false, force_locked=false))]
+    fn remove_worktree<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        force: bool,
+        force_locked: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let manager = self.inner.clone();
+        let opts = vibetrees_core::worktree::RemoveOptions {
+            force,
+            force_locked,
+        };
         let out = bridge::wait_to_end(py, "remove_worktree", async move {
-            manager.remove_worktree(&name).await
+            manager.remove_worktree_with(&name, opts).await
+        })?
+        .py()?;
+        to_py(py, &out)
+    }
+
+    /// The worktrees kept in the trash (removed with changes), oldest first.
+    fn trash_list<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let list = self.inner.trash_list().map_err(to_py_err)?;
+        to_py(py, &list)
+    }
+
+    /// Brings the newest trash entry of `name` back: its folder and its registration.
+    fn trash_restore<'py>(&self, py: Python<'py>, name: String) -> PyResult<Bound<'py, PyAny>> {
+        let manager = self.inner.clone();
+        let out = bridge::wait(py, "trash_restore", async move {
+            manager.trash_restore(&name).await
         })?
         .py()?;
         to_py(py, &out)

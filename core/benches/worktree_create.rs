@@ -380,7 +380,7 @@ fn main() {
             use vibetrees_core::worktree::git;
             let repo = git::open(&root).unwrap();
             let commit = repo.head().unwrap().peel_to_commit().unwrap().id();
-            git::ensure_branch(&repo, &branch, commit).unwrap();
+            git::ensure_branch(&repo, &branch, commit, std::time::SystemTime::now()).unwrap();
             let added = vibetrees_core::runtime::block_on(git::add_worktree(&root, &p, &branch, 1))
                 .unwrap();
             git::unlock(&repo, &branch).unwrap();

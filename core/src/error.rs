@@ -98,6 +98,14 @@ pub enum Error {
     /// A bug or broken invariant inside the library (including a caught panic).
     #[error("internal error: {0}")]
     Internal(String),
+
+    /// A worktree is locked (`git worktree lock`) and the caller did not say to remove it anyway.
+    #[error("worktree locked: {0}")]
+    WorktreeLocked(String),
+
+    /// A worktree has modified, staged or untracked files and the caller did not say `force`.
+    #[error("worktree has changes: {0}")]
+    WorktreeDirty(String),
 }
 
 impl Error {
@@ -119,6 +127,8 @@ impl Error {
             Error::Lock(_) => "LOCK",
             Error::Parse { .. } => "PARSE",
             Error::Internal(_) => "INTERNAL",
+            Error::WorktreeLocked(_) => "WORKTREE_LOCKED",
+            Error::WorktreeDirty(_) => "WORKTREE_DIRTY",
         }
     }
 
@@ -139,6 +149,8 @@ impl Error {
         "LOCK",
         "PARSE",
         "INTERNAL",
+        "WORKTREE_LOCKED",
+        "WORKTREE_DIRTY",
     ];
 
     /// An [`Error::Io`] whose context names what was done to which path.
@@ -232,6 +244,8 @@ mod tests {
                 message: "m".into(),
             },
             Error::Internal("x".into()),
+            Error::WorktreeLocked("x".into()),
+            Error::WorktreeDirty("x".into()),
         ];
         let codes: Vec<_> = samples.iter().map(|e| e.code()).collect();
         assert_eq!(codes, Error::ALL_CODES);

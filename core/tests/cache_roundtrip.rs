@@ -129,8 +129,22 @@ fn restore_replaces_an_existing_target_atomically_or_refuses_it() {
         "refused: nothing lost"
     );
 
-    let stats = cache
+    // not told to replace: refused too (issue 13), nothing lost
+    let refused = cache
         .restore(&key, &target, &RestoreOptions::default())
+        .unwrap_err();
+    assert_eq!(refused.code(), "ALREADY_EXISTS");
+    assert!(target.join("old-package/index.js").exists());
+
+    let stats = cache
+        .restore(
+            &key,
+            &target,
+            &RestoreOptions {
+                replace: true,
+                ..Default::default()
+            },
+        )
         .unwrap();
     assert!(stats.replaced_existing);
     assert_same(&snapshot(&src), &snapshot(&target));

@@ -580,6 +580,8 @@ fn a_registration_cut_short_inside_libgit2_is_debris_for_the_next_creation() {
     std::fs::write(gitdir.join("locked"), "").unwrap();
     let common = std::fs::canonicalize(p.root.join(".git")).unwrap();
     std::fs::write(gitdir.join("commondir"), format!("{}/\n", common.display())).unwrap();
+    // and our own marker of the registration it was writing
+    std::fs::write(common.join("vibetrees-registering"), format!("{name}\n")).unwrap();
     let reg = git::registration_at(&repo, &path).unwrap().unwrap();
     assert!(reg.half_made(), "{reg:?}");
 

@@ -739,6 +739,8 @@ fn a_registration_left_half_written_by_a_killed_libgit2_add_is_cleared() {
     )
     .unwrap();
     std::fs::write(reg.join("gitdir"), "").unwrap();
+    // and our own marker of the registration it was writing
+    std::fs::write(p.root.join(".git/vibetrees-registering"), "half\n").unwrap();
     std::fs::create_dir_all(p.root.join(".worktrees/half")).unwrap();
     let m = WorktreeManager::new(p.options()).unwrap();
     let w = created(block_on(m.create_worktree_optimized("half", "main")).unwrap());

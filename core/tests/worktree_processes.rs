@@ -276,9 +276,16 @@ fn killed_at_any_point_then_retried_leaves_a_clean_worktree() {
         let trash: Vec<_> = std::fs::read_dir(p.root.join(".worktrees/.trash"))
             .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
             .unwrap_or_default();
+        let why: Vec<String> = trash
+            .iter()
+            .map(|t| {
+                let f = p.root.join(".worktrees/.trash").join(t).join("trash.json");
+                std::fs::read_to_string(f).unwrap_or_default()
+            })
+            .collect();
         assert!(
             trash.is_empty(),
-            "debris in the trash after a kill at {delay_ms} ms: {trash:?}"
+            "debris in the trash after a kill at {delay_ms} ms: {trash:?} {why:?}"
         );
     }
 }

@@ -119,8 +119,10 @@ pub unsafe extern "C" fn vt_cache_populate(
     })
 }
 
-/// Restores the node_modules folder at `target_node_modules` from the entry of its project's key
-/// (an existing folder there is replaced atomically). Blocks until done. `progress` may be NULL;
+/// Restores the node_modules folder at `target_node_modules` from the entry of its project's key.
+/// An existing target is refused: `VT_INVALID_ARGUMENT` when it is not a node_modules folder,
+/// `VT_ALREADY_EXISTS` when it is one (replace it with [`vt_cache_restore_with`] and
+/// `{"replace": true}`). Blocks until done. `progress` may be NULL;
 /// otherwise it is called as `vt_count_progress_fn` says, with `userdata`, and never after this
 /// call returns (userdata may be freed then).
 /// On success `*outcome_json_out` receives `{ restored: true|false, key, stats: { files, bytes,
@@ -140,8 +142,77 @@ pub unsafe extern "C" fn vt_cache_restore(
     outcome_json_out: *mut *mut c_char,
 ) -> vt_result {
     ffi_call(|| {
+        // SAFETY: forwarded contract; a NULL options string is the defaults.
+        unsafe {
+            restore(
+                cache,
+                target_node_modules,
+                std::ptr::null(),
+                progress,
+                userdata,
+                outcome_json_out,
+            )
+        }
+    })
+}
+
+/// Options of [`vt_cache_restore_with`] (JSON, camelCase).
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RestoreCallOptions {
+    /// Replace an existing node_modules target.
+    #[serde(default)]
+    replace: bool,
+}
+
+/// [`vt_cache_restore`] with options: `options_json` is `{"replace": bool}` or NULL (false). With
+/// `replace`, an existing node_modules folder at the target is replaced atomically; a target
+/// that is not a node_modules folder is refused all the same. Errors as [`vt_cache_restore`],
+/// plus `VT_PARSE` for bad options.
+///
+/// # Safety
+/// As [`vt_cache_restore`]; `options_json`, if not NULL, is NUL-terminated.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vt_cache_restore_with(
+    cache: *const vt_cache,
+    target_node_modules: *const c_char,
+    options_json: *const c_char,
+    progress: vt_count_progress_fn,
+    userdata: *mut c_void,
+    outcome_json_out: *mut *mut c_char,
+) -> vt_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract.
+        unsafe {
+            restore(
+                cache,
+                target_node_modules,
+                options_json,
+                progress,
+                userdata,
+                outcome_json_out,
+            )
+        }
+    })
+}
+
+/// The body of [`vt_cache_restore_with`] (called inside its panic boundary).
+///
+/// # Safety
+/// As [`vt_cache_restore_with`].
+unsafe fn restore(
+    cache: *const vt_cache,
+    target_node_modules: *const c_char,
+    options_json: *const c_char,
+    progress: vt_count_progress_fn,
+    userdata: *mut c_void,
+    outcome_json_out: *mut *mut c_char,
+) -> crate::boundary::FfiResult<()> {
+    {
         let c = unsafe { required_ref(cache, "cache") }?;
         let target = unsafe { required_str(target_node_modules, "target_node_modules") }?;
+        let call: RestoreCallOptions =
+            unsafe { crate::args::optional_json(options_json, "options_json") }?;
         let out = unsafe { required_out(outcome_json_out, "outcome_json_out") }?;
         let gate = Arc::new(CallGate::default());
         let progress = progress.map(|f| {
@@ -163,13 +234,14 @@ pub unsafe extern "C" fn vt_cache_restore(
             &RestoreOptions {
                 method: c.method,
                 progress,
+                replace: call.replace,
                 ..Default::default()
             },
         );
         gate.close_and_wait();
         *out = json_c_string(&result?)?;
         Ok(())
-    })
+    }
 }
 
 /// Sets `*valid_out` to whether the cache holds an entry for the project in `project_dir` (its

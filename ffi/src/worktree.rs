@@ -411,11 +411,13 @@ pub unsafe extern "C" fn vt_worktree_manager_wait_background(
     })
 }
 
-/// Removes the worktree `name`: stops its containers, releases its ports, unregisters it and moves
-/// its folder aside (deleted in the background). The branch is kept. On success
-/// `*result_json_out` receives `{ success, name, releasedPorts, trashedTo, containers }` (free it
-/// with `vt_string_free`). Errors: `VT_NOT_FOUND` (no such worktree), `VT_INVALID_ARGUMENT`,
-/// `VT_GIT`, `VT_IO`, `VT_NULL_ARGUMENT`, `VT_INVALID_UTF8`.
+/// Removes the registered worktree `name` as `git worktree remove` would: stops its containers,
+/// releases its ports, unregisters it and deletes its folder (in the background). The branch is
+/// kept. On success `*result_json_out` receives `{ success, name, releasedPorts, trashedTo,
+/// containers, kept }` (free it with `vt_string_free`). Errors: `VT_NOT_FOUND` (no such
+/// worktree, or a folder that is not one: never deleted), `VT_WORKTREE_LOCKED`,
+/// `VT_WORKTREE_DIRTY`, `VT_LOCK` (being created) (see [`vt_worktree_manager_remove_with`]),
+/// `VT_INVALID_ARGUMENT`, `VT_GIT`, `VT_IO`, `VT_NULL_ARGUMENT`, `VT_INVALID_UTF8`.
 ///
 /// # Safety
 /// `manager` is a live handle; `name` is NUL-terminated; `result_json_out` is valid for one write.
@@ -430,6 +432,35 @@ pub unsafe extern "C" fn vt_worktree_manager_remove(
         let name = unsafe { required_str(name, "name") }?;
         let out = unsafe { required_out(result_json_out, "result_json_out") }?;
         let outcome = block_on(m.inner.remove_worktree(name))?;
+        *out = json_c_string(&outcome)?;
+        Ok(())
+    })
+}
+
+/// [`vt_worktree_manager_remove`] with options: `options_json` is `{"force": bool,
+/// "forceLocked": bool}` or NULL (both false). A worktree with changes is refused with
+/// `VT_WORKTREE_DIRTY` unless `force` (it is then kept in the trash for `trashGrace`, reported as
+/// `kept` in the result); a locked one with `VT_WORKTREE_LOCKED` unless `forceLocked`; one being
+/// created with `VT_LOCK`; a folder that is not a registered worktree with `VT_NOT_FOUND` (never
+/// deleted). Other errors as [`vt_worktree_manager_remove`], plus `VT_PARSE` for bad options.
+///
+/// # Safety
+/// `manager` is a live handle; `name` and `options_json` (if not NULL) are NUL-terminated;
+/// `result_json_out` is valid for one write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vt_worktree_manager_remove_with(
+    manager: *const vt_worktree_manager,
+    name: *const c_char,
+    options_json: *const c_char,
+    result_json_out: *mut *mut c_char,
+) -> vt_result {
+    ffi_call(|| {
+        let m = unsafe { required_ref(manager, "manager") }?;
+        let name = unsafe { required_str(name, "name") }?;
+        let opts: vibetrees_core::worktree::RemoveOptions =
+            unsafe { crate::args::optional_json(options_json, "options_json") }?;
+        let out = unsafe { required_out(result_json_out, "result_json_out") }?;
+        let outcome = block_on(m.inner.remove_worktree_with(name, opts))?;
         *out = json_c_string(&outcome)?;
         Ok(())
     })

@@ -89,6 +89,18 @@ int main(void) {
     CHECK(vt_test_exists(project_b, "node_modules/.bin/left-pad"), "b has the .bin symlink");
     vt_string_free(outcome);
 
+    /* An existing node_modules is replaced only when told; what is not node_modules never. */
+    outcome = NULL;
+    CHECK_RC(vt_cache_restore(cache, nm_b, NULL, NULL, &outcome), VT_ALREADY_EXISTS, "b exists: refused");
+    CHECK_RC(vt_cache_restore_with(cache, nm_b, "{\"replace\":true}", NULL, NULL, &outcome), VT_OK,
+             "b replaced when told");
+    CHECK_HAS(outcome, "\"restored\":true", "restored again");
+    vt_string_free(outcome);
+    outcome = NULL;
+    CHECK_RC(vt_cache_restore_with(cache, project_b, "{\"replace\":true}", NULL, NULL, &outcome),
+             VT_INVALID_ARGUMENT, "a project folder is never a restore target");
+    CHECK(vt_test_exists(project_b, "package.json"), "the project is untouched");
+
     /* A project whose lockfile differs: a miss is a success with restored: false. */
     char project_c[1200], nm_c[1300];
     snprintf(project_c, sizeof project_c, "%s/c", root);

@@ -192,9 +192,15 @@ int main(void) {
     CHECK(jobs && jobs[0] == '[', "warm lists its jobs");
     vt_string_free(jobs);
 
-    /* remove */
+    /* remove: a dirty worktree needs force (then it is kept in the trash) */
     char *removed = NULL;
-    CHECK_RC(vt_worktree_manager_remove(m, "second", &removed), VT_OK, "remove second");
+    vt_test_write(wt2, "mine.txt", "mine\n");
+    CHECK_RC(vt_worktree_manager_remove(m, "second", &removed), VT_WORKTREE_DIRTY, "a dirty worktree is refused");
+    CHECK_MSG_HAS("mine.txt", "the message names the change");
+    CHECK(vt_test_exists(wt2, "mine.txt"), "nothing lost");
+    CHECK_RC(vt_worktree_manager_remove_with(m, "second", "{\"forse\":true}", &removed), VT_PARSE, "bad options");
+    CHECK_RC(vt_worktree_manager_remove_with(m, "second", "{\"force\":true}", &removed), VT_OK, "remove second");
+    CHECK_HAS(removed, "\"kept\":{", "kept in the trash");
     CHECK_HAS(removed, "\"name\":\"second\"", "remove names it");
     vt_string_free(removed);
     CHECK(!vt_test_exists(wt2, "package.json"), "its folder is gone from .worktrees");

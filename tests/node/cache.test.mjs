@@ -29,6 +29,13 @@ test('cache, then restore into another checkout of the same project', async () =
   const restored = await cache.restoreNodeModules(path.join(other, 'node_modules'));
   assert.equal(restored.restored, true, JSON.stringify(restored));
   assert.deepEqual(tree(path.join(other, 'node_modules')), tree(path.join(project.root, 'node_modules')));
+  // an existing node_modules is replaced only when told; what is not node_modules never
+  await assert.rejects(cache.restoreNodeModules(path.join(other, 'node_modules')), { code: 'ALREADY_EXISTS' });
+  const again = await cache.restoreNodeModules(path.join(other, 'node_modules'), { replace: true });
+  assert.equal(again.restored, true);
+  fs.writeFileSync(path.join(other, 'notes.txt'), 'mine');
+  await assert.rejects(cache.restoreNodeModules(path.join(other, 'notes.txt'), { replace: true }), { code: 'INVALID_ARGUMENT' });
+  assert.equal(fs.readFileSync(path.join(other, 'notes.txt'), 'utf8'), 'mine');
   // the restored tree is usable by node
   const semver = (await import(path.join(other, 'node_modules', 'semver', 'index.js'))).default;
   assert.equal(semver.valid('1.2.3'), '1.2.3');

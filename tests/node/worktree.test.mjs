@@ -274,6 +274,37 @@ test('listWorktrees, removeWorktree, warm, waitBackground, createWorktree alias'
   assert.ok(WorktreeManager.stepNames.includes('write-env'));
 });
 
+test('removeWorktree refuses a dirty or locked worktree unless told; the trash brings it back', async () => {
+  const project = makeProject();
+  const wm = manager(project);
+  const created = await wm.createWorktreeOptimized('dirty-one');
+  assert.equal(created.success, true, JSON.stringify(created));
+  const wt = created.worktree.path;
+  fs.writeFileSync(path.join(wt, 'mine.txt'), 'mine\n');
+  await assert.rejects(wm.removeWorktree('dirty-one'), { code: 'WORKTREE_DIRTY', message: /mine\.txt/ });
+  assert.ok(fs.existsSync(path.join(wt, 'mine.txt')));
+  git(project.root, 'worktree', 'lock', wt);
+  await assert.rejects(wm.removeWorktree('dirty-one', { force: true }), { code: 'WORKTREE_LOCKED' });
+  assert.throws(() => wm.removeWorktree('dirty-one', 'force'), { code: 'INVALID_ARGUMENT' });
+  await assert.rejects(wm.removeWorktree('dirty-one', { forse: true }), { code: 'PARSE' });
+  const removed = await wm.removeWorktree('dirty-one', { force: true, forceLocked: true });
+  assert.equal(removed.kept?.name, 'dirty-one', JSON.stringify(removed));
+  assert.ok(!fs.existsSync(wt));
+  const kept = await wm.trashList();
+  assert.deepEqual(kept.map((t) => t.name), ['dirty-one']);
+  const back = await wm.trashRestore('dirty-one');
+  assert.equal(back.name, 'dirty-one');
+  assert.equal(fs.readFileSync(path.join(wt, 'mine.txt'), 'utf8'), 'mine\n');
+  assert.ok(git(project.root, 'worktree', 'list', '--porcelain').includes('branch refs/heads/dirty-one'));
+  // a folder under the base that is not a worktree of ours is never deleted
+  const sibling = path.join(project.root, '.worktrees', 'sibling');
+  fs.mkdirSync(sibling, { recursive: true });
+  fs.writeFileSync(path.join(sibling, 'keep.txt'), 'x');
+  await assert.rejects(wm.removeWorktree('sibling', { force: true, forceLocked: true }), { code: 'NOT_FOUND' });
+  assert.ok(fs.existsSync(path.join(sibling, 'keep.txt')));
+  await wm.waitBackground();
+});
+
 test('an onProgress that throws does not break the creation (reported as a warning)', async () => {
   const project = makeProject();
   await warmCache(project);

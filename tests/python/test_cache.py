@@ -75,15 +75,31 @@ def test_restore_copy_method_and_replacing_an_existing_folder(node_project, tmp_
     cache.cache_node_modules(node_project / "node_modules")
     other = copy_project_without_node_modules(node_project, tmp_path / "checkout")
     (other / "node_modules" / "stale").mkdir(parents=True)
-    outcome = cache.restore_node_modules(other / "node_modules")
+    # an existing node_modules is replaced only when told (issue 13)
+    with pytest.raises(vibetrees.AlreadyExistsError):
+        cache.restore_node_modules(other / "node_modules")
+    assert (other / "node_modules" / "stale").exists()
+    outcome = cache.restore_node_modules(other / "node_modules", replace=True)
     stats = outcome["stats"]
     assert stats["copied"] == stats["files"] and stats["linked"] == 0
     assert stats["replacedExisting"] is True
     assert not (other / "node_modules" / "stale").exists()
     restored = other / "node_modules" / "left-pad-local" / "package.json"
     assert os.stat(restored).st_ino != os.stat(node_project / "node_modules" / "left-pad-local" / "package.json").st_ino
-    linked = cache.restore_node_modules(other / "node_modules", method="hardlink")["stats"]
+    linked = cache.restore_node_modules(other / "node_modules", method="hardlink", replace=True)["stats"]
     assert linked["linked"] == linked["files"]
+
+
+def test_a_target_that_is_not_node_modules_is_never_replaced(node_project, tmp_path):
+    cache = vibetrees.CacheManager(tmp_path / "cache")
+    cache.cache_node_modules(node_project / "node_modules")
+    other = copy_project_without_node_modules(node_project, tmp_path / "checkout")
+    mine = other / "src"
+    mine.mkdir()
+    (mine / "main.js").write_text("mine\n")
+    with pytest.raises(vibetrees.InvalidArgumentError, match="not a node_modules folder"):
+        cache.restore_node_modules(mine, replace=True)
+    assert (mine / "main.js").read_text() == "mine\n"
 
 
 def test_a_miss_is_reported_not_raised(node_project, tmp_path):

@@ -21,6 +21,8 @@ CLASS_OF_CODE = {
     "LOCK": vibetrees.LockError,
     "PARSE": vibetrees.ParseError,
     "INTERNAL": vibetrees.InternalError,
+    "WORKTREE_LOCKED": vibetrees.WorktreeLockedError,
+    "WORKTREE_DIRTY": vibetrees.WorktreeDirtyError,
 }
 
 

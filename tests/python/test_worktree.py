@@ -163,6 +163,25 @@ def test_list_and_remove(node_project, warm_cache):
     assert mgr.background_jobs() == []
 
 
+def test_remove_refuses_dirty_and_locked_unless_told_and_the_trash_restores(node_project, warm_cache):
+    mgr = manager(node_project, warm_cache)
+    wt = Path(mgr.create_worktree_optimized("dirty-one")["worktree"]["path"])
+    (wt / "mine.txt").write_text("mine\n")
+    with pytest.raises(vibetrees.WorktreeDirtyError, match="mine.txt") as info:
+        mgr.remove_worktree("dirty-one")
+    assert info.value.code == "WORKTREE_DIRTY"
+    subprocess.run(["git", "worktree", "lock", str(wt)], cwd=node_project, check=True)
+    with pytest.raises(vibetrees.WorktreeLockedError):
+        mgr.remove_worktree("dirty-one", force=True)
+    removed = mgr.remove_worktree("dirty-one", force=True, force_locked=True)
+    assert removed["kept"]["name"] == "dirty-one"
+    assert not wt.exists()
+    assert [t["name"] for t in mgr.trash_list()] == ["dirty-one"]
+    mgr.trash_restore("dirty-one")
+    assert (wt / "mine.txt").read_text() == "mine\n"
+    mgr.wait_background()
+
+
 def test_three_worktrees_at_once_with_asyncio(node_project, warm_cache):
     mgr = manager(node_project, warm_cache)
 

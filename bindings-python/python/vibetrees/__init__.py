@@ -36,6 +36,8 @@ from ._native import (
     TaskFailedError,
     TimeoutError,
     VibetreesError,
+    WorktreeDirtyError,
+    WorktreeLockedError,
     WorktreeManager,
     __version__,
 )
@@ -63,6 +65,8 @@ __all__ = [
     "TaskFailedError",
     "TimeoutError",
     "VibetreesError",
+    "WorktreeDirtyError",
+    "WorktreeLockedError",
     "WorktreeManager",
     "__version__",
     "types",

@@ -35,6 +35,7 @@ __all__ = [
     "CreateResult",
     "WorktreeInfo",
     "RemoveOutcome",
+    "TrashEntry",
 ]
 
 
@@ -345,3 +346,16 @@ class RemoveOutcome(TypedDict):
     releasedPorts: Dict[str, int]
     trashedTo: Optional[str]
     containers: str
+    kept: Optional["TrashEntry"]
+
+
+class TrashEntry(TypedDict):
+    """A worktree kept in the trash (``trash_list``, ``trash_restore``)."""
+
+    name: str
+    originalPath: str
+    registration: Optional[str]
+    reason: str
+    trashedAtMs: int
+    expiresAtMs: int
+    location: str

@@ -87,7 +87,14 @@ impl CacheManager {
         )
     }
 
-    /// Restores the node_modules folder `target` from the entry of its project's key.
+    /// The restore method its restores use.
+    pub fn method(&self) -> RestoreMethod {
+        self.method
+    }
+
+    /// Restores the node_modules folder `target` from the entry of its project's key. An
+    /// existing target is refused (see [`crate::cache::check_target`]): use
+    /// [`Self::restore_node_modules_with`] with `replace` to replace a node_modules folder.
     /// A miss (no entry, no package.json, a mutated entry that was evicted) is `restored: false`
     /// with the reason; other failures are errors.
     pub fn restore_node_modules(&self, target: &Path) -> Result<RestoreOutcome> {
@@ -106,6 +113,9 @@ impl CacheManager {
         target: &Path,
         opts: &RestoreOptions,
     ) -> Result<RestoreOutcome> {
+        if !opts.keep_existing {
+            super::check_target(target, opts.replace)?;
+        }
         let project = project_of(target)?;
         let key = match CacheKey::from_project_dir(&project) {
             Ok(k) => k,

@@ -22,6 +22,7 @@ mod populate;
 mod restore;
 mod stats;
 mod store;
+mod target;
 mod verify;
 
 pub use evict::PruneReport;
@@ -37,4 +38,5 @@ pub use populate::{PopulateOptions, PopulateOutcome, PopulateReport};
 pub use restore::{RestoreOptions, RestoreStats};
 pub use stats::{CacheStats, HitCounts};
 pub use store::{CacheOptions, NodeModulesCache, default_cache_dir};
+pub use target::check_target;
 pub use verify::{BadEntry, VerifyReport};

@@ -37,9 +37,13 @@ pub struct RestoreOptions {
     /// Skip the per-file check against the listing (size, mtime, mode). Faster; then a mutated
     /// entry can be served. Off by default.
     pub skip_verify: bool,
-    /// Refuse (instead of replacing) an existing target. Off by default: an existing target is
-    /// swapped out atomically and deleted.
+    /// Refuse (instead of replacing) an existing target, even with `replace`.
     pub keep_existing: bool,
+    /// Replace an existing target (a real `node_modules` folder: swapped out atomically, then
+    /// deleted). Off by default: an existing target is refused ([`Error::AlreadyExists`]), and
+    /// one that is not a `node_modules` folder always is ([`Error::InvalidArgument`]): see
+    /// [`super::check_target`].
+    pub replace: bool,
     /// Worker threads for this restore (default: the cache's).
     pub workers: Option<usize>,
     /// Profiler span id to nest this operation's spans under.
@@ -201,6 +205,9 @@ impl NodeModulesCache {
         phases: &mut Phases<'_>,
     ) -> Result<RestoreStats> {
         let (parent, name) = split_target(target)?;
+        if !opts.keep_existing {
+            super::target::check_target(target, opts.replace)?;
+        }
         let (entry, listing) = phases.run("cache-restore-open", || {
             let entry = self
                 .lock_entry(key, false, true)?

@@ -65,19 +65,32 @@ pub fn resolve_from(repo: &Repository, from: &str) -> Result<ResolvedFrom> {
 /// Creates branch `name` at `commit` unless it exists. Returns the commit the branch points to
 /// and whether it was created.
 ///
-/// Runs under [`checkout::registration_lock`]: a `refs/heads/<name>.lock` found then was left by
-/// one of our processes killed while creating that branch (a live one would hold the lock), and
-/// is removed, where git would refuse the branch until someone deletes it by hand.
-pub fn ensure_branch(repo: &Repository, name: &str, commit: Oid) -> Result<(Oid, bool)> {
+/// Runs under [`checkout::registration_lock`]. A `refs/heads/<name>.lock` in the way is removed
+/// only when it is stale ([`super::recovery::stale_lock`]): older than `started` (when the creation that retries
+/// began) and held open by no process; one a live git process may hold is left alone and the
+/// creation fails with [`Error::Lock`] naming it.
+pub fn ensure_branch(
+    repo: &Repository,
+    name: &str,
+    commit: Oid,
+    started: std::time::SystemTime,
+) -> Result<(Oid, bool)> {
     let _lock = checkout::registration_lock(repo.commondir())?;
     match create_branch(repo, name, commit) {
         Err(Error::Git { message, .. }) if message.contains("failed to lock file") => {
-            let stale = repo
+            let lock = repo
                 .commondir()
                 .join("refs/heads")
                 .join(format!("{name}.lock"));
-            if std::fs::remove_file(&stale).is_ok() {
-                tracing::warn!("removed {} left by a killed creation", stale.display());
+            if !super::recovery::stale_lock(&lock, started) {
+                return Err(Error::Lock(format!(
+                    "{} exists and may be held by a running git process; remove it if no git \
+                     command is running",
+                    lock.display()
+                )));
+            }
+            if std::fs::remove_file(&lock).is_ok() {
+                tracing::warn!("removed {} left by a killed process", lock.display());
             }
             create_branch(repo, name, commit)
         }
@@ -145,9 +158,12 @@ fn same_path(a: &Path, b: &Path) -> bool {
 
 /// True for a registration that `git_worktree_add` (lock on) made and [`checkout::register`] did
 /// not finish (its creator was killed in that millisecond): an empty `locked` file and libgit2's
-/// absolute `commondir`, which the git CLI never writes and `register` rewrites at once.
-fn libgit2_registration_unfinished(gitdir: &Path) -> bool {
+/// absolute `commondir`, which the git CLI never writes and `register` rewrites at once, and
+/// named by our own marker of a registration in progress ([`checkout::left_registering`]):
+/// another tool's worktree locked without a reason is never taken for ours.
+fn libgit2_registration_unfinished(repo: &Repository, name: &str, gitdir: &Path) -> bool {
     std::fs::read(gitdir.join("commondir")).is_ok_and(|c| c.starts_with(b"/"))
+        && checkout::left_registering(repo.commondir()).as_deref() == Some(name)
 }
 
 /// Every linked worktree registered in the repository.
@@ -165,7 +181,7 @@ pub fn registrations(repo: &Repository) -> Result<Vec<Registration>> {
         let lock = match wt.is_locked() {
             Ok(WorktreeLockStatus::Locked(r)) => {
                 let r = r.unwrap_or_default();
-                if r.trim().is_empty() && libgit2_registration_unfinished(&gitdir) {
+                if r.trim().is_empty() && libgit2_registration_unfinished(repo, name, &gitdir) {
                     Some(format!(
                         "{CREATING_REASON} (libgit2 registration unfinished)"
                     ))
@@ -602,9 +618,11 @@ mod tests {
                 "{bad}"
             );
         }
-        let (_, created) = ensure_branch(&repo, "feat", r.commit).unwrap();
+        let (_, created) =
+            ensure_branch(&repo, "feat", r.commit, std::time::SystemTime::now()).unwrap();
         assert!(created);
-        let (_, created) = ensure_branch(&repo, "feat", r.commit).unwrap();
+        let (_, created) =
+            ensure_branch(&repo, "feat", r.commit, std::time::SystemTime::now()).unwrap();
         assert!(!created);
     }
 }

@@ -10,12 +10,14 @@ use super::jobs::BackgroundJobs;
 use super::options::{HostStep, WorktreeOptions, WorktreeSettings};
 use super::outcome::{CreateOutcome, CreatedWorktree, RemoveOutcome, WorktreeInfo};
 use super::recovery::Recovery;
+use super::removal::RemoveOptions;
 use super::slug;
+use super::trash::{Trash, TrashEntry};
 use crate::cache::{CacheOptions, KeyInputs, NodeModulesCache, PopulateOptions};
 use crate::optimizer::{CancellationToken, OptimizerOptions, PerformanceOptimizer};
 use crate::profiler::{Metrics, Profiler};
 use crate::progress::{ProgressEvent, ProgressSink};
-use crate::services::containers::{self, ComposeProject};
+use crate::services::containers;
 use crate::services::ports::PortRegistry;
 use crate::{Error, Result};
 use indexmap::IndexMap;
@@ -23,7 +25,6 @@ use parking_lot::Mutex;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// The built-in steps of a creation, in graph order. Host steps may depend on any of them.
 pub const STEP_NAMES: &[&str] = create::BUILT_IN_STEPS;
@@ -161,6 +162,8 @@ impl WorktreeManager {
             root: root.clone(),
             base: base.clone(),
             jobs: Arc::clone(&jobs),
+            on_progress: on_progress.clone(),
+            trash_grace: settings.trash_grace,
         };
         Ok(Self {
             state: Arc::new(ManagerState {
@@ -266,7 +269,15 @@ impl WorktreeManager {
     /// it returned): removes the worktree ([`WorktreeManager::remove_worktree`]), deletes its
     /// branch if the creation made it, and waits for the background deletion.
     pub async fn undo_creation(&self, made: &CreatedWorktree) -> Result<()> {
-        self.remove_worktree(&made.name).await?;
+        // ours, just made: its .env, node_modules... and whatever ran since go
+        self.remove_worktree_with(
+            &made.name,
+            RemoveOptions {
+                force: true,
+                force_locked: false,
+            },
+        )
+        .await?;
         if made.created_branch {
             let (root, branch) = (self.state.root.clone(), made.branch.clone());
             blocking(move || git::delete_branch(&git::open(&root)?, &branch)).await?;
@@ -275,71 +286,41 @@ impl WorktreeManager {
         Ok(())
     }
 
-    /// Stops the worktree's containers, releases its ports, unregisters it and moves its folder to
-    /// the trash, deleted in the background, so this returns at once. The branch is kept.
+    /// Removes worktree `name` as `git worktree remove` would ([`RemoveOptions::default`]:
+    /// refuses a locked, a dirty or an unregistered one; see `removal.rs`): its containers
+    /// stopped, its ports released, its registration removed, its folder deleted in the
+    /// background. The branch is kept.
     pub async fn remove_worktree(&self, name: &str) -> Result<RemoveOutcome> {
+        self.remove_worktree_with(name, RemoveOptions::default())
+            .await
+    }
+
+    /// [`WorktreeManager::remove_worktree`] with `force` (a dirty worktree goes to the trash for
+    /// `trashGrace`, restorable) and `force_locked` (a worktree locked with `git worktree lock`).
+    pub async fn remove_worktree_with(
+        &self,
+        name: &str,
+        opts: RemoveOptions,
+    ) -> Result<RemoveOutcome> {
+        super::removal::remove(&self.state, name, opts).await
+    }
+
+    /// The worktrees kept in the trash (removed with changes), oldest first.
+    pub fn trash_list(&self) -> Result<Vec<TrashEntry>> {
+        let repo = git::open(&self.state.root)?;
+        Ok(Trash::new(&self.state.base, repo.commondir()).list())
+    }
+
+    /// Brings the newest trash entry of `name` back: its folder and its registration (see
+    /// `trash.rs`). Refused, with nothing moved, when the place is taken again.
+    pub async fn trash_restore(&self, name: &str) -> Result<TrashEntry> {
         slug::validate_slug(name, name)?;
-        let path = self.state.base.join(name);
-        let (root, p2) = (self.state.root.clone(), path.clone());
-        let reg = blocking(move || git::registration_at(&git::open(&root)?, &p2)).await?;
-        let folder_exists = std::fs::symlink_metadata(&path).is_ok();
-        if reg.is_none() && !folder_exists {
-            return Err(Error::NotFound(format!(
-                "worktree {name:?} ({})",
-                path.display()
-            )));
-        }
-        // containers down
-        let mut containers_msg = "no containers".to_string();
-        let file = self.state.settings.compose_file();
-        if folder_exists && path.join(file).is_file() {
-            match containers::detect(self.state.settings.runtime, &Default::default()).await {
-                Ok(Some(engine)) => {
-                    let project = ComposeProject::for_worktree(&path, Path::new(file));
-                    let out = engine
-                        .down(
-                            &project,
-                            false,
-                            Some(Duration::from_secs(2)),
-                            None,
-                            Duration::from_secs(120),
-                        )
-                        .await;
-                    containers_msg = out.message;
-                }
-                Ok(None) => containers_msg = "no container runtime".into(),
-                Err(e) => containers_msg = e.full_message(),
-            }
-        }
-        let (state, n2, p2) = (self.state.clone(), name.to_string(), path.clone());
-        let (released, trashed) = blocking(move || {
-            let released = PortRegistry::for_project(&state.root)?.release(&n2)?;
-            let trashed = if std::fs::symlink_metadata(&p2).is_ok() {
-                Some(
-                    state
-                        .recovery
-                        .move_to_trash(&p2, &format!(".delete-{n2}-removed"))?,
-                )
-            } else {
-                None
-            };
+        let (state, name) = (self.state.clone(), name.to_string());
+        blocking(move || {
             let repo = git::open(&state.root)?;
-            if let Some(r) = git::registration_at(&repo, &p2)? {
-                git::prune_registration(&repo, &r.name)?;
-            }
-            Ok((released, trashed))
+            Trash::new(&state.base, repo.commondir()).restore(&repo, &name)
         })
-        .await?;
-        if let Some(t) = &trashed {
-            self.state.recovery.delete_in_background(t.clone());
-        }
-        Ok(RemoveOutcome {
-            success: true,
-            name: name.to_string(),
-            released_ports: released.into_iter().collect(),
-            trashed_to: trashed,
-            containers: containers_msg,
-        })
+        .await
     }
 
     /// The project's worktrees: the main one, then every registered one, with their ports.

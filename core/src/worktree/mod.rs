@@ -5,6 +5,9 @@
 //! - `create/`: one creation: the graph (ready vs settled) and its steps, one file each.
 //! - [`recovery`]: debris of dead creations, staging, trash, rollback, the undo of a cancelled
 //!   creation; the lock kinds are listed in its doc.
+//! - [`removal`]: what `remove` may delete (registered, unlocked, clean or forced) and how;
+//!   [`marker`]: our marker in a registration (creator, files the creation wrote);
+//!   [`trash`]: removed worktrees with changes, kept for a grace period and restorable.
 //! - [`settings`], [`options`]: the plain-data settings every binding deserializes, and the
 //!   callbacks beside them. [`outcome`]: the results (the contract's shapes).
 //! - [`slug`]: names and the safety checks done before anything is touched.
@@ -23,12 +26,15 @@ pub mod history;
 pub mod install;
 pub mod jobs;
 pub mod manager;
+pub mod marker;
 pub mod options;
 pub mod outcome;
 pub mod phases;
 pub mod recovery;
+pub mod removal;
 pub mod settings;
 pub mod slug;
+pub mod trash;
 
 pub use checkout::loose;
 
@@ -40,7 +46,9 @@ pub use outcome::{
     CacheOutcome, CacheReport, CreateOutcome, CreatedWorktree, RemoveOutcome, StepTiming,
     WorktreeInfo, failure_json,
 };
+pub use removal::RemoveOptions;
 pub use settings::{CheckoutChoice, WorktreeSettings};
+pub use trash::TrashEntry;
 
 /// A Chrome trace (Trace Event Format) of one creation: its total span and its children.
 pub fn chrome_trace(total: &crate::profiler::OperationResult) -> String {

@@ -237,4 +237,7 @@ pub struct RemoveOutcome {
     pub trashed_to: Option<PathBuf>,
     /// Container step message.
     pub containers: String,
+    /// When it held changes of the user's: the trash entry keeping it (restorable until its
+    /// grace period ends; `trashed_to` is then `None`).
+    pub kept: Option<super::trash::TrashEntry>,
 }

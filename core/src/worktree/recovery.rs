@@ -23,14 +23,21 @@
 //! | `.staging/<slug>.<time>-<pid>` | the creation's `cache-restore` step | node_modules restored beside the checkout | the creation itself; [`Recovery::clear_dead_staging`] when the pid is dead |
 //! | `.trash/.delete-<label>-<time>-<pid>` | [`Recovery::trash_and_delete`] | a folder being deleted in the background | the background job; [`Recovery::clear_dead_deletions`] finishes it when the pid is dead |
 //! | `.trash/<slug>-<time>-<pid>` | [`Recovery::clear_debris`] | an orphan folder moved aside | never: kept for its owner |
+//! | `.trash/<slug>.kept-<time>-<pid>/` + `.git/vibetrees-trash/<same>` | `trash.rs` (`remove` with `force`; [`Recovery::clear_debris`] for edited debris) | a worktree with the user's changes, restorable | `trash.rs` `purge_expired` after `trashGrace` |
+//! | `.git/worktrees/<name>/vibetrees-created.json` | `marker.rs` (git-worktree-add, write-env, mcp-discovery, "ready") | ours: creator (pid, boot, pid namespace), files the creation wrote | with the registration |
+//! | `.git/vibetrees-registering` | `checkout::register` | the registration a process of ours is writing | `register` itself; the next `register` sweeps that one registration |
 //!
 //! "Is this pid alive" is [`crate::process::alive`] everywhere (a process we may not signal
-//! counts as alive). The cache (`cache/`) and the install (`install.rs`) keep their own recovery
+//! counts as alive), and [`creator_alive`] for a creator our marker describes (a pid of another
+//! boot or pid namespace counts as alive). The cache (`cache/`) and the install (`install.rs`) keep their own recovery
 //! and are called, not copied.
 
 use super::git::{self, Registration};
 use super::install;
 use super::jobs::BackgroundJobs;
+use super::marker::{self, CreationMarker};
+use super::trash::Trash;
+use crate::progress::{ProgressEvent, ProgressSink};
 use crate::services::containers::{ComposeProject, Engine};
 use crate::services::ports::PortRegistry;
 use crate::{Error, Result};
@@ -106,9 +113,19 @@ pub struct Recovery {
     pub base: PathBuf,
     /// The manager's background jobs (deletions run there, so `wait_background` awaits them).
     pub jobs: Arc<BackgroundJobs>,
+    /// Where debris moved to the trash is reported (step `git`).
+    pub on_progress: Option<ProgressSink>,
+    /// How long the trash keeps what it keeps (`trashGrace`).
+    pub trash_grace: Duration,
 }
 
 impl Recovery {
+    fn emit(&self, name: &str, message: String) {
+        if let Some(p) = &self.on_progress {
+            p(&ProgressEvent::new(name, "git", message));
+        }
+    }
+
     /// Moves `folder` into the trash (`<base>/.trash/<prefix>-<time>-<pid>`) and returns where.
     pub fn move_to_trash(&self, folder: &Path, prefix: &str) -> Result<PathBuf> {
         let trash = self.base.join(TRASH_DIR);
@@ -187,20 +204,60 @@ impl Recovery {
                     "worktree {name:?} is being created by this process"
                 )));
             }
+            let gitdir = marker::gitdir_of(repo, &r.name);
+            let mark = CreationMarker::read(&gitdir);
             if let Some(pid) = pid
-                && crate::process::alive(pid)
+                && creator_alive(pid, mark.as_ref())
             {
                 return Err(Error::Lock(format!(
                     "worktree {name:?} is being created by process {pid}"
                 )));
             }
-            // Debris of a creation killed half-way: what is left of its install is stopped, its
-            // folder goes (in the background), its registration is removed.
+            // Debris of a creation killed half-way: what is left of its install is stopped; its
+            // folder goes (in the background) when it is byte for byte what the creation wrote,
+            // else it is kept in the trash with its registration; the registration is removed.
             install::stop_leftover_installs(path);
-            if std::fs::symlink_metadata(path).is_ok() {
-                self.trash_and_delete(path, &format!("{name}-unfinished"))?;
+            let edited = if std::fs::symlink_metadata(path).is_ok() {
+                user_content(repo, path, r.branch.as_deref(), mark.as_ref())
+            } else {
+                Vec::new()
+            };
+            if !edited.is_empty() {
+                let t = Trash::new(&self.base, repo.commondir()).keep(
+                    name,
+                    path,
+                    Some(&r.name),
+                    &format!(
+                        "debris of a creation that died, edited since: {}",
+                        edited
+                            .iter()
+                            .take(5)
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    self.trash_grace,
+                )?;
+                self.emit(
+                    name,
+                    format!(
+                        "A creation of {name:?} that died left a folder with changes ({}): \
+                         moved to the trash at {} (`vibetrees trash restore {name}`)",
+                        edited
+                            .iter()
+                            .take(5)
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        t.location.display()
+                    ),
+                );
+            } else {
+                if std::fs::symlink_metadata(path).is_ok() {
+                    self.trash_and_delete(path, &format!("{name}-unfinished"))?;
+                }
+                git::prune_registration(repo, &r.name)?;
             }
-            git::prune_registration(repo, &r.name)?;
             reg = None;
         }
         let folder_exists = std::fs::symlink_metadata(path).is_ok();
@@ -232,6 +289,7 @@ impl Recovery {
         }
         self.clear_dead_staging(name);
         self.clear_dead_deletions();
+        Trash::new(&self.base, repo.commondir()).purge_expired_now();
         Ok(Found::Clear)
     }
 
@@ -248,14 +306,19 @@ impl Recovery {
         registered: bool,
     ) -> Result<()> {
         let _ = std::fs::remove_dir_all(staging);
-        if let Ok(reg) = PortRegistry::for_project(&self.root) {
+        let repo = git::open(&self.root)?;
+        let ours = git::registration_at(&repo, path)?.filter(|r| {
+            r.half_made()
+                && (registered
+                    || r.lock.as_deref().and_then(creating_pid) == Some(std::process::id()))
+        });
+        // The name's ports are this creation's only if the worktree is: a creation that lost
+        // the name to another process (which registered it) must not release the winner's.
+        let someone_elses = ours.is_none() && git::registration_at(&repo, path)?.is_some();
+        if !someone_elses && let Ok(reg) = PortRegistry::for_project(&self.root) {
             let _ = reg.release(name);
         }
-        let repo = git::open(&self.root)?;
-        if let Some(r) = git::registration_at(&repo, path)?
-            && r.half_made()
-            && (registered || r.lock.as_deref().and_then(creating_pid) == Some(std::process::id()))
-        {
+        if let Some(r) = ours {
             install::stop_leftover_installs(path);
             if std::fs::symlink_metadata(path).is_ok() {
                 self.trash_and_delete(path, &format!("{name}-failed"))?;
@@ -317,7 +380,7 @@ impl Recovery {
         };
         registrations
             .iter()
-            .filter(|r| created_by_dead_process(r))
+            .filter(|r| created_by_dead_process(&repo, r))
             .map(|r| {
                 // the install's mark holds the folder as this manager names it, which may not be
                 // the canonical path git records
@@ -334,18 +397,112 @@ impl Recovery {
     }
 }
 
+/// What in the folder `path` of a dead creation is not byte for byte what that creation wrote:
+/// a file that differs from the branch's tree (a file the checkout did not reach yet is no
+/// change, nor one it was writing when killed: a prefix of its blob), a file that is neither in the tree nor one the marker lists unchanged. The `.git`
+/// file and `node_modules` (the dependencies the creation restored or installed) are the
+/// creation's. Anything unreadable counts as the user's.
+pub fn user_content(
+    repo: &Repository,
+    path: &Path,
+    branch: Option<&str>,
+    mark: Option<&CreationMarker>,
+) -> Vec<String> {
+    let tree = branch
+        .and_then(|b| repo.find_branch(b, git2::BranchType::Local).ok())
+        .and_then(|b| b.get().peel_to_tree().ok());
+    let mut out = Vec::new();
+    let mut stack = vec![(path.to_path_buf(), String::new())];
+    while let Some((dir, rel)) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            out.push(format!("{rel}/ (unreadable)"));
+            continue;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let sub = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
+            if sub == ".git" || name == "node_modules" {
+                continue;
+            }
+            let Ok(ft) = e.file_type() else {
+                out.push(sub);
+                continue;
+            };
+            if ft.is_dir() {
+                stack.push((e.path(), sub));
+                continue;
+            }
+            if mark.is_some_and(|m| marker::written_unchanged(m, path, &sub)) {
+                continue;
+            }
+            let in_tree = tree
+                .as_ref()
+                .and_then(|t| t.get_path(Path::new(&sub)).ok())
+                .map(|entry| entry.id());
+            let bytes = if ft.is_symlink() {
+                std::fs::read_link(e.path())
+                    .ok()
+                    .map(|t| t.as_os_str().as_encoded_bytes().to_vec())
+            } else {
+                std::fs::read(e.path()).ok()
+            };
+            // the blob, or a prefix of it: what a checkout killed while writing it leaves
+            let same = match (in_tree, bytes) {
+                (Some(id), Some(b)) => {
+                    git2::Oid::hash_object(git2::ObjectType::Blob, &b).is_ok_and(|h| h == id)
+                        || (!ft.is_symlink()
+                            && repo
+                                .find_blob(id)
+                                .is_ok_and(|blob| blob.content().starts_with(&b)))
+                }
+                _ => false,
+            };
+            if !same {
+                out.push(sub);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// True for a git `.lock` file that nobody can be holding: modified before `started` and, where
+/// the platform tells ([`crate::platform::file_holders`]), open in no process. Where it cannot
+/// be told (not Linux, another user's file): false, never removed.
+pub fn stale_lock(lock: &Path, started: std::time::SystemTime) -> bool {
+    let older = std::fs::symlink_metadata(lock)
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| t < started);
+    older && crate::platform::file_holders(lock).is_some_and(|h| h.is_empty())
+}
+
+/// True unless the creator `pid` of a half-made registration is certainly gone: judged in the
+/// world (boot, pid namespace) its marker records when the marker names that pid (another world:
+/// alive), else by [`crate::process::alive`].
+pub fn creator_alive(pid: u32, mark: Option<&CreationMarker>) -> bool {
+    match mark {
+        Some(m) if m.pid == pid => m.creator_alive(),
+        _ => crate::process::alive(pid),
+    }
+}
+
 /// True for a half-made registration whose creator (another process) is dead.
-fn created_by_dead_process(r: &Registration) -> bool {
+fn created_by_dead_process(repo: &Repository, r: &Registration) -> bool {
+    let mark = || CreationMarker::read(&marker::gitdir_of(repo, &r.name));
     r.half_made()
         && r.lock
             .as_deref()
             .and_then(creating_pid)
-            .is_some_and(|pid| pid != std::process::id() && !crate::process::alive(pid))
+            .is_some_and(|pid| pid != std::process::id() && !creator_alive(pid, mark().as_ref()))
 }
 
 /// True if `path` is a real folder holding nothing, or nothing but a `.git` file (not a folder):
 /// what a worktree registration leaves before any checkout.
-fn is_unused_registration_folder(path: &Path) -> bool {
+pub(crate) fn is_unused_registration_folder(path: &Path) -> bool {
     let Ok(meta) = std::fs::symlink_metadata(path) else {
         return false;
     };

@@ -122,6 +122,10 @@ pub struct WorktreeSettings {
     /// `PATH`.
     #[serde(default = "default_git_program")]
     pub git_program: PathBuf,
+    /// How long a removed worktree that held changes stays in the trash (restorable) before it
+    /// is deleted; JSON: milliseconds. Default 24 h.
+    #[serde(default = "default_trash_grace", with = "duration_ms")]
+    pub trash_grace: Duration,
 }
 
 fn yes() -> bool {
@@ -130,6 +134,10 @@ fn yes() -> bool {
 
 fn default_push_timeout() -> Duration {
     Duration::from_secs(60)
+}
+
+fn default_trash_grace() -> Duration {
+    Duration::from_secs(24 * 3600)
 }
 
 fn default_git_program() -> PathBuf {
@@ -179,6 +187,7 @@ impl WorktreeSettings {
             checkout: CheckoutChoice::Ours,
             checkout_threads: None,
             git_program: default_git_program(),
+            trash_grace: default_trash_grace(),
         }
     }
 
@@ -281,6 +290,7 @@ mod tests {
             "useCache": false, "install": false, "restoreWorkers": 3, "historyPath": "/h",
             "recordHistory": false, "mcpServers": {"bridge": {"command": "x"}},
             "checkout": "cli", "checkoutThreads": 4, "gitProgram": "/usr/bin/git",
+            "trashGrace": 60000,
         }))
         .unwrap();
         assert_eq!(s.runtime, RuntimeChoice::None);
@@ -288,9 +298,10 @@ mod tests {
         assert_eq!(s.checkout, CheckoutChoice::GitCli);
         assert_eq!(s.checkout_threads(), 4);
         assert_eq!(s.git_program, PathBuf::from("/usr/bin/git"));
+        assert_eq!(s.trash_grace, Duration::from_secs(60));
         assert!(s.mcp_servers.contains_key("bridge"));
         let keys = WorktreeSettings::keys();
-        assert_eq!(keys.len(), 17, "{keys:?}");
+        assert_eq!(keys.len(), 18, "{keys:?}");
     }
 
     #[test]

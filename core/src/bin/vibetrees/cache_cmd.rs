@@ -66,9 +66,13 @@ pub enum CacheCommand {
         /// Entry key (default: the project's key).
         #[arg(long)]
         key: Option<String>,
-        /// Folder to create (default: <project>/node_modules).
+        /// Folder to create (default: <project>/node_modules). An existing one must be a
+        /// node_modules folder and is replaced only with --replace.
         #[arg(long)]
         target: Option<PathBuf>,
+        /// Replace an existing node_modules target.
+        #[arg(long)]
+        replace: bool,
         /// auto, hardlink, clone, copy or clone-or-copy.
         #[arg(long, default_value = "auto")]
         method: String,
@@ -294,6 +298,7 @@ pub fn run(cmd: CacheCommand) -> Result<()> {
             project,
             key,
             target,
+            replace,
             method,
             skip_verify,
             workers,
@@ -323,6 +328,7 @@ pub fn run(cmd: CacheCommand) -> Result<()> {
                     method,
                     skip_verify,
                     workers,
+                    replace,
                     ..Default::default()
                 },
             )?;

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use vibetrees_core::progress::{ProgressEvent, ProgressSink};
 use vibetrees_core::worktree::history::{self, History};
 use vibetrees_core::worktree::{
-    CheckoutChoice, ContainerRuntime, CreateOutcome, CreatedWorktree, WorktreeManager,
-    WorktreeOptions, WorktreeSettings,
+    CheckoutChoice, ContainerRuntime, CreateOutcome, CreatedWorktree, RemoveOptions,
+    WorktreeManager, WorktreeOptions, WorktreeSettings,
 };
 use vibetrees_core::{Error, Result};
 
@@ -19,14 +19,24 @@ mod demo;
 pub enum WorktreeCommand {
     /// Create the worktree of BRANCH (slugged) from a ref, with live progress and the profile.
     Create(CreateArgs),
-    /// Remove a worktree: containers down, ports released, unregistered, folder to trash.
+    /// Remove a registered worktree: containers down, ports released, unregistered, folder
+    /// deleted. Refuses a locked or dirty one, and any folder that is not a worktree of ours.
     Remove {
         /// Worktree name (its slug).
         name: String,
         /// Project root.
         #[arg(long, default_value = ".")]
         repo: PathBuf,
+        /// Remove it even with changes (it is kept in the trash for the grace period).
+        #[arg(long)]
+        force: bool,
+        /// Remove it even if locked with `git worktree lock`.
+        #[arg(long)]
+        force_locked: bool,
     },
+    /// Worktrees removed with changes, kept for a grace period: list or restore them.
+    #[command(subcommand)]
+    Trash(TrashCommand),
     /// List the project's worktrees with their ports.
     List {
         /// Project root.
@@ -52,6 +62,25 @@ pub enum WorktreeCommand {
     },
     /// Build a sample project in a temporary folder, create worktrees cold then warm, compare.
     Demo(demo::DemoArgs),
+}
+
+/// `vibetrees trash list | restore <name>`.
+#[derive(clap::Subcommand)]
+pub enum TrashCommand {
+    /// The worktrees in the trash (JSON), oldest first.
+    List {
+        /// Project root.
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+    },
+    /// Bring the newest trash entry of NAME back to its folder, registered again.
+    Restore {
+        /// Worktree name.
+        name: String,
+        /// Project root.
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+    },
 }
 
 /// Options of `vibetrees create`.
@@ -123,13 +152,43 @@ fn project_root(dir: &Path) -> Result<PathBuf> {
 pub fn run(cmd: WorktreeCommand) -> Result<()> {
     match cmd {
         WorktreeCommand::Create(a) => create(a),
-        WorktreeCommand::Remove { name, repo } => {
+        WorktreeCommand::Remove {
+            name,
+            repo,
+            force,
+            force_locked,
+        } => {
             let m = WorktreeManager::new(WorktreeOptions::new(project_root(&repo)?))?;
+            let opts = RemoveOptions {
+                force,
+                force_locked,
+            };
             let out = vibetrees_core::runtime::block_on(async {
-                let r = m.remove_worktree(&name).await;
+                let r = m.remove_worktree_with(&name, opts).await;
                 m.wait_background().await;
                 r
             })?;
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(())
+        }
+        WorktreeCommand::Trash(cmd) => {
+            let repo = match &cmd {
+                TrashCommand::List { repo } | TrashCommand::Restore { repo, .. } => repo,
+            };
+            let m = WorktreeManager::new(
+                WorktreeSettings {
+                    record_history: false,
+                    use_cache: false,
+                    ..WorktreeSettings::new(project_root(repo)?)
+                }
+                .into(),
+            )?;
+            let out = match &cmd {
+                TrashCommand::List { .. } => serde_json::to_value(m.trash_list()?)?,
+                TrashCommand::Restore { name, .. } => {
+                    serde_json::to_value(vibetrees_core::runtime::block_on(m.trash_restore(name))?)?
+                }
+            };
             println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(())
         }

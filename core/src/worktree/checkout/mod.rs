@@ -41,7 +41,9 @@ pub use eligibility::{attributes_change_checkout, cli_reason};
 pub use folding::NameFolding;
 pub use hook::{post_checkout_hook, run_post_checkout_hook};
 pub use index::{cache_tree_extension, write_index};
-pub use register::{plain_name, register, registration_lock, unregister, write_head_files};
+pub use register::{
+    left_registering, plain_name, register, registration_lock, unregister, write_head_files,
+};
 pub use writer::{CheckoutOptions, checkout_tree, checkout_tree_with};
 
 use crate::Error;

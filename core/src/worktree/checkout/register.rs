@@ -26,42 +26,62 @@ pub fn plain_name(base: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
 }
 
-/// Removes the registrations libgit2 was writing for one of our processes when it was killed:
-/// an empty `locked` (our reason is written right after libgit2 returns, under the same lock)
-/// with libgit2's absolute `commondir`, or without a `gitdir`. Call it holding
-/// [`registration_lock`]: no live process of ours is writing one then. (The git CLI's own
-/// unfinished registrations say `initializing` in `locked` and are left alone.)
-fn sweep_unfinished_registrations(worktrees: &Path) {
-    let Ok(rd) = std::fs::read_dir(worktrees) else {
+/// Our own marker of a registration being written: `<common dir>/vibetrees-registering` holds
+/// the name of the registration that [`register`] is asking libgit2 for, written before that
+/// call and removed after the registration's files are ours. Found while holding
+/// [`registration_lock`], it was left by a process of ours killed in between.
+const REGISTERING: &str = "vibetrees-registering";
+
+/// The registration a process of ours was writing when it died, by our own marker: `Some(name)`
+/// only when [`REGISTERING`] names it and no live process holds [`registration_lock`] (one
+/// that does may be writing it right now).
+pub fn left_registering(common: &Path) -> Option<String> {
+    let name = std::fs::read_to_string(common.join(REGISTERING)).ok()?;
+    let lock_path = common.join("vibetrees-worktree-add.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .ok()?;
+    rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).ok()?;
+    Some(name.trim().to_string())
+}
+
+/// Removes the registration libgit2 was writing for one of our processes when it was killed,
+/// and only that one (named by [`REGISTERING`]): when it has an empty `locked` (our reason is
+/// written right after libgit2 returns, under the same lock) with libgit2's absolute
+/// `commondir`, or no `gitdir`. Call it holding [`registration_lock`]: no live process of ours
+/// is writing one then. Registrations without our marker (other tools', the git CLI's, a
+/// worktree locked by its user with no reason) are never touched.
+fn sweep_unfinished_registrations(common: &Path) {
+    let marker = common.join(REGISTERING);
+    let Ok(named) = std::fs::read_to_string(&marker) else {
         return;
     };
-    for e in rd.flatten() {
-        let dir = e.path();
-        let Ok(lock) = std::fs::read(dir.join("locked")) else {
-            // killed right after libgit2's mkdir (the git CLI writes `locked` at once, so a
-            // folder with neither file for seconds is not one of its registrations)
-            let stale = std::fs::symlink_metadata(&dir)
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| t.elapsed().is_ok_and(|d| d.as_secs() >= 2));
-            if stale && !dir.join("gitdir").exists() && e.file_type().is_ok_and(|t| t.is_dir()) {
-                tracing::warn!(
-                    "removing {} (a registration left half-written)",
-                    dir.display()
-                );
-                let _ = std::fs::remove_dir_all(&dir);
+    let name = named.trim();
+    let worktrees = common.join("worktrees");
+    let ours = plain_name(name)
+        .then(|| worktrees.join(name))
+        .and_then(|d| std::fs::symlink_metadata(&d).ok().map(|m| (d, m)));
+    if let Some((dir, meta)) = ours
+        && meta.is_dir()
+    {
+        let unfinished = match std::fs::read(dir.join("locked")) {
+            // killed right after libgit2's mkdir
+            Err(_) => !dir.join("gitdir").exists(),
+            Ok(lock) if lock.iter().all(u8::is_ascii_whitespace) => {
+                let commondir_absolute = std::fs::read(dir.join("commondir"))
+                    .map(|c| c.is_empty() || c.starts_with(b"/"))
+                    .unwrap_or(true);
+                let no_gitdir = std::fs::read(dir.join("gitdir"))
+                    .map(|g| g.iter().all(u8::is_ascii_whitespace))
+                    .unwrap_or(true);
+                commondir_absolute || no_gitdir
             }
-            continue;
+            Ok(_) => false,
         };
-        if !lock.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let commondir_absolute = std::fs::read(dir.join("commondir"))
-            .map(|c| c.is_empty() || c.starts_with(b"/"))
-            .unwrap_or(true);
-        let no_gitdir = std::fs::read(dir.join("gitdir"))
-            .map(|g| g.iter().all(u8::is_ascii_whitespace))
-            .unwrap_or(true);
-        if commondir_absolute || no_gitdir {
+        if unfinished {
             tracing::warn!(
                 "removing {} (a registration left half-written)",
                 dir.display()
@@ -69,6 +89,7 @@ fn sweep_unfinished_registrations(worktrees: &Path) {
             let _ = std::fs::remove_dir_all(&dir);
         }
     }
+    let _ = std::fs::remove_file(&marker);
 }
 
 /// The lock our processes take to create a branch or register a worktree, one at a time
@@ -111,7 +132,7 @@ pub fn register(repo: &Repository, path: &Path, branch: &str, lock_reason: &str)
     // elsewhere" reads every registration, and one that another process is writing at that
     // instant made it see a branch as checked out. Held until this function returns.
     let _registering = registration_lock(&common)?;
-    sweep_unfinished_registrations(&worktrees);
+    sweep_unfinished_registrations(&common);
     let c_path = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| Error::InvalidArgument(format!("path {}", path.display())))?;
     let mut counter = 0u32;
@@ -127,6 +148,9 @@ pub fn register(repo: &Repository, path: &Path, branch: &str, lock_reason: &str)
             continue;
         }
         let c_name = CString::new(name.as_bytes()).expect("plain name");
+        let registering = common.join(REGISTERING);
+        std::fs::write(&registering, format!("{name}\n"))
+            .map_err(|e| Error::io_path("write", &registering, e))?;
         let no_path = c"\x01vibetrees-no-path";
         let no_paths = [no_path.as_ptr()];
         // SAFETY: options initialised by libgit2's own init function, then filled with pointers
@@ -138,6 +162,7 @@ pub fn register(repo: &Repository, path: &Path, branch: &str, lock_reason: &str)
                 libgit2_sys::GIT_WORKTREE_ADD_OPTIONS_VERSION,
             );
             if rc != 0 {
+                let _ = std::fs::remove_file(&registering);
                 return Err(Error::git(
                     "worktree add options",
                     git2::Error::last_error(rc),
@@ -180,6 +205,7 @@ pub fn register(repo: &Repository, path: &Path, branch: &str, lock_reason: &str)
             if !gitdir_taken && !gitdir.join("gitdir").exists() {
                 let _ = std::fs::remove_dir_all(&gitdir);
             }
+            let _ = std::fs::remove_file(&registering);
             return Err(Error::git(
                 format!("register worktree {}", path.display()),
                 err,
@@ -212,8 +238,10 @@ pub fn register(repo: &Repository, path: &Path, branch: &str, lock_reason: &str)
         if let Err(e) = written {
             let _ = std::fs::remove_dir_all(&gitdir);
             let _ = std::fs::remove_dir_all(path);
+            let _ = std::fs::remove_file(&registering);
             return Err(Error::io_path("write worktree registration", &gitdir, e));
         }
+        let _ = std::fs::remove_file(&registering);
         return Ok(name);
     }
 }

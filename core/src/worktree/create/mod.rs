@@ -231,7 +231,12 @@ pub async fn create(
     }
     // Ready: the worktree is no longer "being created".
     let (root, p) = (state.root.clone(), creation.path.clone());
-    if let Err(e) = blocking(move || git::unlock_at(&git::open(&root)?, &p)).await {
+    if let Err(e) = blocking(move || {
+        super::marker::stamp_ready(&p)?;
+        git::unlock_at(&git::open(&root)?, &p)
+    })
+    .await
+    {
         let _ = state.profiler.end_failed(&total, &e.to_string());
         undo(&creation, Some(&run), &e).await;
         return Err(e);
@@ -245,6 +250,19 @@ pub async fn create(
             creation.name, total_result.duration
         ),
     );
+    // What the creation wrote is recorded in its marker (not the user's changes: `removal.rs`),
+    // off the critical path: a git status costs ~10% of a creation of 4k files. Until it is
+    // recorded, `remove` counts those files as changes (refuses; never the other way round);
+    // what changes after `ready` is the user's and is never recorded.
+    let (root, p) = (state.root.clone(), creation.path.clone());
+    state
+        .jobs
+        .spawn(format!("record {}", creation.name), async move {
+            let _ = tokio::task::spawn_blocking(move || {
+                super::marker::record_written(&git::open(&root)?, &p)
+            })
+            .await;
+        });
     let background = background::start(&creation, &run);
     let created = result::created(&creation, &run, &total_result, started_at, background);
     Ok(CreateOutcome::Created(Box::new(created)))

@@ -56,16 +56,25 @@ async fn add(c: &Creation) -> Result<WorktreeAdded> {
         format!("Creating worktree {} from {}", c.name, c.from.ref_name),
     );
     let (root, name, commit) = (c.state.root.clone(), c.name.clone(), c.from.commit);
-    let (_, created_branch) =
-        tokio::task::spawn_blocking(move || git::ensure_branch(&git::open(&root)?, &name, commit))
-            .await
-            .map_err(|e| Error::Internal(format!("blocking step panicked: {e}")))??;
+    let started = std::time::SystemTime::now();
+    let (_, created_branch) = tokio::task::spawn_blocking(move || {
+        git::ensure_branch(&git::open(&root)?, &name, commit, started)
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("blocking step panicked: {e}")))??;
     if let Some(parent) = c.path.parent() {
         std::fs::create_dir_all(parent)
             .map_err(|e| Error::io_path("create directory", parent, e))?;
     }
     let opts = AddOptions::from_settings(&c.state.settings, c.tracked_files);
     let added = git::add_worktree_with(&c.state.root, &c.path, &c.name, &opts).await?;
+    // our marker in the registration: who creates it (for `remove` and the debris checks)
+    let (root, path) = (c.state.root.clone(), c.path.clone());
+    tokio::task::spawn_blocking(move || {
+        crate::worktree::marker::mark_started(&git::open(&root)?, &path)
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("blocking step panicked: {e}")))??;
     c.emit("git", format!("✓ Worktree created at {}", c.path.display()));
     Ok(WorktreeAdded {
         path: c.path.clone(),

@@ -56,6 +56,9 @@ pub fn write_env(
     (worktree, ports): (Arc<WorktreeAdded>, Arc<PortsAllocated>),
 ) -> Result<EnvWritten, TaskError> {
     let out = envfile::write_env_if_absent(&worktree.path, &c.name, &ports.0.env_pairs())?;
+    if matches!(out, EnvFileOutcome::Written(_)) {
+        crate::worktree::marker::note_written(&c.state.root, &worktree.path, ".env");
+    }
     Ok(EnvWritten {
         path: out.path().to_path_buf(),
         written: matches!(out, EnvFileOutcome::Written(_)),
@@ -92,6 +95,7 @@ pub fn configure_mcp(
         ports.0.get("postgres"),
         &extra,
     )?;
+    crate::worktree::marker::note_written(&c.state.root, &worktree.path, ".claude/settings.json");
     let servers: Vec<String> = found
         .into_iter()
         .map(|s| s.id)
