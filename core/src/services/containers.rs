@@ -118,10 +118,14 @@ pub struct ComposeProject {
 
 impl ComposeProject {
     /// The project of `worktree`: compose file `file_name` in it, `--env-file .env` when the
-    /// `.env` exists, `-p` from its `COMPOSE_PROJECT_NAME` line.
+    /// `.env` exists, `-p` from its `COMPOSE_PROJECT_NAME` line. The `.env` is read beneath the
+    /// worktree without following links: a linked `.env` is not used.
     pub fn for_worktree(worktree: &Path, file_name: &Path) -> Self {
         let env = worktree.join(".env");
-        let (env_file, project_name) = match std::fs::read_to_string(&env) {
+        let text = crate::platform::ConfinedDir::open(worktree)
+            .and_then(|d| d.read(".env"))
+            .map(|b| String::from_utf8_lossy(&b).into_owned());
+        let (env_file, project_name) = match text {
             Ok(text) => {
                 let name = crate::services::envfile::parse_env(&text)
                     .into_iter()

@@ -171,9 +171,11 @@ fn start_other_services(
     if rest.is_empty() {
         return;
     }
+    let Some(project) = services.confined_project(c, "docker-compose-up-rest") else {
+        return;
+    };
     names.push("docker-compose-up-rest".to_string());
     let span = trace.started("docker-compose-up-rest");
-    let project = services.project(c);
     let (c2, trace) = (Arc::clone(c), Arc::clone(trace));
     c.state.jobs.spawn("docker-compose-up-rest", async move {
         c2.emit(
