@@ -316,6 +316,8 @@ export interface WorktreeSettings {
   useCache?: boolean | null;
   /** Run the project's install on a cache miss. Default true. */
   install?: boolean | null;
+  /** Time limit of the project's install, ms (its process group is killed, the install fails with TIMEOUT). Default 900000 (15 min). */
+  installTimeout?: number | null;
   /** Workers of the node_modules restore beside the checkout; default: chosen per creation. */
   restoreWorkers?: number | null;
   historyPath?: string | null;

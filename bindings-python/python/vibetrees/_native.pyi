@@ -191,6 +191,7 @@ class WorktreeManager:
         push_timeout: Optional[float] = None,
         use_cache: Optional[bool] = None,
         install: Optional[bool] = None,
+        install_timeout: Optional[float] = None,
         restore_workers: Optional[int] = None,
         history_path: Optional[_Path] = None,
         record_history: Optional[bool] = None,
@@ -202,7 +203,7 @@ class WorktreeManager:
     ) -> WorktreeManager:
         """Every keyword but ``on_progress``, ``host_steps`` and ``mcp_extra`` (the deprecated
         name of ``mcp_servers``) is a setting of the core; ``None`` means its default
-        (``push_timeout`` in ms)."""
+        (``push_timeout`` and ``install_timeout`` in ms)."""
         ...
     @staticmethod
     def setting_names() -> list[str]: ...

@@ -97,6 +97,12 @@ pub struct WorktreeSettings {
     /// Run the project's install on a cache miss. Default true.
     #[serde(default = "yes")]
     pub install: bool,
+    /// Time limit of the project's install (`npm ci`, `npm run bootstrap`, ...); JSON:
+    /// milliseconds. Default 15 minutes. When it is reached the install's whole process group is
+    /// killed and the install fails with `TIMEOUT` and its last output lines (the worktree is
+    /// still made, as for any failed install).
+    #[serde(default = "default_install_timeout", with = "duration_ms")]
+    pub install_timeout: Duration,
     /// Worker threads of the node_modules restore that runs beside the checkout; unset: chosen
     /// per creation from the cores, the checkout's threads and the sizes of both (see
     /// `create/steps/cache_restore.rs`).
@@ -130,6 +136,10 @@ fn yes() -> bool {
 
 fn default_push_timeout() -> Duration {
     Duration::from_secs(60)
+}
+
+fn default_install_timeout() -> Duration {
+    crate::worktree::install::DEFAULT_INSTALL_TIMEOUT
 }
 
 fn default_git_program() -> PathBuf {
@@ -172,6 +182,7 @@ impl WorktreeSettings {
             push_timeout: default_push_timeout(),
             use_cache: true,
             install: true,
+            install_timeout: default_install_timeout(),
             restore_workers: None,
             history_path: None,
             record_history: true,
@@ -278,19 +289,20 @@ mod tests {
         let s = WorktreeSettings::from_value(json!({
             "rootDir": "/p", "worktreeBase": "/w", "cacheDir": "/c", "composeFile": "c.yml",
             "runtime": "none", "criticalServices": ["db"], "pushBranch": true, "pushTimeout": 1500,
-            "useCache": false, "install": false, "restoreWorkers": 3, "historyPath": "/h",
+            "useCache": false, "install": false, "installTimeout": 2500, "restoreWorkers": 3, "historyPath": "/h",
             "recordHistory": false, "mcpServers": {"bridge": {"command": "x"}},
             "checkout": "cli", "checkoutThreads": 4, "gitProgram": "/usr/bin/git",
         }))
         .unwrap();
         assert_eq!(s.runtime, RuntimeChoice::None);
         assert_eq!(s.push_timeout, Duration::from_millis(1500));
+        assert_eq!(s.install_timeout, Duration::from_millis(2500));
         assert_eq!(s.checkout, CheckoutChoice::GitCli);
         assert_eq!(s.checkout_threads(), 4);
         assert_eq!(s.git_program, PathBuf::from("/usr/bin/git"));
         assert!(s.mcp_servers.contains_key("bridge"));
         let keys = WorktreeSettings::keys();
-        assert_eq!(keys.len(), 17, "{keys:?}");
+        assert_eq!(keys.len(), 18, "{keys:?}");
     }
 
     #[test]

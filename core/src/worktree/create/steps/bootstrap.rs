@@ -219,6 +219,13 @@ pub async fn bootstrap(
 /// cancelled: the outer error is the cancellation, the inner result the install's.
 async fn run(c: &Creation, cmd: &InstallCommand) -> Result<crate::Result<()>, TaskError> {
     let progress = c.state.on_progress.as_ref();
-    c.until_cancelled(install::run(cmd, Path::new(&c.path), &c.name, progress))
-        .await
+    let timeout = c.state.settings.install_timeout;
+    c.until_cancelled(install::run(
+        cmd,
+        Path::new(&c.path),
+        &c.name,
+        progress,
+        timeout,
+    ))
+    .await
 }
