@@ -586,7 +586,18 @@ impl Engine {
             let on_line = on_line.clone();
             async move {
                 let started = Instant::now();
-                let inspect = vec!["image".into(), "inspect".into(), image.into()];
+                if !super::names::valid_image(image) {
+                    return ContainerOutcome {
+                        action: "pull".into(),
+                        services: vec![image.clone()],
+                        ok: false,
+                        exit_code: None,
+                        message: format!("image {image:?} refused: not a valid image reference"),
+                        output_tail: Vec::new(),
+                        duration_ms: 0.0,
+                    };
+                }
+                let inspect = vec!["image".into(), "inspect".into(), "--".into(), image.into()];
                 let mut cmd = self.command(self.engine.as_os_str(), &inspect, None);
                 cmd.stdout(Stdio::null()).stderr(Stdio::null());
                 if matches!(cmd.status().await, Ok(s) if s.success()) {
@@ -603,7 +614,7 @@ impl Engine {
                 let timeout = Duration::from_secs(600);
                 let cmd = self.command(
                     self.engine.as_os_str(),
-                    &["pull".into(), image.into()],
+                    &["pull".into(), "--".into(), image.into()],
                     None,
                 );
                 let out = self.run(cmd, on_line.as_ref(), timeout, false).await;
@@ -613,8 +624,9 @@ impl Engine {
         futures::future::join_all(jobs).await
     }
 
-    /// `<compose> -f FILE [-p NAME] [--env-file .env] up -d [services...]` in the project folder
-    /// (all services when `services` is empty). Output lines go to `on_line`.
+    /// `<compose> -f FILE [-p NAME] [--env-file .env] up -d [-- services...]` in the project
+    /// folder (all services when `services` is empty; a name that is not compose-valid is
+    /// refused, nothing runs). Output lines go to `on_line`.
     pub async fn up(
         &self,
         project: &ComposeProject,
@@ -626,6 +638,24 @@ impl Engine {
         let mut args = project.global_args();
         args.push("up".into());
         args.push("-d".into());
+        if !services.is_empty() {
+            // names come from a compose file: never read as options
+            if let Some(bad) = services
+                .iter()
+                .find(|s| !super::names::valid_service_name(s))
+            {
+                return ContainerOutcome {
+                    action: "up".into(),
+                    services: services.to_vec(),
+                    ok: false,
+                    exit_code: None,
+                    message: format!("service name {bad:?} refused: not a valid compose name"),
+                    output_tail: Vec::new(),
+                    duration_ms: 0.0,
+                };
+            }
+            args.push("--".into());
+        }
         args.extend(services.iter().map(OsString::from));
         let cmd = self.compose_cmd(args, Some(&project.dir));
         let out = self.run(cmd, on_line.as_ref(), timeout, false).await;

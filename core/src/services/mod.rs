@@ -15,5 +15,6 @@ pub mod compose;
 pub mod containers;
 pub mod envfile;
 pub mod mcp;
+pub mod names;
 pub mod ports;
 pub mod proper_lock;
