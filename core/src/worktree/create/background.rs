@@ -197,7 +197,7 @@ fn push_branch(c: &Arc<Creation>, trace: &Arc<BackgroundTrace>, names: &mut Vec<
     let (c2, trace) = (Arc::clone(c), Arc::clone(trace));
     c.state.jobs.spawn("git-push", async move {
         let settings = &c2.state.settings;
-        let mut cmd = tokio::process::Command::new(&settings.git_program);
+        let mut cmd = crate::worktree::git_env::git_command_async(&settings.git_program);
         cmd.current_dir(&c2.path)
             .args(["push", "--set-upstream", "origin", "--"])
             .arg(&c2.name)
