@@ -27,7 +27,8 @@ export type ErrorCode =
   | 'CACHE'
   | 'LOCK'
   | 'PARSE'
-  | 'INTERNAL';
+  | 'INTERNAL'
+  | 'UNSAFE_PATH';
 
 /** A rejected promise or thrown error of this package. */
 export interface VibetreesError extends Error {

@@ -106,6 +106,12 @@ pyo3::create_exception!(
     VibetreesError,
     "A bug or broken invariant inside the library."
 );
+pyo3::create_exception!(
+    vibetrees,
+    UnsafePathError,
+    VibetreesError,
+    "A path others could change (a cache folder of another user, or writable by others) is refused."
+);
 
 /// The exception class for a stable error code; unknown codes (a newer core) get the base class.
 pub fn class_for_code<'py>(py: Python<'py>, code: &str) -> Bound<'py, PyType> {
@@ -125,6 +131,7 @@ pub fn class_for_code<'py>(py: Python<'py>, code: &str) -> Bound<'py, PyType> {
         "LOCK" => py.get_type::<LockError>(),
         "PARSE" => py.get_type::<ParseError>(),
         "INTERNAL" => py.get_type::<InternalError>(),
+        "UNSAFE_PATH" => py.get_type::<UnsafePathError>(),
         _ => py.get_type::<VibetreesError>(),
     }
 }

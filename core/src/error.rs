@@ -98,6 +98,11 @@ pub enum Error {
     /// A bug or broken invariant inside the library (including a caught panic).
     #[error("internal error: {0}")]
     Internal(String),
+
+    /// A path we refuse to use because others could change what is in it: a cache folder that
+    /// belongs to another user or that the group or others may write.
+    #[error("unsafe path: {0}")]
+    UnsafePath(String),
 }
 
 impl Error {
@@ -119,6 +124,7 @@ impl Error {
             Error::Lock(_) => "LOCK",
             Error::Parse { .. } => "PARSE",
             Error::Internal(_) => "INTERNAL",
+            Error::UnsafePath(_) => "UNSAFE_PATH",
         }
     }
 
@@ -139,6 +145,7 @@ impl Error {
         "LOCK",
         "PARSE",
         "INTERNAL",
+        "UNSAFE_PATH",
     ];
 
     /// An [`Error::Io`] whose context names what was done to which path.
@@ -232,6 +239,7 @@ mod tests {
                 message: "m".into(),
             },
             Error::Internal("x".into()),
+            Error::UnsafePath("x".into()),
         ];
         let codes: Vec<_> = samples.iter().map(|e| e.code()).collect();
         assert_eq!(codes, Error::ALL_CODES);

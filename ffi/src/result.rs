@@ -45,6 +45,9 @@ pub enum vt_result {
     VT_PARSE = 14,
     /// `INTERNAL`: a bug or broken invariant inside the library.
     VT_INTERNAL = 15,
+    /// `UNSAFE_PATH`: a path others could change (a cache folder of another user, or writable by
+    /// the group or others) is refused; nothing was done in it.
+    VT_UNSAFE_PATH = 16,
     /// `NULL_ARGUMENT`: a pointer argument that must not be NULL was NULL; nothing was done.
     VT_NULL_ARGUMENT = 100,
     /// `INVALID_UTF8`: a string argument was not valid UTF-8; nothing was done.
@@ -74,13 +77,14 @@ impl vt_result {
         vt_result::VT_LOCK,
         vt_result::VT_PARSE,
         vt_result::VT_INTERNAL,
+        vt_result::VT_UNSAFE_PATH,
         vt_result::VT_NULL_ARGUMENT,
         vt_result::VT_INVALID_UTF8,
         vt_result::VT_BUFFER_TOO_SMALL,
         vt_result::VT_PANIC,
     ];
 
-    /// The stable code string of this value: the core's `Error::code()` for values 1..=15.
+    /// The stable code string of this value: the core's `Error::code()` for values 1..=16.
     pub fn code(self) -> &'static str {
         match self {
             vt_result::VT_OK => "OK",
@@ -99,6 +103,7 @@ impl vt_result {
             vt_result::VT_LOCK => "LOCK",
             vt_result::VT_PARSE => "PARSE",
             vt_result::VT_INTERNAL => "INTERNAL",
+            vt_result::VT_UNSAFE_PATH => "UNSAFE_PATH",
             vt_result::VT_NULL_ARGUMENT => "NULL_ARGUMENT",
             vt_result::VT_INVALID_UTF8 => "INVALID_UTF8",
             vt_result::VT_BUFFER_TOO_SMALL => "BUFFER_TOO_SMALL",
@@ -112,7 +117,7 @@ impl vt_result {
         vt_result::ALL
             .iter()
             .copied()
-            .find(|r| (1..=15).contains(&(*r as u32)) && r.code() == code)
+            .find(|r| (1..=16).contains(&(*r as u32)) && r.code() == code)
             .unwrap_or(vt_result::VT_INTERNAL)
     }
 
@@ -145,6 +150,7 @@ const CODE_CSTRS: &[&std::ffi::CStr] = &[
     c"LOCK",
     c"PARSE",
     c"INTERNAL",
+    c"UNSAFE_PATH",
     c"NULL_ARGUMENT",
     c"INVALID_UTF8",
     c"BUFFER_TOO_SMALL",
@@ -186,7 +192,7 @@ mod tests {
         // And nothing else in 1..=15 is unmapped.
         let core_range: Vec<_> = vt_result::ALL
             .iter()
-            .filter(|r| (1..=15).contains(&(**r as u32)))
+            .filter(|r| (1..=16).contains(&(**r as u32)))
             .collect();
         assert_eq!(core_range.len(), Error::ALL_CODES.len());
     }

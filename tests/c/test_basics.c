@@ -13,6 +13,7 @@ int main(void) {
     CHECK(strcmp(vt_result_code(VT_TASK_FAILED), "TASK_FAILED") == 0, "VT_TASK_FAILED code");
     CHECK(strcmp(vt_result_code(VT_PARSE), "PARSE") == 0, "VT_PARSE code");
     CHECK(strcmp(vt_result_code(VT_INTERNAL), "INTERNAL") == 0, "VT_INTERNAL code");
+    CHECK(strcmp(vt_result_code(VT_UNSAFE_PATH), "UNSAFE_PATH") == 0, "VT_UNSAFE_PATH code");
     CHECK(strcmp(vt_result_code(VT_NULL_ARGUMENT), "NULL_ARGUMENT") == 0, "VT_NULL_ARGUMENT code");
     CHECK(strcmp(vt_result_code(VT_INVALID_UTF8), "INVALID_UTF8") == 0, "VT_INVALID_UTF8 code");
     CHECK(strcmp(vt_result_code(VT_BUFFER_TOO_SMALL), "BUFFER_TOO_SMALL") == 0,

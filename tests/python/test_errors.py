@@ -21,6 +21,7 @@ CLASS_OF_CODE = {
     "LOCK": vibetrees.LockError,
     "PARSE": vibetrees.ParseError,
     "INTERNAL": vibetrees.InternalError,
+    "UNSAFE_PATH": vibetrees.UnsafePathError,
 }
 
 
