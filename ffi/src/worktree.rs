@@ -47,7 +47,7 @@ pub type vt_progress_fn =
 /// "cacheDir": "~/.vibetrees/cache", "composeFile": "docker-compose.yml",
 /// "runtime": "auto" | "docker" | "podman" | "none", "criticalServices": ["postgres"],
 /// "pushBranch": false, "pushTimeout": 60000 (ms), "useCache": true, "install": true,
-/// "installTimeout": 900000 (ms),
+/// "cacheMethod": "auto" | "clone" | "clone-or-copy" | "copy" | "hardlink", "installTimeout": 900000 (ms),
 /// "restoreWorkers": null (chosen per creation), "historyPath": "~/.vibetrees/history.sqlite",
 /// "recordHistory": true, "mcpServers": { "<id>": { "command": "...", "args": [] } },
 /// "checkout": "git2" | "cli", "checkoutThreads": null (one per core, at most 8),

@@ -193,6 +193,7 @@ class WorktreeManager:
         push_timeout: Optional[float] = None,
         use_cache: Optional[bool] = None,
         install: Optional[bool] = None,
+        cache_method: Optional[Literal["auto", "hardlink", "clone", "copy", "clone-or-copy"]] = None,
         install_timeout: Optional[float] = None,
         restore_workers: Optional[int] = None,
         history_path: Optional[_Path] = None,

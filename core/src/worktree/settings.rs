@@ -97,6 +97,12 @@ pub struct WorktreeSettings {
     /// Run the project's install on a cache miss. Default true.
     #[serde(default = "yes")]
     pub install: bool,
+    /// How a creation restores node_modules from the cache: `"auto"` (default: hardlinks, shared
+    /// inodes with the cache and every other worktree, as pnpm and bun), `"clone"` (reflinks on
+    /// XFS/btrfs/APFS: no shared inode, an in-place write stays in its worktree), `"clone-or-copy"`,
+    /// `"copy"` or `"hardlink"`.
+    #[serde(default)]
+    pub cache_method: crate::cache::RestoreMethod,
     /// Time limit of the project's install (`npm ci`, `npm run bootstrap`, ...); JSON:
     /// milliseconds. Default 15 minutes. When it is reached the install's whole process group is
     /// killed and the install fails with `TIMEOUT` and its last output lines (the worktree is
@@ -182,6 +188,7 @@ impl WorktreeSettings {
             push_timeout: default_push_timeout(),
             use_cache: true,
             install: true,
+            cache_method: crate::cache::RestoreMethod::Auto,
             install_timeout: default_install_timeout(),
             restore_workers: None,
             history_path: None,
@@ -289,7 +296,7 @@ mod tests {
         let s = WorktreeSettings::from_value(json!({
             "rootDir": "/p", "worktreeBase": "/w", "cacheDir": "/c", "composeFile": "c.yml",
             "runtime": "none", "criticalServices": ["db"], "pushBranch": true, "pushTimeout": 1500,
-            "useCache": false, "install": false, "installTimeout": 2500, "restoreWorkers": 3, "historyPath": "/h",
+            "useCache": false, "install": false, "installTimeout": 2500, "cacheMethod": "clone", "restoreWorkers": 3, "historyPath": "/h",
             "recordHistory": false, "mcpServers": {"bridge": {"command": "x"}},
             "checkout": "cli", "checkoutThreads": 4, "gitProgram": "/usr/bin/git",
         }))
@@ -297,12 +304,13 @@ mod tests {
         assert_eq!(s.runtime, RuntimeChoice::None);
         assert_eq!(s.push_timeout, Duration::from_millis(1500));
         assert_eq!(s.install_timeout, Duration::from_millis(2500));
+        assert_eq!(s.cache_method, crate::cache::RestoreMethod::Clone);
         assert_eq!(s.checkout, CheckoutChoice::GitCli);
         assert_eq!(s.checkout_threads(), 4);
         assert_eq!(s.git_program, PathBuf::from("/usr/bin/git"));
         assert!(s.mcp_servers.contains_key("bridge"));
         let keys = WorktreeSettings::keys();
-        assert_eq!(keys.len(), 18, "{keys:?}");
+        assert_eq!(keys.len(), 19, "{keys:?}");
     }
 
     #[test]

@@ -113,6 +113,7 @@ pub fn restore(c: &Creation, inputs: Arc<ProjectInputs>) -> Result<CacheRestored
         )
     });
     let opts = RestoreOptions {
+        method: c.state.settings.cache_method,
         workers,
         ..Default::default()
     };
