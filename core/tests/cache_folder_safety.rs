@@ -23,7 +23,7 @@ fn a_cache_folder_others_can_write_or_another_user_owns_is_refused() {
         let dir = tmp.path().join(format!("cache-{mode:o}"));
         std::fs::create_dir(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).unwrap();
-        let e = open(&dir).err().expect("refused");
+        let e = open(&dir).expect_err("refused");
         assert_eq!(e.code(), "UNSAFE_PATH", "{e}");
         assert!(e.to_string().contains(&format!("writable by {who}")), "{e}");
         assert!(e.to_string().contains("chmod go-w"), "{e}");
@@ -41,7 +41,7 @@ fn a_cache_folder_others_can_write_or_another_user_owns_is_refused() {
         std::fs::Permissions::from_mode(0o777),
     )
     .unwrap();
-    assert_eq!(open(&dir).err().unwrap().code(), "UNSAFE_PATH");
+    assert_eq!(open(&dir).unwrap_err().code(), "UNSAFE_PATH");
 
     // a new cache folder is made private even under a umask of 002
     let fresh = tmp.path().join("fresh/cache");
@@ -62,7 +62,7 @@ fn a_cache_folder_others_can_write_or_another_user_owns_is_refused() {
         let theirs = tmp.path().join("theirs");
         std::fs::create_dir(&theirs).unwrap();
         std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
-        let e = open(&theirs).err().expect("refused");
+        let e = open(&theirs).expect_err("refused");
         assert_eq!(e.code(), "UNSAFE_PATH", "{e}");
         assert!(e.to_string().contains("belongs to uid 65534"), "{e}");
     } else {
