@@ -233,8 +233,9 @@ typedef struct vt_task {
  * a step arrive in order). It must return quickly and must not call functions of the same
  * manager. It must return normally: no `longjmp` out of it, no C++ exception thrown through it
  * (the library's frames are not unwound by either: locks stay held, memory leaks, and a foreign
- * exception crossing an `extern "C"` Rust frame aborts the process). Background work after a creation (cache populate, non-critical services) may still
- * send events after `vt_create_worktree_optimized` returns; none is sent once
+ * exception crossing an `extern "C"` Rust frame aborts the process). Background work after a
+ * creation (cache populate, non-critical services) may still send events after
+ * `vt_create_worktree_optimized` returns; none is sent once
  * `vt_worktree_manager_free` has returned, so `userdata` may be freed then.
  */
 typedef void (*vt_progress_fn)(void *userdata, const char *event_json);
@@ -791,7 +792,8 @@ enum vt_result vt_worktree_manager_metrics(const struct vt_worktree_manager *man
  * "cacheDir": "~/.vibetrees/cache", "composeFile": "docker-compose.yml",
  * "runtime": "auto" | "docker" | "podman" | "none", "criticalServices": ["postgres"],
  * "pushBranch": false, "pushTimeout": 60000 (ms), "useCache": true, "install": true,
- * "cacheMethod": "auto" | "clone" | "clone-or-copy" | "copy" | "hardlink", "installTimeout": 900000 (ms),
+ * "cacheMethod": "auto" | "clone" | "clone-or-copy" | "copy" | "hardlink",
+ * "installTimeout": 900000 (ms),
  * "restoreWorkers": null (chosen per creation), "historyPath": "~/.vibetrees/history.sqlite",
  * "recordHistory": true, "mcpServers": { "<id>": { "command": "...", "args": [] } },
  * "checkout": "git2" | "cli", "checkoutThreads": null (one per core, at most 8),

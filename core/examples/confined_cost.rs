@@ -37,11 +37,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ),
         (
             "ConfinedDir::open_file, openat2 (Linux)",
-            per_call(n, || drop(native.open_file(rel, OpenBeneath::read()).unwrap())),
+            per_call(n, || {
+                drop(native.open_file(rel, OpenBeneath::read()).unwrap())
+            }),
         ),
         (
             "ConfinedDir::open_file, per component (macOS < 11, fallback)",
-            per_call(n, || drop(walk.open_file(rel, OpenBeneath::read()).unwrap())),
+            per_call(n, || {
+                drop(walk.open_file(rel, OpenBeneath::read()).unwrap())
+            }),
         ),
         (
             "ConfinedDir::open (the worktree's handle)",

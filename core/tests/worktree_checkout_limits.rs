@@ -2,8 +2,8 @@
 //! before anything is made of them, and blobs bigger than `core.bigFileThreshold` are streamed
 //! (loose ones by our reader, packed ones by `git cat-file`), byte for byte what git writes.
 //!
-//! This binary runs git through a recording wrapper (`VIBETREES_GIT`, set for all its tests: the
-//! environment is per process) to see which git commands the checkout ran.
+//! Its creations run git through a recording wrapper (the `gitProgram` setting,
+//! [`git::AddOptions::git_program`]) to see which git commands the checkout ran.
 
 mod worktree_support;
 
@@ -14,10 +14,10 @@ use vibetrees_core::worktree::checkout::CheckoutMethod;
 use vibetrees_core::worktree::git;
 use worktree_support::{git, setup};
 
-/// The log of the git wrapper: one line of arguments per run.
-fn git_log() -> &'static Path {
-    static LOG: OnceLock<PathBuf> = OnceLock::new();
-    LOG.get_or_init(|| {
+/// The git wrapper and its log (one line of arguments per run).
+fn git_wrapper() -> &'static (PathBuf, PathBuf) {
+    static WRAPPER: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    WRAPPER.get_or_init(|| {
         let home = setup();
         let wrapper = home.join("git-recording");
         let log = home.join("git-runs.log");
@@ -40,10 +40,13 @@ fn git_log() -> &'static Path {
         .unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
-        // SAFETY: set once, in this initialiser, which every test runs before any git work.
-        unsafe { std::env::set_var("VIBETREES_GIT", &wrapper) };
-        log
+        (wrapper, log)
     })
+}
+
+/// The log of the git wrapper.
+fn git_log() -> &'static Path {
+    &git_wrapper().1
 }
 
 /// A repository on `main` with one file.
@@ -92,7 +95,14 @@ fn deep_branch(root: &Path, branch: &str, folders: usize) {
 fn add(root: &Path, branch: &str) -> vibetrees_core::Result<git::AddedWorktree> {
     let parent = root.join(".worktrees");
     std::fs::create_dir_all(&parent).unwrap();
-    block_on(git::add_worktree(root, &parent.join(branch), branch, 2))
+    let mut opts = git::AddOptions::defaults(2);
+    opts.git_program = git_wrapper().0.clone();
+    block_on(git::add_worktree_with(
+        root,
+        &parent.join(branch),
+        branch,
+        &opts,
+    ))
 }
 
 /// `git worktree add` of `branch` into `<root>/../cli-<branch>`: whether git accepted it.

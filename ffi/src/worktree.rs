@@ -3,7 +3,7 @@
 
 use crate::args::required_slice;
 use crate::args::{json_c_string, optional_str, required_out, required_ref, required_str};
-use crate::boundary::{Failure, ffi_call, ffi_call_or};
+use crate::boundary::{Failure, FfiResult, ffi_call, ffi_call_or};
 use crate::gate::{CallGate, UserData};
 use crate::optimizer::{call_c_task, vt_task};
 use crate::profiler::vt_profiler;
@@ -35,8 +35,9 @@ pub struct vt_worktree_manager {
 /// a step arrive in order). It must return quickly and must not call functions of the same
 /// manager. It must return normally: no `longjmp` out of it, no C++ exception thrown through it
 /// (the library's frames are not unwound by either: locks stay held, memory leaks, and a foreign
-/// exception crossing an `extern "C"` Rust frame aborts the process). Background work after a creation (cache populate, non-critical services) may still
-/// send events after `vt_create_worktree_optimized` returns; none is sent once
+/// exception crossing an `extern "C"` Rust frame aborts the process). Background work after a
+/// creation (cache populate, non-critical services) may still send events after
+/// `vt_create_worktree_optimized` returns; none is sent once
 /// `vt_worktree_manager_free` has returned, so `userdata` may be freed then.
 pub type vt_progress_fn =
     Option<unsafe extern "C" fn(userdata: *mut c_void, event_json: *const c_char)>;
@@ -47,7 +48,8 @@ pub type vt_progress_fn =
 /// "cacheDir": "~/.vibetrees/cache", "composeFile": "docker-compose.yml",
 /// "runtime": "auto" | "docker" | "podman" | "none", "criticalServices": ["postgres"],
 /// "pushBranch": false, "pushTimeout": 60000 (ms), "useCache": true, "install": true,
-/// "cacheMethod": "auto" | "clone" | "clone-or-copy" | "copy" | "hardlink", "installTimeout": 900000 (ms),
+/// "cacheMethod": "auto" | "clone" | "clone-or-copy" | "copy" | "hardlink",
+/// "installTimeout": 900000 (ms),
 /// "restoreWorkers": null (chosen per creation), "historyPath": "~/.vibetrees/history.sqlite",
 /// "recordHistory": true, "mcpServers": { "<id>": { "command": "...", "args": [] } },
 /// "checkout": "git2" | "cli", "checkoutThreads": null (one per core, at most 8),
@@ -224,16 +226,10 @@ pub unsafe extern "C" fn vt_create_worktree_optimized(
     from: *const c_char,
     result_json_out: *mut *mut c_char,
 ) -> vt_result {
-    // SAFETY: the same contract, without a token.
-    unsafe {
-        vt_create_worktree_optimized_cancellable(
-            manager,
-            branch,
-            from,
-            std::ptr::null(),
-            result_json_out,
-        )
-    }
+    ffi_call(|| {
+        // SAFETY: the same contract, without a token.
+        unsafe { create_optimized(manager, branch, from, std::ptr::null(), result_json_out) }
+    })
 }
 
 /// A cancellation token for a creation (opaque): `vt_cancel_token_new`, then
@@ -309,29 +305,44 @@ pub unsafe extern "C" fn vt_create_worktree_optimized_cancellable(
     result_json_out: *mut *mut c_char,
 ) -> vt_result {
     ffi_call(|| {
-        let m = unsafe { required_ref(manager, "manager") }?;
-        let branch = unsafe { required_str(branch, "branch") }?;
-        let from = unsafe { optional_str(from, "from") }?.unwrap_or("main");
-        let cancel = match unsafe { token.as_ref() } {
-            Some(t) => t.inner.clone(),
-            None => CancellationToken::new(),
-        };
-        let out = unsafe { required_out(result_json_out, "result_json_out") }?;
-        // The creation runs on a worker thread of the library, never on the caller's: every
-        // progress event (`complete` and `error` included) comes from a library thread, as
-        // `vt_progress_fn` says.
-        let (manager, branch, from) = (m.inner.clone(), branch.to_string(), from.to_string());
-        let job = vibetrees_core::runtime::runtime().spawn(async move {
-            manager
-                .create_worktree_cancellable(&branch, &from, cancel)
-                .await
-        });
-        let outcome = block_on(job).map_err(|e| {
-            vibetrees_core::Error::Internal(format!("the creation's thread failed: {e}"))
-        })??;
-        *out = json_c_string(&outcome)?;
-        Ok(())
+        // SAFETY: the caller keeps the contract above.
+        unsafe { create_optimized(manager, branch, from, token, result_json_out) }
     })
+}
+
+/// The body of both creation exports (called inside their panic boundary).
+///
+/// # Safety
+/// As `vt_create_worktree_optimized_cancellable`.
+unsafe fn create_optimized(
+    manager: *const vt_worktree_manager,
+    branch: *const c_char,
+    from: *const c_char,
+    token: *const vt_cancel_token,
+    result_json_out: *mut *mut c_char,
+) -> FfiResult<()> {
+    let m = unsafe { required_ref(manager, "manager") }?;
+    let branch = unsafe { required_str(branch, "branch") }?;
+    let from = unsafe { optional_str(from, "from") }?.unwrap_or("main");
+    let cancel = match unsafe { token.as_ref() } {
+        Some(t) => t.inner.clone(),
+        None => CancellationToken::new(),
+    };
+    let out = unsafe { required_out(result_json_out, "result_json_out") }?;
+    // The creation runs on a worker thread of the library, never on the caller's: every progress
+    // event (`complete` and `error` included) comes from a library thread, as `vt_progress_fn`
+    // says.
+    let (manager, branch, from) = (m.inner.clone(), branch.to_string(), from.to_string());
+    let job = vibetrees_core::runtime::runtime().spawn(async move {
+        manager
+            .create_worktree_cancellable(&branch, &from, cancel)
+            .await
+    });
+    let outcome = block_on(job).map_err(|e| {
+        vibetrees_core::Error::Internal(format!("the creation's thread failed: {e}"))
+    })??;
+    *out = json_c_string(&outcome)?;
+    Ok(())
 }
 
 /// Waits until the background work of every creation so far has finished (cache populate after an

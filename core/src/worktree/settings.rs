@@ -7,7 +7,7 @@
 //! Also the machine-dependent defaults the settings fall back on (checkout threads from the
 //! cores). Owns no behaviour: what each setting does lives where it is used (`create/`, `git.rs`).
 //! Must not read the environment: switches that used to be environment variables
-//! (`VIBETREES_CHECKOUT`, `VIBETREES_CHECKOUT_THREADS`, `VIBETREES_GIT`) are fields here.
+//! (`VIBETREES_CHECKOUT`, `VIBETREES_CHECKOUT_THREADS`) are fields here.
 
 use crate::services::containers::RuntimeChoice;
 use crate::worktree::checkout::CheckoutMethod;
