@@ -26,13 +26,8 @@ if [ -f tests/containers.env ]; then set -a; . tests/containers.env; set +a; fi
 # Free disk first: a full disk shows up as odd compiler errors, far from the cause.
 df -h "$root" | tail -1 | awk '{print "disk: " $4 " free of " $2}'
 run_suite "rust: cargo fmt --check" cargo fmt --all -- --check
-# The Node binding's lib only: napi-rs registers its exports in non-test builds, so its test
-# build sees every export as dead code.
-clippy_all() {
-  cargo clippy --workspace --all-targets --exclude vibetrees-node -- -D warnings &&
-    cargo clippy -p vibetrees-node -- -D warnings
-}
-run_suite "rust: cargo clippy -D warnings (all targets)" clippy_all
+run_suite "rust: cargo clippy --workspace --all-targets -D warnings" \
+  cargo clippy --workspace --all-targets -- -D warnings
 run_suite "rust: cargo test --workspace" cargo test --workspace --no-fail-fast
 run_suite "macOS: check + clippy for aarch64/x86_64-apple-darwin" tests/apple-check.sh
 [ -x tests/c/run.sh ] && run_suite "c: tests/c/run.sh" tests/c/run.sh
