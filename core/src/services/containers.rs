@@ -587,15 +587,8 @@ impl Engine {
             async move {
                 let started = Instant::now();
                 if !super::names::valid_image(image) {
-                    return ContainerOutcome {
-                        action: "pull".into(),
-                        services: vec![image.clone()],
-                        ok: false,
-                        exit_code: None,
-                        message: format!("image {image:?} refused: not a valid image reference"),
-                        output_tail: Vec::new(),
-                        duration_ms: 0.0,
-                    };
+                    let why = format!("image {image:?} refused: not a valid image reference");
+                    return ContainerOutcome::refused("pull", std::slice::from_ref(image), why);
                 }
                 let inspect = vec!["image".into(), "inspect".into(), "--".into(), image.into()];
                 let mut cmd = self.command(self.engine.as_os_str(), &inspect, None);
@@ -644,15 +637,8 @@ impl Engine {
                 .iter()
                 .find(|s| !super::names::valid_service_name(s))
             {
-                return ContainerOutcome {
-                    action: "up".into(),
-                    services: services.to_vec(),
-                    ok: false,
-                    exit_code: None,
-                    message: format!("service name {bad:?} refused: not a valid compose name"),
-                    output_tail: Vec::new(),
-                    duration_ms: 0.0,
-                };
+                let why = format!("service name {bad:?} refused: not a valid compose name");
+                return ContainerOutcome::refused("up", services, why);
             }
             args.push("--".into());
         }

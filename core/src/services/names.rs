@@ -3,7 +3,23 @@
 //! file (a name starting with `-`, holding a newline, a space or a shell character) is refused
 //! with a clear error naming it; nothing runs for it.
 
+use crate::services::containers::ContainerOutcome;
 use crate::{Error, Result};
+
+impl ContainerOutcome {
+    /// The outcome of a command refused before it ran (`ok: false`, no exit code).
+    pub fn refused(action: &str, items: &[String], message: String) -> Self {
+        Self {
+            action: action.into(),
+            services: items.to_vec(),
+            ok: false,
+            exit_code: None,
+            message,
+            output_tail: Vec::new(),
+            duration_ms: 0.0,
+        }
+    }
+}
 
 /// True for a compose-valid service name: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
 pub fn valid_service_name(name: &str) -> bool {
