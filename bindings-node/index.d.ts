@@ -29,7 +29,8 @@ export type ErrorCode =
   | 'PARSE'
   | 'INTERNAL'
   | 'WORKTREE_LOCKED'
-  | 'WORKTREE_DIRTY';
+  | 'WORKTREE_DIRTY'
+  | 'UNSAFE_PATH';
 
 /** A rejected promise or thrown error of this package. */
 export interface VibetreesError extends Error {
@@ -318,6 +319,10 @@ export interface WorktreeSettings {
   useCache?: boolean | null;
   /** Run the project's install on a cache miss. Default true. */
   install?: boolean | null;
+  /** Time limit of the project's install, ms (its process group is killed, the install fails with TIMEOUT). Default 900000 (15 min). */
+  /** How node_modules is restored from the cache: 'auto' (default; hardlinks: shared inodes), 'clone' (reflinks: no shared inode, where the filesystem supports it), 'clone-or-copy', 'copy', 'hardlink'. */
+  cacheMethod?: 'auto' | 'hardlink' | 'clone' | 'copy' | 'clone-or-copy' | null;
+  installTimeout?: number | null;
   /** Workers of the node_modules restore beside the checkout; default: chosen per creation. */
   restoreWorkers?: number | null;
   historyPath?: string | null;

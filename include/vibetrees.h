@@ -9,6 +9,8 @@
  *  - Structured data is JSON (UTF-8). Every char * the library returns is freed with
  *    vt_string_free(); const char * returns are static and never freed.
  *  - NULL pointers and invalid UTF-8 are reported as errors, never crashes; no panic crosses the ABI.
+ *  - Callbacks (tasks, progress) must return normally: no longjmp out of them, no C++ exception
+ *    thrown through them. Progress callbacks are called on library threads only.
  */
 
 #ifndef VIBETREES_H
@@ -26,7 +28,7 @@
  * The status of a `vt_` call. `VT_OK` (0) is success; every other value is a failure whose message
  * (with its whole cause chain) `vt_last_error_message` returns on the same thread.
  *
- * Values 1..=17 are the core's error kinds, one-to-one with the stable codes the Node and Python
+ * Values 1..=18 are the core's error kinds, one-to-one with the stable codes the Node and Python
  * packages use (`vt_result_code` gives the code string, e.g. `"NOT_FOUND"`). Values from 100 are
  * failures of the C call itself (a NULL pointer, bad UTF-8, a buffer too small, a caught panic).
  * The numbers are stable: new kinds get new numbers, none is reused.
@@ -105,6 +107,11 @@ typedef enum vt_result {
      */
     VT_WORKTREE_DIRTY = 17,
     /**
+     * `UNSAFE_PATH`: a path others could change (a cache folder of another user, or writable by
+     * the group or others) is refused; nothing was done in it.
+     */
+    VT_UNSAFE_PATH = 18,
+    /**
      * `NULL_ARGUMENT`: a pointer argument that must not be NULL was NULL; nothing was done.
      */
     VT_NULL_ARGUMENT = 100,
@@ -171,7 +178,8 @@ typedef struct vt_worktree_manager vt_worktree_manager;
  * Progress of a long file operation: `done` of `total` nodes placed so far. Called on library
  * worker threads (possibly several, but never two calls at once for one operation), at a bounded
  * rate (about 20 times a second) and once at the end with `done == total`; never after the call
- * that took it returns. It must return quickly.
+ * that took it returns. It must return quickly, and normally: no `longjmp` out of it, no C++
+ * exception through it.
  */
 typedef void (*vt_count_progress_fn)(void *userdata, uint64_t done, uint64_t total);
 
@@ -188,6 +196,8 @@ typedef void (*vt_count_progress_fn)(void *userdata, uint64_t done, uint64_t tot
  * `vt_optimizer_run_*`), at most once per run; tasks without a dependency path between them may
  * run at the same time on different threads (up to the optimizer's `concurrency`), so state
  * shared through `userdata` needs its own locking. It may block, and may call `vt_` functions.
+ * It must return normally: no `longjmp` out of it, no C++ exception thrown through it (the
+ * library's frames are not unwound; a foreign exception crossing them aborts the process).
  * `inputs_json` and `ctx` are valid only during the call.
  */
 typedef int (*vt_task_fn)(void *userdata, const char *inputs_json, struct vt_task_context *ctx);
@@ -232,10 +242,14 @@ typedef struct vt_task {
  * "message": "..." }` (a message starting with `✓` marks its step done). `event_json` is valid
  * only during the call.
  *
- * Threads: called on library worker threads, never two calls at once for one manager (events of
+ * Threads: called on library worker threads (never on the thread that called a `vt_` function,
+ * `complete` and `error` events included), never two calls at once for one manager (events of
  * a step arrive in order). It must return quickly and must not call functions of the same
- * manager. Background work after a creation (cache populate, non-critical services) may still
- * send events after `vt_create_worktree_optimized` returns; none is sent once
+ * manager. It must return normally: no `longjmp` out of it, no C++ exception thrown through it
+ * (the library's frames are not unwound by either: locks stay held, memory leaks, and a foreign
+ * exception crossing an `extern "C"` Rust frame aborts the process). Background work after a
+ * creation (cache populate, non-critical services) may still send events after
+ * `vt_create_worktree_optimized` returns; none is sent once
  * `vt_worktree_manager_free` has returned, so `userdata` may be freed then.
  */
 typedef void (*vt_progress_fn)(void *userdata, const char *event_json);
@@ -948,6 +962,8 @@ enum vt_result vt_worktree_manager_metrics(const struct vt_worktree_manager *man
  * "cacheDir": "~/.vibetrees/cache", "composeFile": "docker-compose.yml",
  * "runtime": "auto" | "docker" | "podman" | "none", "criticalServices": ["postgres"],
  * "pushBranch": false, "pushTimeout": 60000 (ms), "useCache": true, "install": true,
+ * "cacheMethod": "auto" | "clone" | "clone-or-copy" | "copy" | "hardlink",
+ * "installTimeout": 900000 (ms),
  * "restoreWorkers": null (chosen per creation), "historyPath": "~/.vibetrees/history.sqlite",
  * "recordHistory": true, "mcpServers": { "<id>": { "command": "...", "args": [] } },
  * "checkout": "git2" | "cli", "checkoutThreads": null (one per core, at most 8),

@@ -118,6 +118,12 @@ pyo3::create_exception!(
     VibetreesError,
     "The worktree has modified, staged or untracked files; removing it needs `force=True`."
 );
+pyo3::create_exception!(
+    vibetrees,
+    UnsafePathError,
+    VibetreesError,
+    "A path others could change (a cache folder of another user, or writable by others) is refused."
+);
 
 /// The exception class for a stable error code; unknown codes (a newer core) get the base class.
 pub fn class_for_code<'py>(py: Python<'py>, code: &str) -> Bound<'py, PyType> {
@@ -139,6 +145,7 @@ pub fn class_for_code<'py>(py: Python<'py>, code: &str) -> Bound<'py, PyType> {
         "INTERNAL" => py.get_type::<InternalError>(),
         "WORKTREE_LOCKED" => py.get_type::<WorktreeLockedError>(),
         "WORKTREE_DIRTY" => py.get_type::<WorktreeDirtyError>(),
+        "UNSAFE_PATH" => py.get_type::<UnsafePathError>(),
         _ => py.get_type::<VibetreesError>(),
     }
 }

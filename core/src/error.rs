@@ -106,6 +106,10 @@ pub enum Error {
     /// A worktree has modified, staged or untracked files and the caller did not say `force`.
     #[error("worktree has changes: {0}")]
     WorktreeDirty(String),
+    /// A path we refuse to use because others could change what is in it: a cache folder that
+    /// belongs to another user or that the group or others may write.
+    #[error("unsafe path: {0}")]
+    UnsafePath(String),
 }
 
 impl Error {
@@ -129,6 +133,7 @@ impl Error {
             Error::Internal(_) => "INTERNAL",
             Error::WorktreeLocked(_) => "WORKTREE_LOCKED",
             Error::WorktreeDirty(_) => "WORKTREE_DIRTY",
+            Error::UnsafePath(_) => "UNSAFE_PATH",
         }
     }
 
@@ -151,6 +156,7 @@ impl Error {
         "INTERNAL",
         "WORKTREE_LOCKED",
         "WORKTREE_DIRTY",
+        "UNSAFE_PATH",
     ];
 
     /// An [`Error::Io`] whose context names what was done to which path.
@@ -246,6 +252,7 @@ mod tests {
             Error::Internal("x".into()),
             Error::WorktreeLocked("x".into()),
             Error::WorktreeDirty("x".into()),
+            Error::UnsafePath("x".into()),
         ];
         let codes: Vec<_> = samples.iter().map(|e| e.code()).collect();
         assert_eq!(codes, Error::ALL_CODES);

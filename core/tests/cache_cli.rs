@@ -150,3 +150,47 @@ fn node_abi_is_asked_once_and_remembered_across_processes() {
     std::fs::write(&memo, fake.to_string()).unwrap();
     assert_eq!(key(&cache), first);
 }
+
+#[test]
+fn verify_content_finds_a_same_size_write_that_kept_the_mtime() {
+    let t = tempdir();
+    let cache = t.path().join("cache");
+    let a = t.path().join("a");
+    gen_project(&a, "x");
+    gen_tree(&a.join("node_modules"), 6, 2, false);
+    let (ok, _, err) = cli(&cache, &["warm", a.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let b = t.path().join("b");
+    gen_project(&b, "x");
+    let (ok, r, err) = cli(&cache, &["restore", b.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert_eq!(r["methodUsed"], "hardlink");
+    let (ok, v, err) = cli(&cache, &["verify", "--content"]);
+    assert!(ok, "{err} {v}");
+    assert!(v["filesChecked"].as_u64().unwrap() > 0, "{v}");
+
+    // an in-place write of the same size, mtime put back: the shared inode changed
+    let file = b.join("node_modules/pkg1/index.js");
+    let meta = std::fs::metadata(&file).unwrap();
+    let old = std::fs::read(&file).unwrap();
+    let mut new = old.clone();
+    new[0] = if new[0] == b'X' { b'Y' } else { b'X' };
+    let f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
+    std::io::Write::write_all(&mut &f, &new).unwrap();
+    f.set_modified(meta.modified().unwrap()).unwrap();
+    drop(f);
+    let (ok, v, _) = cli(&cache, &["verify"]);
+    assert!(
+        ok,
+        "size and mtime kept: the listing check cannot see it: {v}"
+    );
+    let (ok, v, _) = cli(&cache, &["verify", "--content"]);
+    assert!(!ok, "verify --content must fail: {v}");
+    assert_eq!(
+        v["bad"][0]["problems"][0], "pkg1/index.js: content changed",
+        "{v}"
+    );
+    let (ok, v, err) = cli(&cache, &["verify", "--content", "--evict"]);
+    assert!(ok, "{err}");
+    assert_eq!(v["bad"][0]["evicted"], true);
+}

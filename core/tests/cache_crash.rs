@@ -139,7 +139,14 @@ fn sigkill_during_restore_never_leaves_a_partial_node_modules() {
         cli(
             &cache_dir,
             &[
-                "restore", "--key", &k, "--target", target_s, "--method", method,
+                "restore",
+                "--key",
+                &k,
+                "--target",
+                target_s,
+                "--method",
+                method,
+                "--replace",
             ],
         )
     };
@@ -169,9 +176,11 @@ fn sigkill_during_restore_never_leaves_a_partial_node_modules() {
     assert!(killed >= 5, "the kills must land mid-restore ({killed})");
     // The entry is still sound, and the next restore cleans the dead processes' temporaries.
     assert!(cache.verify(false).unwrap().bad.is_empty());
-    cache
-        .restore(&key, &target, &RestoreOptions::default())
-        .unwrap();
+    let replace = RestoreOptions {
+        replace: true,
+        ..RestoreOptions::default()
+    };
+    cache.restore(&key, &target, &replace).unwrap();
     assert_same(&expected, &snapshot(&target));
     let names: Vec<_> = std::fs::read_dir(&wt)
         .unwrap()

@@ -346,7 +346,7 @@ fn docker_command_lines_through_a_stand_in() {
     assert!(up.ok && up.message.starts_with('✓'), "{up:?}");
     assert_eq!(
         up.output_tail.last().unwrap(),
-        &format!("stand-in docker: compose -f {f} -p vibe_feat_x --env-file {env} up -d db")
+        &format!("stand-in docker: compose -f {f} -p vibe_feat_x --env-file {env} up -d -- db")
     );
     let all = block_on(engine.up(&project, &[], None, Duration::from_secs(30)));
     assert!(all.ok);
@@ -369,9 +369,9 @@ fn docker_command_lines_through_a_stand_in() {
         "info||".to_string(),
         "compose version||".to_string(),
         format!("compose -f {f} config|{wt_s}|1plain1"),
-        "image inspect postgres:16||1plain1".to_string(),
-        "pull postgres:16||1plain1".to_string(),
-        format!("compose -f {f} -p vibe_feat_x --env-file {env} up -d db|{wt_s}|1plain1"),
+        "image inspect -- postgres:16||1plain1".to_string(),
+        "pull -- postgres:16||1plain1".to_string(),
+        format!("compose -f {f} -p vibe_feat_x --env-file {env} up -d -- db|{wt_s}|1plain1"),
         format!("compose -f {f} -p vibe_feat_x --env-file {env} up -d|{wt_s}|1plain1"),
         format!("compose -f {f} -p vibe_feat_x --env-file {env} down -v -t 0|{wt_s}|1plain1"),
     ];

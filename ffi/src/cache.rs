@@ -26,7 +26,8 @@ pub struct vt_cache {
 /// Progress of a long file operation: `done` of `total` nodes placed so far. Called on library
 /// worker threads (possibly several, but never two calls at once for one operation), at a bounded
 /// rate (about 20 times a second) and once at the end with `done == total`; never after the call
-/// that took it returns. It must return quickly.
+/// that took it returns. It must return quickly, and normally: no `longjmp` out of it, no C++
+/// exception through it.
 pub type vt_count_progress_fn =
     Option<unsafe extern "C" fn(userdata: *mut c_void, done: u64, total: u64)>;
 

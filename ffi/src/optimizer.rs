@@ -43,6 +43,8 @@ pub struct vt_task_context {
 /// `vt_optimizer_run_*`), at most once per run; tasks without a dependency path between them may
 /// run at the same time on different threads (up to the optimizer's `concurrency`), so state
 /// shared through `userdata` needs its own locking. It may block, and may call `vt_` functions.
+/// It must return normally: no `longjmp` out of it, no C++ exception thrown through it (the
+/// library's frames are not unwound; a foreign exception crossing them aborts the process).
 /// `inputs_json` and `ctx` are valid only during the call.
 pub type vt_task_fn = Option<
     unsafe extern "C" fn(

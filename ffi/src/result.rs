@@ -5,7 +5,7 @@ use std::ffi::c_char;
 /// The status of a `vt_` call. `VT_OK` (0) is success; every other value is a failure whose message
 /// (with its whole cause chain) `vt_last_error_message` returns on the same thread.
 ///
-/// Values 1..=17 are the core's error kinds, one-to-one with the stable codes the Node and Python
+/// Values 1..=18 are the core's error kinds, one-to-one with the stable codes the Node and Python
 /// packages use (`vt_result_code` gives the code string, e.g. `"NOT_FOUND"`). Values from 100 are
 /// failures of the C call itself (a NULL pointer, bad UTF-8, a buffer too small, a caught panic).
 /// The numbers are stable: new kinds get new numbers, none is reused.
@@ -49,6 +49,9 @@ pub enum vt_result {
     VT_WORKTREE_LOCKED = 16,
     /// `WORKTREE_DIRTY`: the worktree has modified, staged or untracked files; removing it needs `force`.
     VT_WORKTREE_DIRTY = 17,
+    /// `UNSAFE_PATH`: a path others could change (a cache folder of another user, or writable by
+    /// the group or others) is refused; nothing was done in it.
+    VT_UNSAFE_PATH = 18,
     /// `NULL_ARGUMENT`: a pointer argument that must not be NULL was NULL; nothing was done.
     VT_NULL_ARGUMENT = 100,
     /// `INVALID_UTF8`: a string argument was not valid UTF-8; nothing was done.
@@ -80,13 +83,14 @@ impl vt_result {
         vt_result::VT_INTERNAL,
         vt_result::VT_WORKTREE_LOCKED,
         vt_result::VT_WORKTREE_DIRTY,
+        vt_result::VT_UNSAFE_PATH,
         vt_result::VT_NULL_ARGUMENT,
         vt_result::VT_INVALID_UTF8,
         vt_result::VT_BUFFER_TOO_SMALL,
         vt_result::VT_PANIC,
     ];
 
-    /// The stable code string of this value: the core's `Error::code()` for values 1..=17.
+    /// The stable code string of this value: the core's `Error::code()` for values 1..=18.
     pub fn code(self) -> &'static str {
         match self {
             vt_result::VT_OK => "OK",
@@ -107,6 +111,7 @@ impl vt_result {
             vt_result::VT_INTERNAL => "INTERNAL",
             vt_result::VT_WORKTREE_LOCKED => "WORKTREE_LOCKED",
             vt_result::VT_WORKTREE_DIRTY => "WORKTREE_DIRTY",
+            vt_result::VT_UNSAFE_PATH => "UNSAFE_PATH",
             vt_result::VT_NULL_ARGUMENT => "NULL_ARGUMENT",
             vt_result::VT_INVALID_UTF8 => "INVALID_UTF8",
             vt_result::VT_BUFFER_TOO_SMALL => "BUFFER_TOO_SMALL",
@@ -120,7 +125,7 @@ impl vt_result {
         vt_result::ALL
             .iter()
             .copied()
-            .find(|r| (1..=17).contains(&(*r as u32)) && r.code() == code)
+            .find(|r| (1..=18).contains(&(*r as u32)) && r.code() == code)
             .unwrap_or(vt_result::VT_INTERNAL)
     }
 
@@ -155,6 +160,7 @@ const CODE_CSTRS: &[&std::ffi::CStr] = &[
     c"INTERNAL",
     c"WORKTREE_LOCKED",
     c"WORKTREE_DIRTY",
+    c"UNSAFE_PATH",
     c"NULL_ARGUMENT",
     c"INVALID_UTF8",
     c"BUFFER_TOO_SMALL",
@@ -193,10 +199,10 @@ mod tests {
             );
             assert!(seen.insert(r), "two core codes share {r:?}");
         }
-        // And nothing else in 1..=17 is unmapped.
+        // And nothing else in 1..=18 is unmapped.
         let core_range: Vec<_> = vt_result::ALL
             .iter()
-            .filter(|r| (1..=17).contains(&(**r as u32)))
+            .filter(|r| (1..=18).contains(&(**r as u32)))
             .collect();
         assert_eq!(core_range.len(), Error::ALL_CODES.len());
     }

@@ -30,10 +30,14 @@ pub struct vt_worktree_manager {
 /// "message": "..." }` (a message starting with `✓` marks its step done). `event_json` is valid
 /// only during the call.
 ///
-/// Threads: called on library worker threads, never two calls at once for one manager (events of
+/// Threads: called on library worker threads (never on the thread that called a `vt_` function,
+/// `complete` and `error` events included), never two calls at once for one manager (events of
 /// a step arrive in order). It must return quickly and must not call functions of the same
-/// manager. Background work after a creation (cache populate, non-critical services) may still
-/// send events after `vt_create_worktree_optimized` returns; none is sent once
+/// manager. It must return normally: no `longjmp` out of it, no C++ exception thrown through it
+/// (the library's frames are not unwound by either: locks stay held, memory leaks, and a foreign
+/// exception crossing an `extern "C"` Rust frame aborts the process). Background work after a
+/// creation (cache populate, non-critical services) may still send events after
+/// `vt_create_worktree_optimized` returns; none is sent once
 /// `vt_worktree_manager_free` has returned, so `userdata` may be freed then.
 pub type vt_progress_fn =
     Option<unsafe extern "C" fn(userdata: *mut c_void, event_json: *const c_char)>;
@@ -44,6 +48,8 @@ pub type vt_progress_fn =
 /// "cacheDir": "~/.vibetrees/cache", "composeFile": "docker-compose.yml",
 /// "runtime": "auto" | "docker" | "podman" | "none", "criticalServices": ["postgres"],
 /// "pushBranch": false, "pushTimeout": 60000 (ms), "useCache": true, "install": true,
+/// "cacheMethod": "auto" | "clone" | "clone-or-copy" | "copy" | "hardlink",
+/// "installTimeout": 900000 (ms),
 /// "restoreWorkers": null (chosen per creation), "historyPath": "~/.vibetrees/history.sqlite",
 /// "recordHistory": true, "mcpServers": { "<id>": { "command": "...", "args": [] } },
 /// "checkout": "git2" | "cli", "checkoutThreads": null (one per core, at most 8),
@@ -390,7 +396,18 @@ unsafe fn create_optimized(
         None => CancellationToken::new(),
     };
     let out = unsafe { required_out(result_json_out, "result_json_out") }?;
-    let outcome = block_on(m.inner.create_worktree_cancellable(branch, from, cancel))?;
+    // The creation runs on a worker thread of the library, never on the caller's: every progress
+    // event (`complete` and `error` included) comes from a library thread, as `vt_progress_fn`
+    // says.
+    let (manager, branch, from) = (m.inner.clone(), branch.to_string(), from.to_string());
+    let job = vibetrees_core::runtime::runtime().spawn(async move {
+        manager
+            .create_worktree_cancellable(&branch, &from, cancel)
+            .await
+    });
+    let outcome = block_on(job).map_err(|e| {
+        vibetrees_core::Error::Internal(format!("the creation's thread failed: {e}"))
+    })??;
     *out = json_c_string(&outcome)?;
     Ok(())
 }

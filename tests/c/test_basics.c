@@ -15,13 +15,14 @@ int main(void) {
     CHECK(strcmp(vt_result_code(VT_INTERNAL), "INTERNAL") == 0, "VT_INTERNAL code");
     CHECK(strcmp(vt_result_code(VT_WORKTREE_LOCKED), "WORKTREE_LOCKED") == 0, "VT_WORKTREE_LOCKED code");
     CHECK(strcmp(vt_result_code(VT_WORKTREE_DIRTY), "WORKTREE_DIRTY") == 0, "VT_WORKTREE_DIRTY code");
+    CHECK(strcmp(vt_result_code(VT_UNSAFE_PATH), "UNSAFE_PATH") == 0, "VT_UNSAFE_PATH code");
     CHECK(strcmp(vt_result_code(VT_NULL_ARGUMENT), "NULL_ARGUMENT") == 0, "VT_NULL_ARGUMENT code");
     CHECK(strcmp(vt_result_code(VT_INVALID_UTF8), "INVALID_UTF8") == 0, "VT_INVALID_UTF8 code");
     CHECK(strcmp(vt_result_code(VT_BUFFER_TOO_SMALL), "BUFFER_TOO_SMALL") == 0,
           "VT_BUFFER_TOO_SMALL code");
     CHECK(strcmp(vt_result_code(VT_PANIC), "PANIC") == 0, "VT_PANIC code");
     CHECK(strcmp(vt_result_code(9999), "UNKNOWN") == 0, "an out-of-range number is UNKNOWN");
-    CHECK(strcmp(vt_result_code(18), "UNKNOWN") == 0, "a gap number is UNKNOWN");
+    CHECK(strcmp(vt_result_code(19), "UNKNOWN") == 0, "a gap number is UNKNOWN");
 
     /* No failure on this thread yet. */
     CHECK(vt_last_error_code() == VT_OK, "no last error at start");

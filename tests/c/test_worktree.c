@@ -13,6 +13,9 @@ typedef struct {
     int concurrent, max_concurrent;
     char steps[2048]; /* "git,ports,..." */
     int saw_error_event;
+    pthread_t caller;          /* the thread that calls vt_create_worktree_optimized */
+    int events_on_caller;      /* events delivered on it (the header says: never) */
+    int complete_events, error_events;
 } progress_log;
 
 static void on_progress(void *userdata, const char *event_json) {
@@ -30,7 +33,9 @@ static void on_progress(void *userdata, const char *event_json) {
             strcat(p->steps, ",");
         }
     }
-    if (strstr(event_json, "\"step\":\"error\"")) p->saw_error_event = 1;
+    if (strstr(event_json, "\"step\":\"error\"")) p->saw_error_event = 1, p->error_events++;
+    if (strstr(event_json, "\"step\":\"complete\"")) p->complete_events++;
+    if (pthread_equal(pthread_self(), p->caller)) p->events_on_caller++;
     p->concurrent--;
     pthread_mutex_unlock(&p->lock);
 }
@@ -96,6 +101,7 @@ int main(void) {
     progress_log progress;
     memset(&progress, 0, sizeof progress);
     pthread_mutex_init(&progress.lock, NULL);
+    progress.caller = pthread_self();
     int host_calls = 0;
     const char *after_git[] = {"git-worktree-add"};
     vt_task host_steps[] = {{"host-notes", after_git, 1, false, write_notes, &host_calls}};
@@ -222,6 +228,8 @@ int main(void) {
     CHECK(branches && branches[0] == 0, "no branch for a refused creation");
     free(branches);
     CHECK(progress.events > events_before && progress.saw_error_event, "failures send an error progress event");
+    CHECK(progress.complete_events > 0 && progress.error_events > 0, "complete and error events seen");
+    CHECK(progress.events_on_caller == 0, "every progress event (complete and error too) comes from a library thread");
     CHECK_RC(vt_create_worktree_optimized(NULL, "x", NULL, &out), VT_NULL_ARGUMENT, "NULL manager");
     CHECK_RC(vt_create_worktree_optimized(m, NULL, NULL, &out), VT_NULL_ARGUMENT, "NULL branch");
     CHECK_RC(vt_create_worktree_optimized(m, "x", NULL, NULL), VT_NULL_ARGUMENT, "NULL result out");

@@ -23,6 +23,7 @@ CLASS_OF_CODE = {
     "INTERNAL": vibetrees.InternalError,
     "WORKTREE_LOCKED": vibetrees.WorktreeLockedError,
     "WORKTREE_DIRTY": vibetrees.WorktreeDirtyError,
+    "UNSAFE_PATH": vibetrees.UnsafePathError,
 }
 
 

@@ -43,6 +43,7 @@ __all__ = [
     "ProcessError",
     "TaskFailedError",
     "TimeoutError",
+    "UnsafePathError",
     "VibetreesError",
     "WorktreeLockedError",
     "WorktreeDirtyError",
@@ -76,6 +77,7 @@ class ParseError(VibetreesError): ...
 class InternalError(VibetreesError): ...
 class WorktreeLockedError(VibetreesError): ...
 class WorktreeDirtyError(VibetreesError): ...
+class UnsafePathError(VibetreesError): ...
 
 @final
 class Profiler:
@@ -199,6 +201,8 @@ class WorktreeManager:
         push_timeout: Optional[float] = None,
         use_cache: Optional[bool] = None,
         install: Optional[bool] = None,
+        cache_method: Optional[Literal["auto", "hardlink", "clone", "copy", "clone-or-copy"]] = None,
+        install_timeout: Optional[float] = None,
         restore_workers: Optional[int] = None,
         history_path: Optional[_Path] = None,
         record_history: Optional[bool] = None,
@@ -212,7 +216,7 @@ class WorktreeManager:
         """Every keyword but ``on_progress``, ``host_steps``, ``profiler`` (record every creation
         into this profiler, e.g. a server's own) and ``mcp_extra`` (the deprecated name of
         ``mcp_servers``) is a setting of the core; ``None`` means its default
-        (``push_timeout`` in ms)."""
+        (``push_timeout``, ``install_timeout`` and ``trash_grace`` in ms)."""
         ...
     @staticmethod
     def setting_names() -> list[str]: ...

@@ -11,6 +11,7 @@
 //! Every call blocks (restore uses its own worker threads); async callers use `spawn_blocking`.
 //! docs/cache.md explains the design, the shared-inode trade-off and the benchmark.
 
+mod content;
 mod evict;
 mod fsops;
 mod key;

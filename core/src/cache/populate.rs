@@ -258,7 +258,15 @@ impl NodeModulesCache {
                 let p = staging.join(name);
                 std::fs::write(&p, bytes).map_err(|e| Error::io_path("write", &p, e))
             };
-            write("listing.bin", &w.listing.into_bytes())?;
+            let listing = w.listing.into_bytes();
+            write("listing.bin", &listing)?;
+            // content digests for `verify --content`; an entry whose files cannot all be read
+            // is kept without them (that verify then says so)
+            if let Ok(digests) = super::listing::Listing::parse(listing)
+                .and_then(|l| super::content::digest_tree(&l, tree_fd.as_fd()))
+            {
+                write(super::content::DIGESTS_FILE, &digests)?;
+            }
             write("last-used", b"")?;
             write("manifest.json", &serde_json::to_vec_pretty(&manifest)?)?;
             Ok(w.counts)

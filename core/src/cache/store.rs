@@ -99,6 +99,37 @@ fn errno_io(e: Errno) -> std::io::Error {
     std::io::Error::from_raw_os_error(e.raw_os_error())
 }
 
+/// Refuses ([`Error::UnsafePath`]) a cache folder that another user owns or that the group or
+/// others may write: whoever can write there can change the files every restored worktree gets
+/// (they are hardlinked into them).
+pub fn check_private(dir: &Path) -> Result<()> {
+    let st = rustix::fs::stat(dir).map_err(|e| io_err("stat", dir, e))?;
+    let me = rustix::process::geteuid().as_raw();
+    if st.st_uid != me {
+        return Err(Error::UnsafePath(format!(
+            "cache folder {} belongs to uid {}, not to this user (uid {me}): refused; use a \
+             cache folder of your own (cacheDir)",
+            dir.display(),
+            st.st_uid
+        )));
+    }
+    let mode = st.st_mode & 0o7777;
+    if mode & 0o022 != 0 {
+        let who = match (mode & 0o020 != 0, mode & 0o002 != 0) {
+            (true, true) => "its group and others",
+            (true, false) => "its group",
+            _ => "others",
+        };
+        return Err(Error::UnsafePath(format!(
+            "cache folder {} (mode {mode:o}) is writable by {who}: refused; fix it with \
+             `chmod go-w {}`",
+            dir.display(),
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
 pub(crate) fn io_err(op: &str, path: &Path, e: Errno) -> Error {
     Error::io_path(op, path, errno_io(e))
 }
@@ -111,8 +142,15 @@ impl NodeModulesCache {
             None => default_cache_dir()?,
         };
         let entries_dir = root.join("node_modules");
-        std::fs::create_dir_all(&entries_dir)
+        if root.exists() {
+            check_private(&root)?; // before anything is made in it
+        }
+        // new folders: 0755 whatever the umask (a umask of 002 would make them group-writable)
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o755)
+            .create(&entries_dir)
             .map_err(|e| Error::io_path("create cache folder", &entries_dir, e))?;
+        check_private(&root)?;
+        check_private(&entries_dir)?;
         super::key::remember_node_abi_in(&root);
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())

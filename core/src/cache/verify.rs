@@ -64,6 +64,84 @@ impl NodeModulesCache {
         Ok(report)
     }
 
+    /// Re-hashes every file of every entry and compares it with the content digests taken when
+    /// the entry was populated: finds a file changed in place even when its size and mtime were
+    /// kept. An entry without digests (populated by an older version, or with unreadable files)
+    /// is reported bad ("no content digests"). With `evict_bad` the bad entries are evicted.
+    pub fn verify_content(&self, evict_bad: bool) -> Result<VerifyReport> {
+        let mut phases = Phases::start(self.profiler.as_deref(), "cache-verify-content", None);
+        let mut report = VerifyReport {
+            entries_checked: 0,
+            files_checked: 0,
+            bad: Vec::new(),
+        };
+        for name in self.entry_names()? {
+            let key = CacheKey::parse(&name)?;
+            let bad = phases.run("cache-verify-entry", || {
+                self.verify_content_one(&key, &mut report)
+            })?;
+            if let Some(mut bad) = bad {
+                if evict_bad {
+                    bad.evicted = self.evict(&key)?;
+                }
+                report.bad.push(bad);
+            }
+        }
+        phases.finish(None);
+        Ok(report)
+    }
+
+    fn verify_content_one(
+        &self,
+        key: &CacheKey,
+        report: &mut VerifyReport,
+    ) -> Result<Option<BadEntry>> {
+        let Some(entry) = self.lock_entry(key, false, true)? else {
+            return Ok(None);
+        };
+        report.entries_checked += 1;
+        let mut bad = BadEntry {
+            key: key.clone(),
+            problem_count: 0,
+            problems: Vec::new(),
+            evicted: false,
+        };
+        let mut note = |what: String| {
+            bad.problem_count += 1;
+            if bad.problems.len() < MAX_LISTED {
+                bad.problems.push(what);
+            }
+        };
+        let lpath = entry.path.join("listing.bin");
+        let dpath = entry.path.join(super::content::DIGESTS_FILE);
+        let listing = std::fs::read(&lpath)
+            .map_err(|e| Error::io_path("read", &lpath, e))
+            .and_then(Listing::parse);
+        let digests = std::fs::read(&dpath);
+        let tree = fsops::open_dir_path(entry.dir.as_fd(), c"tree");
+        match (listing, digests, tree) {
+            (Err(e), _, _) => note(format!("listing.bin: {e}")),
+            (_, Err(e), _) if e.kind() == std::io::ErrorKind::NotFound => note(format!(
+                "no content digests ({} missing: populated before they were kept)",
+                super::content::DIGESTS_FILE
+            )),
+            (_, Err(e), _) => note(format!("{}: {e}", super::content::DIGESTS_FILE)),
+            (_, _, Err(e)) => note(format!("tree: {e}")),
+            (Ok(listing), Ok(digests), Ok(tree)) => {
+                match super::content::changed_files(
+                    &listing,
+                    tree.as_fd(),
+                    &digests,
+                    &mut report.files_checked,
+                ) {
+                    Ok(problems) => problems.into_iter().for_each(&mut note),
+                    Err(e) => note(e.to_string()),
+                }
+            }
+        }
+        Ok((bad.problem_count > 0).then_some(bad))
+    }
+
     /// Checks the entry `key`; `Ok(None)` when it is sound (or gone).
     pub fn verify_entry(&self, key: &CacheKey) -> Result<Option<BadEntry>> {
         let mut report = VerifyReport {

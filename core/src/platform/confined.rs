@@ -333,6 +333,15 @@ impl ConfinedDir {
             .map_err(|e| self.error("create folder", &rel, e))
     }
 
+    /// The first component of `rel` (the last included) that is a symbolic link, relative to the
+    /// root: what a caller names when it skips a step because a link is in the way. `None` when
+    /// no component is a link (or the path stops existing before one is found). A `rel` that is
+    /// not a plain relative name is an [`Error::InvalidArgument`].
+    pub fn link_on_path(&self, rel: impl AsRef<Path>) -> Result<Option<PathBuf>> {
+        let rel = Rel::parse(rel.as_ref(), &self.path)?;
+        Ok(self.first_link(&rel))
+    }
+
     /// Opens `rel` with `flags`, never through a link.
     fn resolve(
         &self,

@@ -287,10 +287,13 @@ fn parse_services(text: &str, what: &str) -> Result<Vec<RawService>> {
         .map(|p| p.trim().to_string())
         .filter(|p| !p.is_empty())
         .collect();
-    Ok(services
+    let out: Vec<RawService> = services
         .iter()
         .filter_map(|(k, v)| {
-            let name = k.as_str()?.to_string();
+            let name = match k.as_str() {
+                Some(n) => n.to_string(),
+                None => format!("{k:?}"),
+            };
             // A service with `profiles` is not part of a plain `up` unless one of its profiles is
             // active (COMPOSE_PROFILES), as compose itself decides.
             if let Some(Value::Sequence(profiles)) = v.get("profiles")
@@ -314,7 +317,11 @@ fn parse_services(text: &str, what: &str) -> Result<Vec<RawService>> {
                 ports,
             })
         })
-        .collect())
+        .collect();
+    for r in &out {
+        super::names::check_service(what, &r.name, r.image.as_deref())?;
+    }
+    Ok(out)
 }
 
 fn name_ports(service: &str, specs: &[PortSpec]) -> Vec<ServicePort> {

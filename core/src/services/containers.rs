@@ -118,10 +118,14 @@ pub struct ComposeProject {
 
 impl ComposeProject {
     /// The project of `worktree`: compose file `file_name` in it, `--env-file .env` when the
-    /// `.env` exists, `-p` from its `COMPOSE_PROJECT_NAME` line.
+    /// `.env` exists, `-p` from its `COMPOSE_PROJECT_NAME` line. The `.env` is read beneath the
+    /// worktree without following links: a linked `.env` is not used.
     pub fn for_worktree(worktree: &Path, file_name: &Path) -> Self {
         let env = worktree.join(".env");
-        let (env_file, project_name) = match std::fs::read_to_string(&env) {
+        let text = crate::platform::ConfinedDir::open(worktree)
+            .and_then(|d| d.read(".env"))
+            .map(|b| String::from_utf8_lossy(&b).into_owned());
+        let (env_file, project_name) = match text {
             Ok(text) => {
                 let name = crate::services::envfile::parse_env(&text)
                     .into_iter()
@@ -582,7 +586,11 @@ impl Engine {
             let on_line = on_line.clone();
             async move {
                 let started = Instant::now();
-                let inspect = vec!["image".into(), "inspect".into(), image.into()];
+                if !super::names::valid_image(image) {
+                    let why = format!("image {image:?} refused: not a valid image reference");
+                    return ContainerOutcome::refused("pull", std::slice::from_ref(image), why);
+                }
+                let inspect = vec!["image".into(), "inspect".into(), "--".into(), image.into()];
                 let mut cmd = self.command(self.engine.as_os_str(), &inspect, None);
                 cmd.stdout(Stdio::null()).stderr(Stdio::null());
                 if matches!(cmd.status().await, Ok(s) if s.success()) {
@@ -599,7 +607,7 @@ impl Engine {
                 let timeout = Duration::from_secs(600);
                 let cmd = self.command(
                     self.engine.as_os_str(),
-                    &["pull".into(), image.into()],
+                    &["pull".into(), "--".into(), image.into()],
                     None,
                 );
                 let out = self.run(cmd, on_line.as_ref(), timeout, false).await;
@@ -609,8 +617,9 @@ impl Engine {
         futures::future::join_all(jobs).await
     }
 
-    /// `<compose> -f FILE [-p NAME] [--env-file .env] up -d [services...]` in the project folder
-    /// (all services when `services` is empty). Output lines go to `on_line`.
+    /// `<compose> -f FILE [-p NAME] [--env-file .env] up -d [-- services...]` in the project
+    /// folder (all services when `services` is empty; a name that is not compose-valid is
+    /// refused, nothing runs). Output lines go to `on_line`.
     pub async fn up(
         &self,
         project: &ComposeProject,
@@ -622,6 +631,17 @@ impl Engine {
         let mut args = project.global_args();
         args.push("up".into());
         args.push("-d".into());
+        if !services.is_empty() {
+            // names come from a compose file: never read as options
+            if let Some(bad) = services
+                .iter()
+                .find(|s| !super::names::valid_service_name(s))
+            {
+                let why = format!("service name {bad:?} refused: not a valid compose name");
+                return ContainerOutcome::refused("up", services, why);
+            }
+            args.push("--".into());
+        }
         args.extend(services.iter().map(OsString::from));
         let cmd = self.compose_cmd(args, Some(&project.dir));
         let out = self.run(cmd, on_line.as_ref(), timeout, false).await;

@@ -47,7 +47,9 @@ impl EnvFileOutcome {
     }
 }
 
-/// Writes `<worktree>/.env` unless it exists. The file appears whole or not at all: it is written
+/// Writes `<worktree>/.env` unless it exists. A variable name that is not `[A-Za-z0-9_][A-Za-z0-9_.-]*`
+/// (a newline, `=`, a space) is [`Error::InvalidArgument`] and nothing is written: no line can be
+/// injected. The file appears whole or not at all: it is written
 /// to a temp file and moved into place without replacing, which fails (and keeps the existing
 /// file) if a `.env` appeared meanwhile.
 pub fn write_env_if_absent(
@@ -56,6 +58,15 @@ pub fn write_env_if_absent(
     ports: &[(String, u16)],
 ) -> Result<EnvFileOutcome> {
     let path = worktree.join(".env");
+    if let Some((bad, _)) = ports
+        .iter()
+        .find(|(var, _)| !crate::services::names::valid_env_name(var))
+    {
+        return Err(Error::InvalidArgument(format!(
+            "variable name {bad:?} cannot go into {}: refused, nothing written",
+            path.display()
+        )));
+    }
     if std::fs::symlink_metadata(&path).is_ok() {
         return Ok(EnvFileOutcome::Kept(path));
     }

@@ -14,11 +14,12 @@
 //! `<worktree>/.claude/settings.json` under `mcpServers`, keeping every other key.
 
 use crate::error::{Error, Result};
+use crate::platform::ConfinedDir;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::sync::OnceLock;
 
 /// The npm scope and prefix of MCP server packages.
@@ -99,26 +100,44 @@ pub fn project_servers(package_json: &str) -> Result<Vec<McpServer>> {
     Ok(out)
 }
 
-/// The entry file of a local server folder: the first of [`LOCAL_ENTRY_FILES`] that exists, else
-/// its package.json `main` (resolved against the folder), else `None`.
+/// The entry file of a local server folder: the first of [`LOCAL_ENTRY_FILES`] that is a regular
+/// file, else its package.json `main` (a plain relative name resolved against the folder), else
+/// `None`. Nothing is followed through a symbolic link: an entry file or package.json that is a
+/// link does not count, and a `main` with `..` or an absolute path is ignored.
 pub fn local_entry_file(folder: &Path) -> Option<PathBuf> {
+    let dir = ConfinedDir::open(folder).ok()?;
+    local_entry_in(&dir, folder)
+}
+
+fn local_entry_in(dir: &ConfinedDir, folder: &Path) -> Option<PathBuf> {
+    let is_file = |rel: &Path| matches!(dir.stat(rel), Ok(Some(st)) if st.file_type() == rustix::fs::FileType::RegularFile);
     for f in LOCAL_ENTRY_FILES {
-        let p = folder.join(f);
-        if p.is_file() {
-            return Some(p);
+        if is_file(Path::new(f)) {
+            return Some(folder.join(f));
         }
     }
-    let text = std::fs::read_to_string(folder.join("package.json")).ok()?;
-    let pkg: Value = serde_json::from_str(&text).ok()?;
+    let text = dir.read_if_exists("package.json").ok()??;
+    let pkg: Value = serde_json::from_slice(&text).ok()?;
     let main = pkg.get("main")?.as_str()?;
-    if main.is_empty() {
+    let main_path = Path::new(main);
+    let plain = main_path
+        .components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+    if main.is_empty() || !plain {
         return None;
     }
-    Some(folder.join(main))
+    Some(folder.join(main_path))
 }
 
 /// Local servers: folders of `<project_root>/mcp-servers` with an entry file, sorted by id.
+/// `mcp-servers` and its folders are opened without following links: a linked one is skipped.
 pub fn local_servers(project_root: &Path) -> Vec<McpServer> {
+    let Ok(root) = ConfinedDir::open(project_root) else {
+        return Vec::new();
+    };
+    let Ok(servers) = root.open_dir("mcp-servers") else {
+        return Vec::new();
+    };
     let dir = project_root.join("mcp-servers");
     let Ok(rd) = std::fs::read_dir(&dir) else {
         return Vec::new();
@@ -126,10 +145,10 @@ pub fn local_servers(project_root: &Path) -> Vec<McpServer> {
     let abs_dir = std::fs::canonicalize(&dir).unwrap_or(dir);
     let mut out: Vec<McpServer> = rd
         .filter_map(|e| e.ok())
-        .filter(|e| e.path().is_dir())
         .filter_map(|e| {
             let id = e.file_name().to_string_lossy().into_owned();
-            let entry = local_entry_file(&abs_dir.join(&id))?;
+            let folder = servers.open_dir(e.file_name()).ok()?;
+            let entry = local_entry_in(&folder, &abs_dir.join(&id))?;
             Some(McpServer {
                 id,
                 source: McpSource::Local,
@@ -369,24 +388,28 @@ pub fn database_url(port: u16) -> String {
     format!("postgresql://localhost:{port}/vibe")
 }
 
+/// Where the MCP settings live, relative to the worktree.
+pub const CLAUDE_SETTINGS: &str = ".claude/settings.json";
+
 /// Merges `servers` into `<worktree>/.claude/settings.json` under `mcpServers` (existing server
 /// entries of other ids and every other key are kept, in their order) and writes it atomically
 /// with 2-space indentation. An existing file that is not a JSON object is an [`Error::Parse`]
-/// and is left untouched. Returns the file's path.
+/// and is left untouched. The file is read and written beneath the worktree's own folder handle
+/// and never through a symbolic link (a committed `.claude -> ~/.claude` is an [`Error::Io`]
+/// naming the link; nothing outside is read or written). Returns the file's path.
 pub fn write_claude_settings(
     worktree: &Path,
     servers: &IndexMap<String, Value>,
 ) -> Result<PathBuf> {
-    let dir = worktree.join(".claude");
-    let path = dir.join("settings.json");
-    let mut settings: IndexMap<String, Value> = match std::fs::read_to_string(&path) {
-        Ok(t) if t.trim().is_empty() => IndexMap::new(),
-        Ok(t) => serde_json::from_str(&t).map_err(|e| Error::Parse {
+    let dir = ConfinedDir::open(worktree)?;
+    let path = worktree.join(CLAUDE_SETTINGS);
+    let mut settings: IndexMap<String, Value> = match dir.read_if_exists(CLAUDE_SETTINGS)? {
+        Some(t) if t.trim_ascii().is_empty() => IndexMap::new(),
+        Some(t) => serde_json::from_slice(&t).map_err(|e| Error::Parse {
             what: path.display().to_string(),
             message: format!("{e} (left untouched)"),
         })?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => IndexMap::new(),
-        Err(e) => return Err(Error::io_path("read", &path, e)),
+        None => IndexMap::new(),
     };
     let mut merged: IndexMap<String, Value> = match settings.get("mcpServers") {
         Some(Value::Object(m)) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
@@ -398,9 +421,8 @@ pub fn write_claude_settings(
     if !settings.contains_key("mcpServers") {
         settings.insert("mcpServers".into(), Value::Null); // position: last, as a JS spread would add it
     }
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io_path("create directory", &dir, e))?;
     let text = render_settings(&settings, &merged)?;
-    crate::services::ports::write_atomic(&path, text.as_bytes())?;
+    dir.write(CLAUDE_SETTINGS, text.as_bytes(), 0o644)?;
     Ok(path)
 }
 

@@ -17,6 +17,7 @@ pub mod compose;
 pub mod containers;
 pub mod envfile;
 pub mod mcp;
+pub mod names;
 pub mod ports;
 pub mod proper_lock;
 pub mod server_registry;

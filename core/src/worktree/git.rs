@@ -512,7 +512,7 @@ pub async fn add_worktree_cli_with(
 ) -> Result<()> {
     let mut attempt = 0u64;
     loop {
-        let mut cmd = tokio::process::Command::new(git);
+        let mut cmd = super::git_env::git_command_async(git);
         cmd.current_dir(root)
             .arg("-c")
             .arg(format!("checkout.workers={workers}"))

@@ -96,16 +96,85 @@ impl History {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| Error::io_path("create directory", dir, e))?;
         }
-        let conn = Connection::open(path).map_err(|e| sql(path, e))?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(|e| sql(path, e))?;
+        Self::open_conn(path).map_err(|e| sql(path, e))
+    }
+
+    /// Opens the history at `path` for a manager, where history is best-effort: a file that is
+    /// not a database or is damaged (SQLite's `NOTADB`, `CORRUPT`) is moved aside to
+    /// `<name>.corrupt-<ms since the epoch>` (with its `-wal`/`-shm` files) and a new one is
+    /// started. Returns the history (`None` when even a new one cannot be opened) and a warning
+    /// saying what happened, if anything did; never an error.
+    pub fn open_or_recover(path: &Path) -> (Option<Self>, Option<String>) {
+        let first = match Self::open(path) {
+            Ok(h) => return (Some(h), None),
+            Err(e) => e,
+        };
+        let damaged = match Self::open_conn(path) {
+            Ok(h) => return (Some(h), None),
+            Err(e) => matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt)
+            ),
+        };
+        if !damaged {
+            return (
+                None,
+                Some(format!("⚠ history not recorded: {}", first.full_message())),
+            );
+        }
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let mut name = path.as_os_str().to_os_string();
+        name.push(format!(".corrupt-{stamp}"));
+        let aside = PathBuf::from(name);
+        if let Err(e) = std::fs::rename(path, &aside) {
+            return (
+                None,
+                Some(format!(
+                    "⚠ history not recorded: {} is damaged and cannot be moved aside: {e}",
+                    path.display()
+                )),
+            );
+        }
+        for suffix in ["-wal", "-shm"] {
+            let mut from = path.as_os_str().to_os_string();
+            from.push(suffix);
+            let mut to = aside.as_os_str().to_os_string();
+            to.push(suffix);
+            let _ = std::fs::rename(from, to);
+        }
+        match Self::open(path) {
+            Ok(h) => (
+                Some(h),
+                Some(format!(
+                    "⚠ history {} was damaged ({}): moved aside to {}, a new one was started",
+                    path.display(),
+                    first.full_message(),
+                    aside.display()
+                )),
+            ),
+            Err(e) => (
+                None,
+                Some(format!("⚠ history not recorded: {}", e.full_message())),
+            ),
+        }
+    }
+
+    fn open_conn(path: &Path) -> rusqlite::Result<Self> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
         // Several processes opening a new history at once: the switch to WAL can answer "locked"
         // without waiting for the busy timeout. Retry a little.
         let mut attempt = 0u64;
         while let Err(e) = conn.execute_batch("PRAGMA journal_mode=WAL;") {
             attempt += 1;
-            if attempt > 40 {
-                return Err(sql(path, e));
+            let busy = matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            );
+            if attempt > 40 || !busy {
+                return Err(e);
             }
             std::thread::sleep(std::time::Duration::from_millis(5 * attempt.min(10)));
         }
@@ -119,8 +188,7 @@ impl History {
                creation_id INTEGER NOT NULL REFERENCES creations(id), step TEXT NOT NULL,
                duration_ms REAL NOT NULL, critical INTEGER NOT NULL);
              CREATE INDEX IF NOT EXISTS steps_by_creation ON steps(creation_id);",
-        )
-        .map_err(|e| sql(path, e))?;
+        )?;
         Ok(Self { conn })
     }
 

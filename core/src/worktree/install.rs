@@ -11,7 +11,8 @@ use crate::{Error, Result};
 use std::collections::VecDeque;
 use std::path::Path;
 use std::process::Stdio;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// The lockfiles the install and the cache key look at: one list, the cache key's.
 pub use crate::cache::LOCKFILES;
@@ -131,13 +132,37 @@ pub fn stop_leftover_installs(dir: &Path) -> usize {
         .count()
 }
 
-/// Runs `cmd` in `dir`, sending each output line as a progress event of `name`. A non-zero exit
-/// is [`Error::Process`] with the last lines of output.
+/// The default of the `installTimeout` setting: 15 minutes.
+pub const DEFAULT_INSTALL_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// Lines of output kept for the error of a failed install.
+const TAIL_LINES: usize = 20;
+
+/// Longest output line sent as one progress event; longer ones are cut there.
+const MAX_LINE: usize = 16 * 1024;
+
+/// How long the output still buffered in the pipes is read after the package manager exits
+/// (a background child of a script may hold them open for ever: we never wait for their end).
+const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(200);
+
+/// Runs `cmd` in `dir`, sending each output line as a progress event of `name`.
+///
+/// - The package manager runs in a process group of its own; a failure, a timeout or a cancel
+///   (the future dropped) kills the whole group (SIGKILL). A success leaves its descendants alone.
+/// - Its end is its exit, not the end of its output: a script that leaves a background child
+///   holding stdout/stderr (`"postinstall": "node watch.js &"`) does not hold the install.
+/// - Output is read as bytes and split at `\n` (invalid UTF-8 is shown with U+FFFD), so no
+///   output can stop the pipes from being drained.
+/// - After `timeout` the group is killed and the result is [`Error::Timeout`] with the last
+///   lines of output.
+///
+/// A non-zero exit is [`Error::Process`] with the last lines of output.
 pub async fn run(
     cmd: &InstallCommand,
     dir: &Path,
     name: &str,
     progress: Option<&ProgressSink>,
+    timeout: Duration,
 ) -> Result<()> {
     let mut command = tokio::process::Command::new(&cmd.program);
     command
@@ -153,56 +178,70 @@ pub async fn run(
         message: format!("cannot start `{}` in {}: {e}", cmd.display(), dir.display()),
     };
     // The package manager ends when we die (even by SIGKILL) or give up on it (the future is
-    // dropped): PR_SET_PDEATHSIG on Linux; elsewhere its own process group, killed on drop and
-    // by a watchdog. Scripts that escape [`ChildTie`] are what [`stop_leftover_installs`] is for.
+    // dropped): PR_SET_PDEATHSIG on Linux; elsewhere a watchdog. Its own process group on every
+    // platform, so that a failure, a timeout or a cancel ends its scripts too. Scripts that
+    // escape the group are what [`stop_leftover_installs`] is for.
     let mut ties = ChildTie::Native
         .apply(command.as_std_mut())
         .map_err(cannot_start)?;
+    command.process_group(0);
     let mut child = command.spawn().map_err(cannot_start)?;
     ties.spawned(child.id());
-    let stdout = child.stdout.take().expect("piped stdout");
-    let stderr = child.stderr.take().expect("piped stderr");
-    let tail = parking_lot::Mutex::new(VecDeque::<String>::with_capacity(20));
-    let emit = |line: String| {
-        let line = line.trim_end().to_string();
-        if line.is_empty() {
-            return;
-        }
+    let mut group = GroupKill(child.id().and_then(|p| i32::try_from(p).ok()));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let readers = [
+        tokio::spawn(read_lines(
+            child.stdout.take().expect("piped stdout"),
+            tx.clone(),
+        )),
+        tokio::spawn(read_lines(child.stderr.take().expect("piped stderr"), tx)),
+    ];
+    let _abort = AbortOnDrop(&readers);
+    let mut tail = VecDeque::<String>::with_capacity(TAIL_LINES);
+    let mut emit = |line: String| {
         if let Some(p) = progress {
             p(&ProgressEvent::new(name, cmd.step, line.clone()));
         }
-        let mut t = tail.lock();
-        if t.len() == 20 {
-            t.pop_front();
+        if tail.len() == TAIL_LINES {
+            tail.pop_front();
         }
-        t.push_back(line);
+        tail.push_back(line);
     };
-    let mut out_lines = BufReader::new(stdout).lines();
-    let mut err_lines = BufReader::new(stderr).lines();
-    let (mut out_done, mut err_done) = (false, false);
-    while !(out_done && err_done) {
+    let deadline = tokio::time::sleep(timeout);
+    tokio::pin!(deadline);
+    let status = loop {
         tokio::select! {
-            l = out_lines.next_line(), if !out_done => match l {
-                Ok(Some(l)) => emit(l),
-                _ => out_done = true,
-            },
-            l = err_lines.next_line(), if !err_done => match l {
-                Ok(Some(l)) => emit(l),
-                _ => err_done = true,
-            },
+            s = child.wait() => break Some(s),
+            Some(line) = rx.recv() => emit(line),
+            () = &mut deadline => break None,
         }
-    }
-    let status = child.wait().await.map_err(|e| Error::Process {
+    };
+    let Some(status) = status else {
+        group.kill();
+        let _ = child.kill().await;
+        drain(&mut rx, &mut emit).await;
+        return Err(Error::Timeout(format!(
+            "`{}` did not finish within {} s (installTimeout): its process group was killed; \
+             last output:\n{}",
+            cmd.display(),
+            timeout.as_secs_f64(),
+            Vec::from(tail).join("\n")
+        )));
+    };
+    drain(&mut rx, &mut emit).await;
+    let status = status.map_err(|e| Error::Process {
         program: cmd.program.clone(),
         message: format!("waiting for `{}`: {e}", cmd.display()),
     })?;
     if status.success() {
         ties.release();
+        group.0 = None;
         Ok(())
     } else {
-        // a failed install's leftovers (group ties: its whole process group) end with it
+        // a failed install's leftovers (its whole process group) end with it
         drop(ties);
-        let tail: Vec<String> = tail.into_inner().into();
+        drop(group);
+        let tail: Vec<String> = tail.into();
         Err(Error::Process {
             program: cmd.program.clone(),
             message: format!(
@@ -212,6 +251,88 @@ pub async fn run(
             ),
         })
     }
+}
+
+/// Kills (SIGKILL) a process group when dropped, unless its id was taken out.
+struct GroupKill(Option<i32>);
+
+impl GroupKill {
+    fn kill(&mut self) {
+        if let Some(pid) = self.0.take().and_then(rustix::process::Pid::from_raw) {
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+        }
+    }
+}
+
+impl Drop for GroupKill {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Aborts the output readers when the install is over (or dropped): a background child may
+/// hold the pipes open long after.
+struct AbortOnDrop<'a>(&'a [tokio::task::JoinHandle<()>; 2]);
+
+impl Drop for AbortOnDrop<'_> {
+    fn drop(&mut self) {
+        for r in self.0 {
+            r.abort();
+        }
+    }
+}
+
+/// The output still buffered once the package manager is gone: what arrives within
+/// [`DRAIN_AFTER_EXIT`], or until both pipes end.
+async fn drain(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+    emit: &mut impl FnMut(String),
+) {
+    let until = tokio::time::sleep(DRAIN_AFTER_EXIT);
+    tokio::pin!(until);
+    loop {
+        tokio::select! {
+            line = rx.recv() => match line {
+                Some(l) => emit(l),
+                None => return,
+            },
+            () = &mut until => return,
+        }
+    }
+}
+
+/// Reads `pipe` as bytes until its end, sending each non-empty line (split at `\n`, trailing
+/// whitespace trimmed, invalid UTF-8 replaced, cut at [`MAX_LINE`] bytes).
+async fn read_lines(
+    mut pipe: impl AsyncRead + Unpin,
+    tx: tokio::sync::mpsc::UnboundedSender<String>,
+) {
+    let mut buf = vec![0u8; 8192];
+    let mut line: Vec<u8> = Vec::new();
+    let send = |line: &mut Vec<u8>| {
+        let text = String::from_utf8_lossy(line);
+        let text = text.trim_end();
+        if !text.is_empty() {
+            let _ = tx.send(text.to_string());
+        }
+        line.clear();
+    };
+    loop {
+        let n = match pipe.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        for &b in &buf[..n] {
+            if b == b'\n' || line.len() >= MAX_LINE {
+                send(&mut line);
+                if b == b'\n' {
+                    continue;
+                }
+            }
+            line.push(b);
+        }
+    }
+    send(&mut line);
 }
 
 #[cfg(test)]
@@ -270,7 +391,14 @@ mod tests {
         let sink: ProgressSink =
             std::sync::Arc::new(move |e: &ProgressEvent| s2.lock().push(e.clone()));
         let ok = InstallCommand::new("install", "sh", &["-c", "echo one; echo two >&2"]);
-        crate::runtime::block_on(run(&ok, dir.path(), "wt", Some(&sink))).unwrap();
+        crate::runtime::block_on(run(
+            &ok,
+            dir.path(),
+            "wt",
+            Some(&sink),
+            DEFAULT_INSTALL_TIMEOUT,
+        ))
+        .unwrap();
         let msgs: Vec<String> = seen.lock().iter().map(|e| e.message.clone()).collect();
         assert!(msgs.contains(&"one".to_string()) && msgs.contains(&"two".to_string()));
         assert!(
@@ -279,7 +407,9 @@ mod tests {
                 .all(|e| e.step == "install" && e.name == "wt")
         );
         let bad = InstallCommand::new("install", "sh", &["-c", "echo broken; exit 3"]);
-        let err = crate::runtime::block_on(run(&bad, dir.path(), "wt", None)).unwrap_err();
+        let err =
+            crate::runtime::block_on(run(&bad, dir.path(), "wt", None, DEFAULT_INSTALL_TIMEOUT))
+                .unwrap_err();
         assert_eq!(err.code(), "PROCESS");
         assert!(err.to_string().contains("broken"), "{err}");
     }

@@ -59,6 +59,9 @@ pub(crate) struct ManagerState {
     pub cache_dir: PathBuf,
     /// The creations' history, when recorded.
     pub history: Option<Mutex<History>>,
+    /// What went wrong opening the history (a damaged file moved aside): told once, as a
+    /// progress message (step `history`) of the next creation.
+    pub history_warning: Mutex<Option<String>>,
     /// Work left running after calls return.
     pub jobs: Arc<BackgroundJobs>,
     /// Debris, rollback and undo.
@@ -148,14 +151,19 @@ impl WorktreeManager {
         } else {
             None
         };
-        let history = if settings.record_history {
+        let (history, history_warning) = if settings.record_history {
             let path = settings
                 .history_path
                 .clone()
                 .unwrap_or_else(super::history::default_history_path);
-            Some(Mutex::new(History::open(&path)?))
+            // best-effort: a damaged file is moved aside, never a reason to refuse creations
+            let (history, warning) = History::open_or_recover(&path);
+            if let Some(w) = &warning {
+                tracing::warn!("{w}");
+            }
+            (history.map(Mutex::new), warning)
         } else {
-            None
+            (None, None)
         };
         let jobs = Arc::new(BackgroundJobs::default());
         let recovery = Recovery {
@@ -177,6 +185,7 @@ impl WorktreeManager {
                 cache,
                 cache_dir,
                 history,
+                history_warning: Mutex::new(history_warning),
                 jobs,
                 recovery,
                 creating: Mutex::new(HashSet::new()),

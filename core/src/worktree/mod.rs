@@ -22,6 +22,7 @@
 pub mod checkout;
 mod create;
 pub mod git;
+pub mod git_env;
 pub mod history;
 pub mod install;
 pub mod jobs;

@@ -97,6 +97,18 @@ pub struct WorktreeSettings {
     /// Run the project's install on a cache miss. Default true.
     #[serde(default = "yes")]
     pub install: bool,
+    /// How a creation restores node_modules from the cache: `"auto"` (default: hardlinks, shared
+    /// inodes with the cache and every other worktree, as pnpm and bun), `"clone"` (reflinks on
+    /// XFS/btrfs/APFS: no shared inode, an in-place write stays in its worktree), `"clone-or-copy"`,
+    /// `"copy"` or `"hardlink"`.
+    #[serde(default)]
+    pub cache_method: crate::cache::RestoreMethod,
+    /// Time limit of the project's install (`npm ci`, `npm run bootstrap`, ...); JSON:
+    /// milliseconds. Default 15 minutes. When it is reached the install's whole process group is
+    /// killed and the install fails with `TIMEOUT` and its last output lines (the worktree is
+    /// still made, as for any failed install).
+    #[serde(default = "default_install_timeout", with = "duration_ms")]
+    pub install_timeout: Duration,
     /// Worker threads of the node_modules restore that runs beside the checkout; unset: chosen
     /// per creation from the cores, the checkout's threads and the sizes of both (see
     /// `create/steps/cache_restore.rs`).
@@ -140,6 +152,10 @@ fn default_trash_grace() -> Duration {
     Duration::from_secs(24 * 3600)
 }
 
+fn default_install_timeout() -> Duration {
+    crate::worktree::install::DEFAULT_INSTALL_TIMEOUT
+}
+
 fn default_git_program() -> PathBuf {
     PathBuf::from("git")
 }
@@ -180,6 +196,8 @@ impl WorktreeSettings {
             push_timeout: default_push_timeout(),
             use_cache: true,
             install: true,
+            cache_method: crate::cache::RestoreMethod::Auto,
+            install_timeout: default_install_timeout(),
             restore_workers: None,
             history_path: None,
             record_history: true,
@@ -287,7 +305,7 @@ mod tests {
         let s = WorktreeSettings::from_value(json!({
             "rootDir": "/p", "worktreeBase": "/w", "cacheDir": "/c", "composeFile": "c.yml",
             "runtime": "none", "criticalServices": ["db"], "pushBranch": true, "pushTimeout": 1500,
-            "useCache": false, "install": false, "restoreWorkers": 3, "historyPath": "/h",
+            "useCache": false, "install": false, "installTimeout": 2500, "cacheMethod": "clone", "restoreWorkers": 3, "historyPath": "/h",
             "recordHistory": false, "mcpServers": {"bridge": {"command": "x"}},
             "checkout": "cli", "checkoutThreads": 4, "gitProgram": "/usr/bin/git",
             "trashGrace": 60000,
@@ -295,13 +313,15 @@ mod tests {
         .unwrap();
         assert_eq!(s.runtime, RuntimeChoice::None);
         assert_eq!(s.push_timeout, Duration::from_millis(1500));
+        assert_eq!(s.install_timeout, Duration::from_millis(2500));
+        assert_eq!(s.cache_method, crate::cache::RestoreMethod::Clone);
         assert_eq!(s.checkout, CheckoutChoice::GitCli);
         assert_eq!(s.checkout_threads(), 4);
         assert_eq!(s.git_program, PathBuf::from("/usr/bin/git"));
         assert_eq!(s.trash_grace, Duration::from_secs(60));
         assert!(s.mcp_servers.contains_key("bridge"));
         let keys = WorktreeSettings::keys();
-        assert_eq!(keys.len(), 18, "{keys:?}");
+        assert_eq!(keys.len(), 20, "{keys:?}");
     }
 
     #[test]

@@ -36,6 +36,10 @@ pub enum CacheCommand {
         /// Evict the entries found changed.
         #[arg(long)]
         evict: bool,
+        /// Re-hash every file's content and compare it with the digests taken at populate: finds
+        /// an in-place write that kept size and mtime (slower: reads every byte).
+        #[arg(long)]
+        content: bool,
         #[command(flatten)]
         args: CacheArgs,
     },
@@ -217,9 +221,17 @@ pub fn run(cmd: CacheCommand) -> Result<()> {
                 )
             })
         }
-        CacheCommand::Verify { evict, args } => {
+        CacheCommand::Verify {
+            evict,
+            content,
+            args,
+        } => {
             let cache = open(&args, None)?;
-            let report = cache.verify(evict)?;
+            let report = if content {
+                cache.verify_content(evict)?
+            } else {
+                cache.verify(evict)?
+            };
             print(args.json, &report, || {
                 let mut s = format!(
                     "checked {} entries, {} files: {} bad",

@@ -33,27 +33,6 @@ static ZEROS: [u8; WRITE_CHUNK] = [0; WRITE_CHUNK];
 /// reading it whole.
 pub const DEFAULT_BIG_FILE_THRESHOLD: u64 = 512 << 20;
 
-/// The repository-location variables git reads from its environment (git's `local_repo_env`):
-/// removed from the environment of the git processes run here, so they read the repository they
-/// are pointed at, never one the host process's environment names.
-pub const GIT_LOCATION_VARIABLES: &[&str] = &[
-    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-    "GIT_CONFIG",
-    "GIT_CONFIG_PARAMETERS",
-    "GIT_CONFIG_COUNT",
-    "GIT_OBJECT_DIRECTORY",
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-    "GIT_IMPLICIT_WORK_TREE",
-    "GIT_GRAFT_FILE",
-    "GIT_INDEX_FILE",
-    "GIT_NO_REPLACE_OBJECTS",
-    "GIT_REPLACE_REF_BASE",
-    "GIT_PREFIX",
-    "GIT_SHALLOW_FILE",
-    "GIT_COMMON_DIR",
-];
-
 /// One writer thread's access to the objects.
 pub struct Objects<'r> {
     odb: git2::Odb<'r>,
@@ -226,10 +205,7 @@ fn cat_file(
 ) -> Result<()> {
     let program_name = program.display().to_string();
     let out_fd = file.try_clone().map_err(|e| Error::io(what(), e))?;
-    let mut cmd = std::process::Command::new(program);
-    for var in GIT_LOCATION_VARIABLES {
-        cmd.env_remove(var);
-    }
+    let mut cmd = crate::worktree::git_env::git_command(program);
     let out = cmd
         .arg("--git-dir")
         .arg(git_dir)

@@ -171,9 +171,11 @@ fn start_other_services(
     if rest.is_empty() {
         return;
     }
+    let Some(project) = services.confined_project(c, "docker-compose-up-rest") else {
+        return;
+    };
     names.push("docker-compose-up-rest".to_string());
     let span = trace.started("docker-compose-up-rest");
-    let project = services.project(c);
     let (c2, trace) = (Arc::clone(c), Arc::clone(trace));
     c.state.jobs.spawn("docker-compose-up-rest", async move {
         c2.emit(
@@ -195,7 +197,7 @@ fn push_branch(c: &Arc<Creation>, trace: &Arc<BackgroundTrace>, names: &mut Vec<
     let (c2, trace) = (Arc::clone(c), Arc::clone(trace));
     c.state.jobs.spawn("git-push", async move {
         let settings = &c2.state.settings;
-        let mut cmd = tokio::process::Command::new(&settings.git_program);
+        let mut cmd = crate::worktree::git_env::git_command_async(&settings.git_program);
         cmd.current_dir(&c2.path)
             .args(["push", "--set-upstream", "origin", "--"])
             .arg(&c2.name)

@@ -196,6 +196,10 @@ pub async fn create(
         staging,
         cancel,
     });
+    let history_warning = state.history_warning.lock().take();
+    if let Some(w) = history_warning {
+        creation.emit("history", w);
+    }
     let mut graph = GraphBuilder::new(Arc::clone(&creation));
     built_in_steps(&mut graph);
     for step in &state.host_steps {

@@ -8,6 +8,7 @@
 use super::cache_restore::CacheRestored;
 use super::git_add::WorktreeAdded;
 use super::inputs::ProjectInputs;
+use super::ports_env_mcp::link_in_the_way;
 use crate::Error;
 use crate::optimizer::TaskError;
 use crate::worktree::create::Creation;
@@ -20,7 +21,8 @@ use std::sync::Arc;
 /// What the step did. JSON (tagged by `outcome`): `{ outcome: "hit" }`, `{ outcome: "near",
 /// command }` (`command` null when installs are off), `{ outcome: "none" }` (no package.json),
 /// `{ outcome: "skipped", command }` (installs off), `{ outcome: "installed", command }`,
-/// `{ outcome: "failed", command, error }`.
+/// `{ outcome: "failed", command, error }`, `{ outcome: "refused", reason }` (a committed
+/// `node_modules` link).
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "outcome", rename_all = "lowercase")]
 pub enum Bootstrap {
@@ -43,6 +45,13 @@ pub enum Bootstrap {
     Installed {
         /// The install run.
         command: String,
+    },
+    /// The branch commits `node_modules` as a symbolic link: nothing is restored, installed or
+    /// populated through it (the creation goes on).
+    #[serde(rename = "refused")]
+    LinkedNodeModules {
+        /// Why.
+        reason: String,
     },
     /// The clean install failed (the worktree is made; the error is reported).
     Failed {
@@ -97,6 +106,13 @@ pub async fn bootstrap(
     let install = c.state.settings.install;
     let mut near_failed = false;
     let mut near_command = None;
+    if inputs.package_json.is_some()
+        && let Some(link) = link_in_the_way(&c, &c.path, "node_modules", ("install", "install"))?
+    {
+        return Ok(Bootstrapped::done(Bootstrap::LinkedNodeModules {
+            reason: format!("{} is a symbolic link", link.display()),
+        }));
+    }
     if let Some(staged) = &restored.staged {
         if std::fs::symlink_metadata(&target).is_err() {
             std::fs::rename(staged, &target)
@@ -177,7 +193,7 @@ pub async fn bootstrap(
             c.emit(cmd.step, format!("✓ Dependencies installed ({command})"));
             let populate = c.state.cache.is_some()
                 && inputs.cache_key.is_some()
-                && c.path.join("node_modules").is_dir();
+                && std::fs::symlink_metadata(c.path.join("node_modules")).is_ok_and(|m| m.is_dir()); // a link to elsewhere is never cached
             Ok(Bootstrapped {
                 install_command: Some(command.clone()),
                 populate,
@@ -203,6 +219,13 @@ pub async fn bootstrap(
 /// cancelled: the outer error is the cancellation, the inner result the install's.
 async fn run(c: &Creation, cmd: &InstallCommand) -> Result<crate::Result<()>, TaskError> {
     let progress = c.state.on_progress.as_ref();
-    c.until_cancelled(install::run(cmd, Path::new(&c.path), &c.name, progress))
-        .await
+    let timeout = c.state.settings.install_timeout;
+    c.until_cancelled(install::run(
+        cmd,
+        Path::new(&c.path),
+        &c.name,
+        progress,
+        timeout,
+    ))
+    .await
 }

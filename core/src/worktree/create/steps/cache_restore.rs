@@ -113,6 +113,7 @@ pub fn restore(c: &Creation, inputs: Arc<ProjectInputs>) -> Result<CacheRestored
         )
     });
     let opts = RestoreOptions {
+        method: c.state.settings.cache_method,
         workers,
         ..Default::default()
     };
@@ -127,12 +128,18 @@ pub fn restore(c: &Creation, inputs: Arc<ProjectInputs>) -> Result<CacheRestored
             staged: Some(target),
         }),
         Err(e) => {
-            // an unusable entry is a miss, never a failed creation
+            // an unusable entry is a miss, never a failed creation; it is evicted, so that the
+            // populate after the install fills it again (kept, it would be a miss for ever)
             let _ = std::fs::remove_dir_all(&c.staging);
             let error = e.full_message();
+            let fate = match cache.evict(&restore_key) {
+                Ok(true) => "evicted, refilled after the install",
+                Ok(false) => "in use by another restore, kept",
+                Err(_) => "could not be evicted",
+            };
             c.emit(
                 "install",
-                format!("cache entry unusable, installing instead: {error}"),
+                format!("⚠ cache entry unusable ({fate}), installing instead: {error}"),
             );
             Ok(CacheRestored {
                 error: Some(error),

@@ -90,8 +90,12 @@ pub async fn start_critical(
         c.emit("containers", "✓ No critical services to start before ready");
         return Ok(CriticalStarted::NoneCritical { started: [] });
     }
+    let Some(project) = services.confined_project(&c, "docker-compose-up") else {
+        return Ok(CriticalStarted::Skipped {
+            skipped: "a symbolic link is on the compose file's way",
+        });
+    };
     c.emit("containers", format!("Starting {}", critical.join(", ")));
-    let project = services.project(&c);
     let c2 = Arc::clone(&c);
     let sink: LineSink = Arc::new(move |l: &str| c2.emit("containers", l.to_string()));
     let out = c

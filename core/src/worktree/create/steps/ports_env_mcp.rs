@@ -7,12 +7,13 @@ use super::git_add::WorktreeAdded;
 use super::inputs::ProjectInputs;
 use super::services::ServicesLoaded;
 use crate::optimizer::TaskError;
+use crate::platform::ConfinedDir;
 use crate::services::envfile::{self, EnvFileOutcome};
 use crate::services::mcp;
 use crate::services::ports::{AllocatedPorts, PortRegistry};
 use crate::worktree::create::Creation;
 use serde::{Serialize, Serializer};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The worktree's ports. JSON: `{ service: port }`.
@@ -55,6 +56,12 @@ pub fn write_env(
     c: &Creation,
     (worktree, ports): (Arc<WorktreeAdded>, Arc<PortsAllocated>),
 ) -> Result<EnvWritten, TaskError> {
+    if let Some(link) = link_in_the_way(c, &worktree.path, ".env", ("write-env", "ports"))? {
+        return Ok(EnvWritten {
+            path: worktree.path.join(link),
+            written: false,
+        });
+    }
     let out = envfile::write_env_if_absent(&worktree.path, &c.name, &ports.0.env_pairs())?;
     if matches!(out, EnvFileOutcome::Written(_)) {
         crate::worktree::marker::note_written(&c.state.root, &worktree.path, ".env");
@@ -87,6 +94,12 @@ pub fn configure_mcp(
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
+    if link_in_the_way(c, &worktree.path, mcp::CLAUDE_SETTINGS, ("mcp", "mcp"))?.is_some() {
+        return Ok(McpConfigured {
+            path: worktree.path.join(mcp::CLAUDE_SETTINGS),
+            servers: Vec::new(),
+        });
+    }
     let (path, found) = mcp::configure_worktree(
         &c.state.root,
         &worktree.path,
@@ -113,4 +126,27 @@ pub fn configure_mcp(
         ),
     );
     Ok(McpConfigured { path, servers })
+}
+
+/// The first symbolic link on `rel`'s way beneath the worktree, if any: then the step `step` is
+/// skipped with a `⚠ <step> skipped: <link> is a symbolic link` progress message (under the
+/// UI's progress step `progress`), and nothing is read or written through it.
+pub(super) fn link_in_the_way(
+    c: &Creation,
+    worktree: &Path,
+    rel: &str,
+    (step, progress): (&str, &str),
+) -> Result<Option<PathBuf>, TaskError> {
+    let dir = ConfinedDir::open(worktree)?;
+    let link = dir.link_on_path(rel)?;
+    if let Some(link) = &link {
+        c.emit(
+            progress,
+            format!(
+                "⚠ {step} skipped: {} is a symbolic link (never followed in a worktree)",
+                link.display()
+            ),
+        );
+    }
+    Ok(link)
 }

@@ -47,6 +47,21 @@ impl ServicesLoaded {
         ComposeProject::for_worktree(&c.path, Path::new(c.state.settings.compose_file()))
     }
 
+    /// [`project`](Self::project), unless a symbolic link is on the compose file's way in the
+    /// worktree: then `None`, after a `⚠ <step> skipped: ... is a symbolic link` message (the
+    /// engine would read the link's target).
+    pub fn confined_project(&self, c: &Creation, step: &str) -> Option<ComposeProject> {
+        let file = c.state.settings.compose_file();
+        match super::ports_env_mcp::link_in_the_way(c, &c.path, file, (step, "containers")) {
+            Ok(None) => Some(self.project(c)),
+            Ok(Some(_)) => None,
+            Err(e) => {
+                c.emit("containers", format!("⚠ {step} skipped: {}", e.message));
+                None
+            }
+        }
+    }
+
     /// The services to start before "ready" and the others, in file order.
     pub fn split_critical(&self) -> (Vec<String>, Vec<String>) {
         containers::split_critical(&self.services.service_names(), &self.critical)
