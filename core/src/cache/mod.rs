@@ -12,16 +12,17 @@
 //! docs/cache.md explains the design, the shared-inode trade-off and the benchmark.
 
 mod evict;
-mod fsops;
+pub(crate) mod fsops;
 mod key;
-mod listing;
+pub(crate) mod listing;
 mod manager;
 mod manifest;
 mod phases;
 mod populate;
 mod restore;
 mod stats;
-mod store;
+pub(crate) mod store;
+pub(crate) mod treecopy;
 mod verify;
 
 pub use evict::PruneReport;

@@ -11,6 +11,7 @@
 
 use crate::services::containers::RuntimeChoice;
 use crate::worktree::checkout::CheckoutMethod;
+use crate::worktree::hooks::HooksConfig;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -122,6 +123,18 @@ pub struct WorktreeSettings {
     /// `PATH`.
     #[serde(default = "default_git_program")]
     pub git_program: PathBuf,
+    /// Patterns (gitignore syntax) of ignored files to copy from the main worktree, added to
+    /// the project's `.worktreeinclude` (see `worktree/include/`).
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// The host's hooks, `{"post-create": [...], "post-ready": [...]}`: always run (see
+    /// `worktree/hooks/`).
+    #[serde(default)]
+    pub hooks: HooksConfig,
+    /// Run the repository's hooks (`vibetrees.json`, `.config/wt.toml`, `conductor.json`)
+    /// without their approval. Default false: only approved ones run.
+    #[serde(default)]
+    pub trust_project_hooks: bool,
 }
 
 fn yes() -> bool {
@@ -179,6 +192,9 @@ impl WorktreeSettings {
             checkout: CheckoutChoice::Ours,
             checkout_threads: None,
             git_program: default_git_program(),
+            include: Vec::new(),
+            hooks: HooksConfig::default(),
+            trust_project_hooks: false,
         }
     }
 
@@ -218,6 +234,8 @@ impl WorktreeSettings {
                 "checkoutThreads must be 1 to 64, not {n}"
             )));
         }
+        // the host's hooks: an empty command, a bad timeout
+        crate::worktree::hooks::host_hooks(&self.hooks)?;
         if self.restore_workers == Some(0) {
             return Err(Error::InvalidArgument(
                 "restoreWorkers must be at least 1 (or unset)".into(),
@@ -281,6 +299,8 @@ mod tests {
             "useCache": false, "install": false, "restoreWorkers": 3, "historyPath": "/h",
             "recordHistory": false, "mcpServers": {"bridge": {"command": "x"}},
             "checkout": "cli", "checkoutThreads": 4, "gitProgram": "/usr/bin/git",
+            "include": [".env.local"], "hooks": {"post-create": ["make gen"]},
+            "trustProjectHooks": true,
         }))
         .unwrap();
         assert_eq!(s.runtime, RuntimeChoice::None);
@@ -289,8 +309,11 @@ mod tests {
         assert_eq!(s.checkout_threads(), 4);
         assert_eq!(s.git_program, PathBuf::from("/usr/bin/git"));
         assert!(s.mcp_servers.contains_key("bridge"));
+        assert_eq!(s.include, vec![".env.local".to_string()]);
+        assert_eq!(s.hooks.post_create.len(), 1);
+        assert!(s.trust_project_hooks);
         let keys = WorktreeSettings::keys();
-        assert_eq!(keys.len(), 17, "{keys:?}");
+        assert_eq!(keys.len(), 20, "{keys:?}");
     }
 
     #[test]
