@@ -236,6 +236,8 @@ impl WorktreeSettings {
         }
         // the host's hooks: an empty command, a bad timeout
         crate::worktree::hooks::host_hooks(&self.hooks)?;
+        // the host's include patterns (gitignore syntax)
+        crate::worktree::include::IncludeRules::new(&self.root_dir, None, &self.include)?;
         if self.restore_workers == Some(0) {
             return Err(Error::InvalidArgument(
                 "restoreWorkers must be at least 1 (or unset)".into(),

@@ -1,10 +1,11 @@
 //! The `vibetrees` command line: create worktrees fast, inspect the cache and the profile.
 //!
 //! Each group of subcommands lives in its own file: `graph_cmd.rs` (task-graph demo),
-//! `cache_cmd.rs` (node_modules cache), `worktree_cmd.rs` (create/remove/list/metrics/trace/demo).
+//! `cache_cmd.rs` (node_modules cache), `hooks_cmd.rs` (hooks, include), `worktree_cmd.rs` (create/remove/list/metrics/trace/demo).
 
 mod cache_cmd;
 mod graph_cmd;
+mod hooks_cmd;
 mod worktree_cmd;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +26,12 @@ enum Command {
     /// Manage the node_modules cache.
     #[command(subcommand)]
     Cache(cache_cmd::CacheCommand),
+    /// The repository's setup hooks and their approval.
+    #[command(subcommand)]
+    Hooks(hooks_cmd::HooksCommand),
+    /// What `.worktreeinclude` copies into new worktrees.
+    #[command(subcommand)]
+    Include(hooks_cmd::IncludeCommand),
     /// Worktree commands (create, remove, list, metrics, trace, demo).
     #[command(flatten)]
     Worktree(worktree_cmd::WorktreeCommand),
@@ -35,6 +42,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Graph(args) => graph_cmd::run(args),
         Command::Cache(cmd) => cache_cmd::run(cmd),
+        Command::Hooks(cmd) => hooks_cmd::run_hooks(cmd),
+        Command::Include(cmd) => hooks_cmd::run_include(cmd),
         Command::Worktree(cmd) => worktree_cmd::run(cmd),
     };
     match result {
