@@ -267,6 +267,7 @@ export type BuiltinStep =
   | 'read-inputs'
   | 'git-worktree-add'
   | 'cache-restore'
+  | 'copy-ignored'
   | 'compose-services'
   | 'allocate-ports'
   | 'pull-images'
@@ -329,6 +330,40 @@ export interface WorktreeSettings {
   checkoutThreads?: number | null;
   /** The git program for `git worktree add` and the push; default `git` on PATH. */
   gitProgram?: string | null;
+  /** Patterns (gitignore syntax) of ignored files to copy, beside `.worktreeinclude`. */
+  include?: string[] | null;
+  /** The host's hooks: always run (`post-create` before ready, `post-ready` after). */
+  hooks?: HooksConfig | null;
+  /** Run the repository's hooks without approval (`vibetrees hooks approve`). Default false. */
+  trustProjectHooks?: boolean | null;
+}
+
+/** A hook: a command run through `sh -c` in the worktree, or the command with its options. */
+export type HookDef =
+  | string
+  | {
+      command: string;
+      name?: string | null;
+      /** Its failure does not fail the creation. */
+      optional?: boolean;
+      /** Steps (or `hook:<name>`) it runs after; default checkout, node_modules, .env, copied files. */
+      after?: string[] | null;
+      /** Default 600000 (10 minutes). */
+      timeoutMs?: number | null;
+    };
+
+export interface HooksConfig {
+  'post-create'?: HookDef[];
+  'post-ready'?: HookDef[];
+}
+
+/** The hooks of a creation (each post-create hook's result is in `steps['hook:<name>']`). */
+export interface HooksReport {
+  log: string | null;
+  postCreate: string[];
+  postReady: string[];
+  /** Repository hooks not run: not approved. */
+  skipped: Array<{ name: string; source: string; command: string }>;
 }
 
 export interface WorktreeManagerOptions extends WorktreeSettings {
@@ -372,6 +407,7 @@ export interface CreatedWorktree {
   };
   steps: Record<string, unknown>;
   background: string[];
+  hooks: HooksReport;
   creationId: number | null;
 }
 

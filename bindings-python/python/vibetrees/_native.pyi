@@ -198,6 +198,9 @@ class WorktreeManager:
         checkout: Optional[Literal["git2", "cli"]] = None,
         checkout_threads: Optional[int] = None,
         git_program: Optional[_Path] = None,
+        include: Optional[list[str]] = None,
+        hooks: Optional[Mapping[str, Any]] = None,
+        trust_project_hooks: Optional[bool] = None,
         mcp_extra: Optional[Mapping[str, Any]] = None,
     ) -> WorktreeManager:
         """Every keyword but ``on_progress``, ``host_steps`` and ``mcp_extra`` (the deprecated
