@@ -360,3 +360,98 @@ fn xfs_with_reflink_clones_the_ignored_files() {
         &["worktree", "remove", "--force", w.path.to_str().unwrap()],
     );
 }
+
+#[test]
+fn a_kill_mid_copy_then_the_retry_is_clean() {
+    setup();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("projects/app");
+    write(&root.join("README.md"), "# app\n");
+    write(&root.join(".gitignore"), ".worktrees/\nbig/\n");
+    write(&root.join(".worktreeinclude"), "big/\n");
+    git(&root, &["init", "-q", "-b", "main"]);
+    git(&root, &["config", "user.email", "t@example.invalid"]);
+    git(&root, &["config", "user.name", "t"]);
+    git(&root, &["add", "-A"]);
+    git(&root, &["commit", "-q", "-m", "init"]);
+    let n = 20_000;
+    for i in 0..n {
+        write(
+            &root.join(format!("big/d{}/f{i}", i % 100)),
+            &format!("{i}\n"),
+        );
+    }
+    // a real `vibetrees create`, killed (SIGKILL) once the copy has started staging files
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vibetrees"))
+        .args([
+            "create",
+            "feat-kill",
+            "--runtime",
+            "none",
+            "--no-cache",
+            "--json",
+            "--repo",
+        ])
+        .arg(&root)
+        .env("HOME", setup())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let staging = root.join(".worktrees/.staging");
+    let copying = || {
+        std::fs::read_dir(&staging)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| {
+                std::fs::read_dir(e.path().join("include"))
+                    .map(|mut d| d.next().is_some())
+                    .unwrap_or(false)
+            })
+    };
+    loop {
+        if copying() {
+            break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the creation ended ({status}) before the copy was seen staging");
+        }
+        std::thread::yield_now();
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // the killed creation left no partial entry in the worktree
+    let wt = root.join(".worktrees/feat-kill");
+    assert!(!wt.join("big").exists() || std::fs::read_dir(wt.join("big")).unwrap().count() == 100);
+
+    // the retry clears what the dead creation left and copies everything
+    let w = create(
+        WorktreeSettings {
+            runtime: vibetrees_core::worktree::ContainerRuntime::None,
+            use_cache: false,
+            ..WorktreeSettings::new(&root)
+        },
+        "feat-kill",
+    );
+    assert_eq!(w.steps["copy-ignored"]["files"], n);
+    for i in (0..n).step_by(997) {
+        let f = format!("big/d{}/f{i}", i % 100);
+        assert_eq!(
+            std::fs::read_to_string(w.path.join(&f)).unwrap(),
+            format!("{i}\n")
+        );
+    }
+    let count: usize = (0..100)
+        .map(|d| {
+            std::fs::read_dir(w.path.join(format!("big/d{d}")))
+                .unwrap()
+                .count()
+        })
+        .sum();
+    assert_eq!(count, n as usize);
+    git(
+        &root,
+        &["worktree", "remove", "--force", w.path.to_str().unwrap()],
+    );
+}
