@@ -332,6 +332,8 @@ export interface WorktreeSettings {
   gitProgram?: string | null;
   /** Patterns (gitignore syntax) of ignored files to copy, beside `.worktreeinclude`. */
   include?: string[] | null;
+  /** Patterns of ignored files (big build caches) copied in the background after ready. */
+  includeBackground?: string[] | null;
   /** The host's hooks: always run (`post-create` before ready, `post-ready` after). */
   hooks?: HooksConfig | null;
   /** Run the repository's hooks without approval (`vibetrees hooks approve`). Default false. */

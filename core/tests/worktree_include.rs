@@ -193,6 +193,26 @@ fn worktreeinclude_copies_ignored_files_folders_modes_and_symlinks_on_ext4() {
     );
     assert_eq!(w2.steps["copy-ignored"]["entries"], 7);
 
+    // a big folder marked for the background: copied after ready, awaited by wait_background
+    let w4 = create(
+        WorktreeSettings {
+            include_background: vec!["build-cache/".into()],
+            ..settings(&p)
+        },
+        "feat-include-bg",
+    );
+    assert_eq!(w4.steps["copy-ignored"]["entries"], 6);
+    assert_eq!(w4.steps["copy-ignored"]["background"]["files"], 1);
+    assert!(
+        w4.background
+            .contains(&"copy-ignored-background".to_string())
+    );
+    assert_eq!(
+        std::fs::read_to_string(w4.path.join("build-cache/x.o")).unwrap(),
+        "object\n"
+    );
+    assert_copied(&p.root, &w4.path);
+
     // an existing branch that has `.env.local` itself: its file is left alone, reported skipped
     let tmp = p.root.parent().unwrap().join("tmp-wt");
     git(

@@ -199,6 +199,7 @@ class WorktreeManager:
         checkout_threads: Optional[int] = None,
         git_program: Optional[_Path] = None,
         include: Optional[list[str]] = None,
+        include_background: Optional[list[str]] = None,
         hooks: Optional[Mapping[str, Any]] = None,
         trust_project_hooks: Optional[bool] = None,
         mcp_extra: Optional[Mapping[str, Any]] = None,

@@ -127,6 +127,10 @@ pub struct WorktreeSettings {
     /// the project's `.worktreeinclude` (see `worktree/include/`).
     #[serde(default)]
     pub include: Vec<String>,
+    /// Patterns of ignored files (big build caches) copied in the background after ready
+    /// instead of before it; copied as `include` patterns are.
+    #[serde(default)]
+    pub include_background: Vec<String>,
     /// The host's hooks, `{"post-create": [...], "post-ready": [...]}`: always run (see
     /// `worktree/hooks/`).
     #[serde(default)]
@@ -193,6 +197,7 @@ impl WorktreeSettings {
             checkout_threads: None,
             git_program: default_git_program(),
             include: Vec::new(),
+            include_background: Vec::new(),
             hooks: HooksConfig::default(),
             trust_project_hooks: false,
         }
@@ -237,7 +242,12 @@ impl WorktreeSettings {
         // the host's hooks: an empty command, a bad timeout
         crate::worktree::hooks::host_hooks(&self.hooks)?;
         // the host's include patterns (gitignore syntax)
-        crate::worktree::include::IncludeRules::new(&self.root_dir, None, &self.include)?;
+        crate::worktree::include::IncludeRules::with_background(
+            &self.root_dir,
+            None,
+            &self.include,
+            &self.include_background,
+        )?;
         if self.restore_workers == Some(0) {
             return Err(Error::InvalidArgument(
                 "restoreWorkers must be at least 1 (or unset)".into(),
@@ -301,7 +311,7 @@ mod tests {
             "useCache": false, "install": false, "restoreWorkers": 3, "historyPath": "/h",
             "recordHistory": false, "mcpServers": {"bridge": {"command": "x"}},
             "checkout": "cli", "checkoutThreads": 4, "gitProgram": "/usr/bin/git",
-            "include": [".env.local"], "hooks": {"post-create": ["make gen"]},
+            "include": [".env.local"], "includeBackground": ["target/"], "hooks": {"post-create": ["make gen"]},
             "trustProjectHooks": true,
         }))
         .unwrap();
@@ -312,10 +322,11 @@ mod tests {
         assert_eq!(s.git_program, PathBuf::from("/usr/bin/git"));
         assert!(s.mcp_servers.contains_key("bridge"));
         assert_eq!(s.include, vec![".env.local".to_string()]);
+        assert_eq!(s.include_background, vec!["target/".to_string()]);
         assert_eq!(s.hooks.post_create.len(), 1);
         assert!(s.trust_project_hooks);
         let keys = WorktreeSettings::keys();
-        assert_eq!(keys.len(), 20, "{keys:?}");
+        assert_eq!(keys.len(), 21, "{keys:?}");
     }
 
     #[test]

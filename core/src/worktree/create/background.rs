@@ -16,6 +16,8 @@ use crate::profiler::results_chrome_trace;
 use crate::worktree::git;
 use crate::worktree::history::StepRecord;
 use crate::worktree::hooks::{Hook, HookRunner, run_hook};
+use crate::worktree::include::{IncludeCopied, Selected, copy_selected};
+use crate::worktree::recovery::{STAGING_DIR, unique_suffix};
 use parking_lot::Mutex;
 use std::sync::Arc;
 use std::time::Duration;
@@ -118,6 +120,9 @@ pub fn start(c: &Arc<Creation>, run: &GraphRun<StepValue>, hooks: &CreationHooks
     }
     if c.state.settings.push_branch {
         push_branch(c, &trace, &mut names);
+    }
+    if let Some(later) = output::<IncludeCopied>(run).and_then(|o| o.deferred.clone()) {
+        copy_in_background(c, &trace, later, &mut names);
     }
     if !hooks.post_ready.is_empty() {
         let mut runner = hooks.runner.clone();
@@ -262,6 +267,51 @@ fn post_ready_hooks(
             ),
             Some(e) => c2.emit("hooks", format!("Post-ready hooks failed: {e}")),
         }
+        trace.finished(span, error.as_deref());
+    });
+}
+
+/// The ignored files marked for the background, copied after ready (staged in a folder of its
+/// own under `.staging`, which `recovery.rs` clears if we die).
+fn copy_in_background(
+    c: &Arc<Creation>,
+    trace: &Arc<BackgroundTrace>,
+    later: Arc<Selected>,
+    names: &mut Vec<String>,
+) {
+    names.push("copy-ignored-background".to_string());
+    let span = trace.started("copy-ignored-background");
+    let (c2, trace) = (Arc::clone(c), Arc::clone(trace));
+    let staging = c
+        .state
+        .base
+        .join(STAGING_DIR)
+        .join(format!("{}.{}", c.name, unique_suffix()));
+    c.state.jobs.spawn("copy-ignored-background", async move {
+        let (root, path, st) = (c2.state.root.clone(), c2.path.clone(), staging.clone());
+        let r = tokio::task::spawn_blocking(move || {
+            copy_selected(&root, &path, &st.join("include"), &later, 4)
+        })
+        .await;
+        let _ = std::fs::remove_dir_all(&staging);
+        let (message, error) = match r {
+            Ok(Ok(out)) => (
+                format!(
+                    "✓ Copied {} ignored files ({:.1} MB, {}) in the background in {:.0} ms",
+                    out.files,
+                    out.bytes as f64 / 1e6,
+                    out.method,
+                    out.ms
+                ),
+                None,
+            ),
+            Ok(Err(e)) => {
+                let m = format!("background copy failed: {}", e.full_message());
+                (m.clone(), Some(m))
+            }
+            Err(e) => (format!("background copy failed: {e}"), Some(e.to_string())),
+        };
+        c2.emit("include", message);
         trace.finished(span, error.as_deref());
     });
 }

@@ -42,6 +42,23 @@ pub struct IncludeCopied {
     pub skipped: Vec<PathBuf>,
     /// Wall time of the copy, ms.
     pub ms: f64,
+    /// What is left to copy in the background after ready (entries marked for it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub background: Option<Deferred>,
+    /// Those entries (for `create/background.rs`).
+    #[serde(skip)]
+    pub deferred: Option<std::sync::Arc<Selected>>,
+}
+
+/// The entries deferred to the background. JSON: `{ entries, files, bytes }`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Deferred {
+    /// Entries.
+    pub entries: usize,
+    /// Regular files in them.
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
 }
 
 /// Never a hardlink: a clone where the filesystems allow it, else a copy, decided per file.

@@ -88,6 +88,24 @@ pub fn select(
     Ok(w.out)
 }
 
+impl Selected {
+    /// Splits off the entries `rules` marks for the background: (now, later).
+    pub fn split_background(self, rules: &IncludeRules) -> (Selected, Selected) {
+        let (mut now, mut later) = (Selected::default(), Selected::default());
+        for e in self.entries {
+            let to = if rules.in_background(&e.path, e.kind == EntryKind::Dir) {
+                &mut later
+            } else {
+                &mut now
+            };
+            to.files += e.files;
+            to.bytes += e.bytes;
+            to.entries.push(e);
+        }
+        (now, later)
+    }
+}
+
 fn read_dir(path: &Path) -> Result<Vec<(std::ffi::OsString, std::fs::Metadata)>> {
     let rd = std::fs::read_dir(path).map_err(|e| Error::io_path("read folder", path, e))?;
     let mut v = Vec::new();
