@@ -278,12 +278,12 @@ int main(void) {
     CHECK_HAS(result2, "\"copy-ignored\":{", "the copy-ignored step is in the result");
     CHECK_HAS(result2, "\"postCreate\":[\"hook:saw\"]", "the hook ran as a step");
     vt_string_free(result2);
-    char wt2[1400];
-    snprintf(wt2, sizeof wt2, "%s/.worktrees/with-include", root);
-    char *copied = vt_test_read(wt2, "local.conf");
+    char wt_inc[1400];
+    snprintf(wt_inc, sizeof wt_inc, "%s/.worktrees/with-include", root);
+    char *copied = vt_test_read(wt_inc, "local.conf");
     CHECK_HAS(copied, "from main", "the ignored file was copied");
     free(copied);
-    char *saw = vt_test_read(wt2, "hook-saw.txt");
+    char *saw = vt_test_read(wt_inc, "hook-saw.txt");
     CHECK_HAS(saw, "from main", "the hook ran after the copy");
     free(saw);
     vt_worktree_manager_free(m2);
