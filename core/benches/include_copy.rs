@@ -169,6 +169,10 @@ fn run(label: &str, root: &Path, work: &Path, reflink: bool, rounds: u64) {
     if reflink {
         names.insert(1, "cp -a --reflink=always");
     }
+    // VT_BENCH_ONLY=<substring>: only the methods whose name contains it (cp -a is the base)
+    if let Ok(only) = std::env::var("VT_BENCH_ONLY") {
+        names.retain(|n| *n == "cp -a" || n.contains(only.as_str()));
+    }
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     let mut method = String::new();
     for round in 0..rounds {

@@ -13,7 +13,7 @@ use crate::cache::store::{cstr, path_cstr, unique_name};
 use crate::cache::treecopy::{CopyOptions, Fault, TreeCopy};
 use crate::platform::{self, ConfinedDir};
 use crate::{Error, Result};
-use rustix::fd::BorrowedFd;
+use rustix::fd::{AsFd, BorrowedFd};
 use rustix::fs::{AtFlags, RenameFlags};
 use rustix::io::Errno;
 use serde::Serialize;
@@ -69,6 +69,45 @@ const CLONE_OR_COPY: Plan = Plan {
     link_fallback: false,
 };
 
+/// A plain copy of every file: where no clone can work (another filesystem, or one without
+/// reflink), trying one per file first costs a create and an unlink each.
+const COPY: Plan = Plan {
+    link: false,
+    clone: false,
+    copy: true,
+    link_fallback: false,
+};
+
+/// The plan for copies from `src` into `stage` (on the worktree's filesystem): clone-or-copy
+/// when both are one filesystem that clones (probed once per filesystem and process, inside
+/// the staging folder: nothing is written into the main worktree), else copy.
+fn plan_for(src: &ConfinedDir, stage: &ConfinedDir) -> Plan {
+    let same = match (platform::fstat(src.as_fd()), platform::fstat(stage.as_fd())) {
+        (Ok(a), Ok(b)) => a.dev == b.dev,
+        _ => false,
+    };
+    if same && probe_clone(stage) {
+        CLONE_OR_COPY
+    } else {
+        COPY
+    }
+}
+
+/// Whether a file of `stage` can be cloned into a folder of `stage` (the probe is memoized per
+/// filesystem pair; it needs two folders).
+fn probe_clone(stage: &ConfinedDir) -> bool {
+    let sub = cstr(&unique_name("probe"));
+    if rustix::fs::mkdirat(stage.as_fd(), &sub, platform::mode(0o700)).is_err() {
+        return true; // cannot tell: clone per file, falling back per file
+    }
+    let clone = match fsops::open_dir_path(stage.as_fd(), &sub) {
+        Ok(dir) => fsops::probe(stage.as_fd(), dir.as_fd()).clone,
+        Err(_) => true,
+    };
+    let _ = rustix::fs::unlinkat(stage.as_fd(), &sub, AtFlags::REMOVEDIR);
+    clone
+}
+
 /// Copies `selected` from the main worktree `root` into the worktree `dest`, building each entry
 /// in `staging` (a folder on `dest`'s filesystem, made if missing, left empty).
 pub fn copy_selected(
@@ -88,6 +127,7 @@ pub fn copy_selected(
     let src_root = ConfinedDir::open(root)?;
     let dst_root = ConfinedDir::open(dest)?;
     let stage = ConfinedDir::open(staging)?;
+    let plan = plan_for(&src_root, &stage);
     for entry in &selected.entries {
         let (parent_rel, name) = split(&entry.path)?;
         let src_parent = open_parent(&src_root, parent_rel)?;
@@ -126,7 +166,7 @@ pub fn copy_selected(
                     &name,
                     meta.mode(),
                     (meta.mtime(), meta.mtime_nsec() as u32),
-                    CLONE_OR_COPY,
+                    plan,
                 )
                 .and_then(|p| {
                     commit(slot_dir.as_fd(), &name, dst_parent.as_fd(), &name).map(|ok| (p, ok))
@@ -148,6 +188,7 @@ pub fn copy_selected(
                 &stage,
                 &dst_parent,
                 entry.listing.as_deref().unwrap_or_default(),
+                plan,
                 workers,
                 &mut out,
             )
@@ -195,6 +236,7 @@ fn copy_dir(
     stage: &ConfinedDir,
     dst_parent: &ConfinedDir,
     listing: &[u8],
+    plan: Plan,
     workers: usize,
     out: &mut IncludeCopied,
 ) -> std::result::Result<bool, Failure> {
@@ -219,8 +261,8 @@ fn copy_dir(
             src,
             dst_dup,
             CopyOptions {
-                plan: CLONE_OR_COPY,
-                root_plan: CLONE_OR_COPY,
+                plan,
+                root_plan: plan,
                 verify: false,
                 workers,
                 progress: None,
