@@ -267,11 +267,18 @@ fn main() {
     rm(&root);
     let xfs_holder = holder.path().join("xfs");
     if let Some(mnt) = xfs_mount(&xfs_holder, (mb * 3 / 1024).max(2) + 1) {
+        // unmounted even when a panic (a closed stdout) ends the run early
+        struct Unmount(PathBuf);
+        impl Drop for Unmount {
+            fn drop(&mut self) {
+                let _ = Command::new("umount").arg(&self.0).status();
+            }
+        }
+        let _unmount = Unmount(mnt.clone());
         let root = mnt.join("app");
         make_project(&root, files, mb);
         run("XFS with reflink (loop mount)", &root, &mnt, true, rounds);
         rm(&root);
-        let _ = Command::new("umount").arg(&mnt).status();
     } else {
         println!("\nXFS: skipped (not root, or no mkfs.xfs / loop device)");
     }
