@@ -98,9 +98,8 @@ impl HookPhase {
     }
 }
 
-/// Where a hook was declared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+/// Where a hook was declared. JSON: its file name (`vibetrees.json`, ...) or `host`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HookSource {
     /// The host's `hooks` option: trusted.
     Host,
@@ -110,6 +109,12 @@ pub enum HookSource {
     WtToml,
     /// The repository's `conductor.json` (Conductor).
     ConductorJson,
+}
+
+impl Serialize for HookSource {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
 }
 
 impl HookSource {
