@@ -188,8 +188,7 @@ pub fn copy_selected(
                 &stage,
                 &dst_parent,
                 entry.listing.as_deref().unwrap_or_default(),
-                plan,
-                workers,
+                (plan, workers),
                 &mut out,
             )
             .map_err(|e| match e {
@@ -236,8 +235,7 @@ fn copy_dir(
     stage: &ConfinedDir,
     dst_parent: &ConfinedDir,
     listing: &[u8],
-    plan: Plan,
-    workers: usize,
+    (plan, workers): (Plan, usize),
     out: &mut IncludeCopied,
 ) -> std::result::Result<bool, Failure> {
     let listing = Listing::parse(listing.to_vec()).map_err(Failure::Error)?;
