@@ -291,3 +291,34 @@ pub fn log_path(root: &Path, name: &str, started_at_ms: i64) -> PathBuf {
         .join("hooks")
         .join(format!("{name}-{started_at_ms}.log"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worktrunk_variables_are_filled_in_and_ports_named() {
+        let env = HookEnv {
+            worktree: "/w/feat".into(),
+            branch: "feat".into(),
+            root: "/p".into(),
+            ports: vec![("api-gateway".into(), 3001)],
+        };
+        assert_eq!(
+            env.expand("echo {{ branch }} {{worktree_path}} {{ repo_path }} {{ other }}"),
+            "echo feat /w/feat /p {{ other }}"
+        );
+        let vars = env.vars(HookSource::ConductorJson);
+        let get = |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("VIBETREES_PORT_API_GATEWAY"), Some("3001"));
+        assert_eq!(get("VIBETREES_BRANCH"), Some("feat"));
+        assert_eq!(get("CONDUCTOR_ROOT_PATH"), Some("/p"));
+        assert_eq!(
+            env.vars(HookSource::Host)
+                .iter()
+                .filter(|(k, _)| k.starts_with("CONDUCTOR"))
+                .count(),
+            0
+        );
+    }
+}
