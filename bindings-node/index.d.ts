@@ -270,6 +270,7 @@ export type BuiltinStep =
   | 'read-inputs'
   | 'git-worktree-add'
   | 'cache-restore'
+  | 'copy-ignored'
   | 'compose-services'
   | 'allocate-ports'
   | 'pull-images'
@@ -338,6 +339,42 @@ export interface WorktreeSettings {
   gitProgram?: string | null;
   /** How long a worktree removed with changes stays in the trash (restorable), ms. Default 86400000 (24 h). */
   trashGrace?: number | null;
+  /** Patterns (gitignore syntax) of ignored files to copy, beside `.worktreeinclude`. */
+  include?: string[] | null;
+  /** Patterns of ignored files (big build caches) copied in the background after ready. */
+  includeBackground?: string[] | null;
+  /** The host's hooks: always run (`post-create` before ready, `post-ready` after). */
+  hooks?: HooksConfig | null;
+  /** Run the repository's hooks without approval (`vibetrees hooks approve`). Default false. */
+  trustProjectHooks?: boolean | null;
+}
+
+/** A hook: a command run through `sh -c` in the worktree, or the command with its options. */
+export type HookDef =
+  | string
+  | {
+      command: string;
+      name?: string | null;
+      /** Its failure does not fail the creation. */
+      optional?: boolean;
+      /** Steps (or `hook:<name>`) it runs after; default checkout, node_modules, .env, copied files. */
+      after?: string[] | null;
+      /** Default 600000 (10 minutes). */
+      timeoutMs?: number | null;
+    };
+
+export interface HooksConfig {
+  'post-create'?: HookDef[];
+  'post-ready'?: HookDef[];
+}
+
+/** The hooks of a creation (each post-create hook's result is in `steps['hook:<name>']`). */
+export interface HooksReport {
+  log: string | null;
+  postCreate: string[];
+  postReady: string[];
+  /** Repository hooks not run: not approved. */
+  skipped: Array<{ name: string; source: string; command: string }>;
 }
 
 export interface WorktreeManagerOptions extends WorktreeSettings {
@@ -383,6 +420,7 @@ export interface CreatedWorktree {
   };
   steps: Record<string, unknown>;
   background: string[];
+  hooks: HooksReport;
   creationId: number | null;
 }
 

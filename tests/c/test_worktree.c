@@ -275,6 +275,33 @@ int main(void) {
     CHECK_RC(vt_worktree_manager_new(options, NULL, NULL, NULL, 0, NULL), VT_NULL_ARGUMENT, "NULL manager_out");
     CHECK(bad == (vt_worktree_manager *)1, "no handle written on failure");
 
+    /* include and hooks through the options JSON: an ignored file copied, then the hook sees it */
+    CHECK(vt_test_sh(root, "printf 'local.conf\\n' >> .gitignore && git commit -qam 'ignore local.conf' && "
+                           "printf 'from main\\n' > local.conf") == 0,
+          "local.conf is ignored and present in the main worktree");
+    char options2[4096];
+    snprintf(options2, sizeof options2,
+             "{\"rootDir\": \"%s\", \"cacheDir\": \"%s\", \"historyPath\": \"%s\", \"runtime\": \"none\", "
+             "\"install\": false, \"include\": [\"local.conf\"], "
+             "\"hooks\": {\"post-create\": [{\"command\": \"cp local.conf hook-saw.txt\", \"name\": \"saw\"}]}}",
+             root, cache_dir, history);
+    vt_worktree_manager *m2 = NULL;
+    CHECK_RC(vt_worktree_manager_new(options2, NULL, NULL, NULL, 0, &m2), VT_OK, "a manager with include and hooks");
+    char *result2 = NULL;
+    CHECK_RC(vt_create_worktree_optimized(m2, "with-include", NULL, &result2), VT_OK, "create with-include");
+    CHECK_HAS(result2, "\"copy-ignored\":{", "the copy-ignored step is in the result");
+    CHECK_HAS(result2, "\"postCreate\":[\"hook:saw\"]", "the hook ran as a step");
+    vt_string_free(result2);
+    char wt_inc[1400];
+    snprintf(wt_inc, sizeof wt_inc, "%s/.worktrees/with-include", root);
+    char *copied = vt_test_read(wt_inc, "local.conf");
+    CHECK_HAS(copied, "from main", "the ignored file was copied");
+    free(copied);
+    char *saw = vt_test_read(wt_inc, "hook-saw.txt");
+    CHECK_HAS(saw, "from main", "the hook ran after the copy");
+    free(saw);
+    vt_worktree_manager_free(m2);
+
     vt_profiler *kept = NULL;
     CHECK_RC(vt_worktree_manager_profiler(m, &kept), VT_OK, "a profiler handle kept past the manager");
     vt_worktree_manager_free(m);

@@ -388,3 +388,27 @@ test('an AbortSignal cancels a real creation: it resolves CANCELLED and nothing 
   const again = await manager(project).createWorktreeOptimized('Aborted Here');
   assert.equal(again.success, true, JSON.stringify(again));
 });
+
+test('include and hooks options: an ignored file is copied, then the host hook sees it', async () => {
+  const project = makeProject();
+  fs.appendFileSync(path.join(project.root, '.gitignore'), 'local.conf\n');
+  git(project.root, 'commit', '-qam', 'ignore local.conf');
+  fs.writeFileSync(path.join(project.root, 'local.conf'), 'from main\n');
+  const wm = manager(project, {
+    useCache: false,
+    install: false,
+    include: ['local.conf'],
+    hooks: { 'post-create': [{ command: 'cp local.conf hook-saw.txt', name: 'saw' }] },
+  });
+  const result = await wm.createWorktreeOptimized('with-include');
+  assert.equal(result.success, true, JSON.stringify(result));
+  const wt = result.worktree;
+  assert.equal(fs.readFileSync(path.join(wt.path, 'local.conf'), 'utf8'), 'from main\n');
+  assert.equal(fs.readFileSync(path.join(wt.path, 'hook-saw.txt'), 'utf8'), 'from main\n');
+  assert.equal(wt.steps['copy-ignored'].files, 1);
+  assert.equal(wt.steps['hook:saw'].ok, true);
+  assert.deepEqual(wt.hooks.postCreate, ['hook:saw']);
+  assert.deepEqual(wt.hooks.skipped, []);
+  assert.throws(() => manager(project, { hooks: { 'post-create': [''] } }), { code: 'PARSE' });
+  await wm.waitBackground();
+});

@@ -41,6 +41,7 @@ def test_a_real_creation_result_has_exactly_the_declared_keys(node_project, warm
     wt = made["worktree"]
     same_keys(types.CreatedWorktree, wt, "worktree")
     same_keys(types.WorktreeCacheReport, wt["cache"], "worktree.cache")
+    same_keys(types.HooksReport, wt["hooks"], "worktree.hooks")
     assert wt["cache"]["outcome"] in typing.get_args(types.WorktreeCacheReport.__annotations__["outcome"])
     for t in wt["timings"]:
         same_keys(types.StepTiming, t, f"timing {t['name']}")

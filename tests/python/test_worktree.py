@@ -420,3 +420,29 @@ def test_a_failing_progress_callback_does_not_fail_the_creation(node_project, wa
     with pytest.raises(vibetrees.InvalidArgumentError, match="on_progress"):
         vibetrees.WorktreeManager(node_project, on_progress="not callable")
     mgr.wait_background()
+
+
+def test_include_and_hooks_options_copy_an_ignored_file_then_the_hook_sees_it(node_project, tmp_path):
+    with open(node_project / ".gitignore", "a") as f:
+        f.write("local.conf\n")
+    git(node_project, "commit", "-qam", "ignore local.conf")
+    (node_project / "local.conf").write_text("from main\n")
+    mgr = manager(
+        node_project,
+        tmp_path / "cache",
+        use_cache=False,
+        install=False,
+        include=["local.conf"],
+        hooks={"post-create": [{"command": "cp local.conf hook-saw.txt", "name": "saw"}]},
+    )
+    wt = mgr.create_worktree_optimized("with-include")["worktree"]
+    path = Path(wt["path"])
+    assert (path / "local.conf").read_text() == "from main\n"
+    assert (path / "hook-saw.txt").read_text() == "from main\n"
+    assert wt["steps"]["copy-ignored"]["files"] == 1
+    assert wt["steps"]["hook:saw"]["ok"] is True
+    assert wt["hooks"]["postCreate"] == ["hook:saw"]
+    assert wt["hooks"]["skipped"] == []
+    with pytest.raises(vibetrees.ParseError):
+        manager(node_project, tmp_path / "cache", hooks={"post-create": [""]})
+    mgr.wait_background()

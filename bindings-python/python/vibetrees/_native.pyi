@@ -211,6 +211,10 @@ class WorktreeManager:
         checkout_threads: Optional[int] = None,
         git_program: Optional[_Path] = None,
         trash_grace: Optional[float] = None,
+        include: Optional[list[str]] = None,
+        include_background: Optional[list[str]] = None,
+        hooks: Optional[Mapping[str, Any]] = None,
+        trust_project_hooks: Optional[bool] = None,
         mcp_extra: Optional[Mapping[str, Any]] = None,
     ) -> WorktreeManager:
         """Every keyword but ``on_progress``, ``host_steps``, ``profiler`` (record every creation

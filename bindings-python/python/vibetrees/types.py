@@ -29,6 +29,8 @@ __all__ = [
     "PruneReport",
     "StepTiming",
     "WorktreeCacheReport",
+    "HooksReport",
+    "SkippedHook",
     "CreatedWorktree",
     "CreatedResult",
     "ExistedResult",
@@ -282,6 +284,23 @@ class WorktreeCacheReport(TypedDict):
     populating: bool
 
 
+class SkippedHook(TypedDict):
+    """A repository hook not run because its text is not approved."""
+
+    name: str
+    source: str
+    command: str
+
+
+class HooksReport(TypedDict):
+    """The hooks of a creation (each post-create hook's result is in ``steps["hook:<name>"]``)."""
+
+    log: Optional[str]
+    postCreate: List[str]
+    postReady: List[str]
+    skipped: List[SkippedHook]
+
+
 # The worktree a creation made. The functional form, because "from" (the full ref it was made
 # from) is a Python keyword.
 CreatedWorktree = TypedDict(
@@ -300,6 +319,7 @@ CreatedWorktree = TypedDict(
         "cache": WorktreeCacheReport,
         "steps": Dict[str, Any],
         "background": List[str],
+        "hooks": HooksReport,
         "creationId": Optional[int],
     },
 )

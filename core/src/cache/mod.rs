@@ -13,17 +13,18 @@
 
 mod content;
 mod evict;
-mod fsops;
+pub(crate) mod fsops;
 mod key;
-mod listing;
+pub(crate) mod listing;
 mod manager;
 mod manifest;
 mod phases;
 mod populate;
 mod restore;
 mod stats;
-mod store;
+pub(crate) mod store;
 mod target;
+pub(crate) mod treecopy;
 mod verify;
 
 pub use evict::PruneReport;

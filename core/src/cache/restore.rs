@@ -11,21 +11,19 @@
 //! listing as it is linked: an entry mutated through a shared inode is never served; the restore
 //! fails with [`Error::Cache`](crate::Error::Cache) naming the file, and the entry is evicted.
 
-use super::fsops::{self, Placed, Plan, RestoreMethod};
+use super::fsops::{self, Plan, RestoreMethod};
 use super::key::CacheKey;
 use super::listing::{Listing, NodeKind};
 use super::phases::{PhaseTime, Phases};
 use super::store::{NodeModulesCache, cstr, io_err, path_cstr, unique_name};
+use super::treecopy::{CopyOptions, Fault, TreeCopy, report_progress};
 use crate::progress::CountProgress;
 use crate::{Error, Result};
-use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fd::{AsFd, BorrowedFd};
 use rustix::fs::{AtFlags, FileType, RenameFlags};
 use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::Instant;
 
 /// Options of a restore.
 #[derive(Clone, Default)]
@@ -100,72 +98,6 @@ pub struct RestoreStats {
     pub phases: Vec<PhaseTime>,
 }
 
-/// A failure inside a worker, turned into an [`Error`] by the caller.
-enum Fault {
-    Io {
-        op: &'static str,
-        node: usize,
-        errno: Errno,
-    },
-    Mutated {
-        node: usize,
-        detail: String,
-    },
-}
-
-/// A unit of work: fill folder node `dir` (already made) or make-and-fill it under a slot.
-enum Job {
-    /// Make folder `node` inside the folder of `slot`, then fill it recursively.
-    Subtree {
-        slot: usize,
-        node: usize,
-        weight: u64,
-    },
-    /// Place the given non-folder children of the folder of `slot`.
-    Flat {
-        slot: usize,
-        nodes: Vec<usize>,
-        weight: u64,
-    },
-}
-
-impl Job {
-    fn weight(&self) -> u64 {
-        match self {
-            Job::Subtree { weight, .. } | Job::Flat { weight, .. } => *weight,
-        }
-    }
-}
-
-struct Ctx<'a> {
-    listing: &'a Listing,
-    /// For files directly in node_modules (`.package-lock.json`, `.yarn-integrity`,
-    /// `.modules.yaml`): package managers rewrite them in place, so `auto` never hardlinks them.
-    root_plan: Plan,
-    /// Open (cache folder, target folder) pairs of the folders the main thread made.
-    slots: Vec<(OwnedFd, OwnedFd)>,
-    jobs: Vec<Job>,
-    next: AtomicUsize,
-    plan: Plan,
-    verify: bool,
-    abort: AtomicBool,
-    fault: Mutex<Option<Fault>>,
-    fixups: Mutex<Vec<usize>>,
-    linked: AtomicU64,
-    cloned: AtomicU64,
-    copied: AtomicU64,
-    done: AtomicU64,
-    total: u64,
-    progress: Option<CountProgress>,
-    start: Instant,
-    last_report_ms: AtomicU64,
-}
-
-const PROGRESS_INTERVAL_MS: u64 = 50;
-/// Files of one folder are never split over workers: two threads linking into one folder contend
-/// on its lock.
-const FLAT_CHUNK: usize = usize::MAX;
-
 impl NodeModulesCache {
     /// Restores entry `key` as the node_modules folder `target` (its parent is created if needed).
     ///
@@ -229,7 +161,7 @@ impl NodeModulesCache {
         let tmp_name = unique_name(&format!(".{}.vt-restore", name));
         let tmp_path = parent.join(&tmp_name);
         let tmp_guard = TmpGuard(Some(tmp_path.clone()));
-        let (parent_fd, tmp_fd, plan, probe_clone, (ctx_slots, jobs, plan_fixups), root_fixup) =
+        let (parent_fd, tmp_fd, plan, copy, root_fixup) =
             phases.run("cache-restore-plan", || {
                 std::fs::create_dir_all(&parent)
                     .map_err(|e| Error::io_path("create folder", &parent, e))?;
@@ -251,72 +183,57 @@ impl NodeModulesCache {
                 let tmp_dup = tmp_fd
                     .try_clone()
                     .map_err(|e| Error::io_path("dup", &tmp_path, e))?;
-                let workers = opts.workers.unwrap_or(self.workers).max(1);
-                let planned = plan_jobs(&listing, tree, tmp_dup, workers)
-                    .map_err(|f| fault_error(f, &listing, &entry.path, &tmp_path))?;
-                Ok((parent_fd, tmp_fd, plan, probe.clone, planned, root_fixup))
+                let copy = TreeCopy::plan(
+                    &listing,
+                    tree,
+                    tmp_dup,
+                    CopyOptions {
+                        plan,
+                        // `hardlink` asked explicitly links everything; `auto` keeps the files
+                        // directly in node_modules private (package managers rewrite them).
+                        root_plan: if opts.method == RestoreMethod::Hardlink {
+                            plan
+                        } else {
+                            plan.private(probe.clone)
+                        },
+                        verify: !opts.skip_verify,
+                        workers: opts.workers.unwrap_or(self.workers).max(1),
+                        progress: opts.progress.clone(),
+                    },
+                )
+                .map_err(|f| fault_error(f, &listing, &entry.path, &tmp_path))?;
+                Ok((parent_fd, tmp_fd, plan, copy, root_fixup))
             })?;
 
         let total = listing.nodes.len() as u64;
-        let ctx = Ctx {
-            listing: &listing,
-            // `hardlink` asked explicitly links everything; `auto` keeps those files private.
-            root_plan: if opts.method == RestoreMethod::Hardlink {
-                plan
-            } else {
-                plan.private(probe_clone)
-            },
-            slots: ctx_slots,
-            jobs,
-            next: AtomicUsize::new(0),
-            plan,
-            verify: !opts.skip_verify,
-            abort: AtomicBool::new(false),
-            fault: Mutex::new(None),
-            fixups: Mutex::new(plan_fixups),
-            linked: AtomicU64::new(0),
-            cloned: AtomicU64::new(0),
-            copied: AtomicU64::new(0),
-            done: AtomicU64::new(0),
-            total,
-            progress: opts.progress.clone(),
-            start: Instant::now(),
-            last_report_ms: AtomicU64::new(0),
-        };
-        let workers = opts
-            .workers
-            .unwrap_or(self.workers)
-            .max(1)
-            .min(ctx.jobs.len().max(1));
+        let workers = copy.workers();
         phases.run("cache-restore-place", || {
-            std::thread::scope(|s| {
-                for _ in 1..workers {
-                    s.spawn(|| run_worker(&ctx));
-                }
-                run_worker(&ctx);
-            });
+            copy.run();
             Ok(())
         })?;
-        if let Some(fault) = ctx.fault.lock().unwrap().take() {
-            let mutated = matches!(fault, Fault::Mutated { .. });
-            let err = fault_error(fault, &listing, &entry.path, &tmp_path);
-            drop(tmp_guard);
-            if mutated {
-                let trash = self.move_to_trash(&entry.path, key).ok();
-                drop(entry);
-                if let Some(t) = trash {
-                    self.delete_if_unlocked(&t, 0, 0);
+        let copied = match copy.finish() {
+            Ok(c) => c,
+            Err(fault) => {
+                let mutated = matches!(fault, Fault::Mutated { .. });
+                let err = fault_error(fault, &listing, &entry.path, &tmp_path);
+                drop(tmp_guard);
+                if mutated {
+                    let trash = self.move_to_trash(&entry.path, key).ok();
+                    drop(entry);
+                    if let Some(t) = trash {
+                        self.delete_if_unlocked(&t, 0, 0);
+                    }
+                    return Err(Error::Cache(format!(
+                        "{err}; the entry was evicted (a file shared by hardlink was changed in \
+                         place); it will be populated again"
+                    )));
                 }
-                return Err(Error::Cache(format!(
-                    "{err}; the entry was evicted (a file shared by hardlink was changed in place); \
-                     it will be populated again"
-                )));
+                return Err(err);
             }
-            return Err(err);
-        }
+        };
 
         let replaced = phases.run("cache-restore-commit", || {
-            let mut fixups = std::mem::take(&mut *ctx.fixups.lock().unwrap());
+            let mut fixups = copied.fixups.clone();
             fixups.sort_unstable_by(|a, b| b.cmp(a));
             for node in fixups {
                 let rel = listing.rel_path(node);
@@ -408,9 +325,9 @@ impl NodeModulesCache {
             target: target.display().to_string(),
             method: opts.method,
             method_used: plan.primary().to_string(),
-            linked: ctx.linked.load(Ordering::Relaxed),
-            cloned: ctx.cloned.load(Ordering::Relaxed),
-            copied: ctx.copied.load(Ordering::Relaxed),
+            linked: copied.linked,
+            cloned: copied.cloned,
+            copied: copied.copied,
             files,
             dirs,
             symlinks,
@@ -422,12 +339,6 @@ impl NodeModulesCache {
             phases: Vec::new(),
         })
     }
-}
-
-/// Calls the progress callback; a panicking callback is contained (it must not unwind through
-/// the worker threads, nor across a C or JS boundary) and only loses that report.
-fn report_progress(p: &CountProgress, done: u64, total: u64) {
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p(done, total)));
 }
 
 /// Splits a target into (parent folder, file name), refusing `/`, `..` and the like.
@@ -510,270 +421,6 @@ fn fault_error(f: Fault, listing: &Listing, entry: &Path, tmp: &Path) -> Error {
             "cached file {} was changed after caching ({detail})",
             entry.join("tree").join(listing.rel_path(node)).display()
         )),
-    }
-}
-
-/// Weight of a subtree: 1 per file or symlink, 3 per folder (mkdir costs more than link).
-fn weights(listing: &Listing) -> Vec<u64> {
-    let n = listing.nodes.len();
-    let mut w = vec![0u64; n];
-    for i in (0..n).rev() {
-        let node = &listing.nodes[i];
-        w[i] += if node.kind == NodeKind::Dir { 3 } else { 1 };
-        if i != 0 {
-            let p = node.parent as usize;
-            w[p] += w[i];
-        }
-    }
-    w
-}
-
-/// Open (cache, target) folder pairs, the jobs, and the folders whose mode needs a fix-up.
-type Planned = (Vec<(OwnedFd, OwnedFd)>, Vec<Job>, Vec<usize>);
-
-/// Makes the folders too big for one job (on the calling thread) and cuts the rest into jobs,
-/// largest first.
-fn plan_jobs(
-    listing: &Listing,
-    tree: OwnedFd,
-    tmp: OwnedFd,
-    workers: usize,
-) -> std::result::Result<Planned, Fault> {
-    let w = weights(listing);
-    let mut fixups = Vec::new();
-    let threshold = if workers <= 1 {
-        u64::MAX
-    } else {
-        (w[0] / (workers as u64 * 8)).max(256)
-    };
-    let mut slots = vec![(tree, tmp)];
-    let mut jobs = Vec::new();
-    let mut stack = vec![(0usize, 0usize)]; // (folder node, its slot)
-    while let Some((d, slot)) = stack.pop() {
-        let mut flat: Vec<usize> = Vec::new();
-        for c in listing.children(d) {
-            if listing.nodes[c].kind != NodeKind::Dir {
-                flat.push(c);
-                if flat.len() == FLAT_CHUNK {
-                    let nodes = std::mem::take(&mut flat);
-                    jobs.push(Job::Flat {
-                        slot,
-                        weight: nodes.len() as u64,
-                        nodes,
-                    });
-                }
-            } else if w[c] > threshold {
-                let name = listing.name(c);
-                let (src_parent, dst_parent) = &slots[slot];
-                let io = |op, errno| Fault::Io { op, node: c, errno };
-                if fsops::make_dir(dst_parent.as_fd(), name, listing.nodes[c].mode)
-                    .map_err(|e| io("create folder", e))?
-                {
-                    fixups.push(c);
-                }
-                let s = fsops::open_dir_path(src_parent.as_fd(), name)
-                    .map_err(|e| io("open cached folder", e))?;
-                let t = fsops::open_dir_path(dst_parent.as_fd(), name)
-                    .map_err(|e| io("open folder", e))?;
-                slots.push((s, t));
-                stack.push((c, slots.len() - 1));
-            } else {
-                jobs.push(Job::Subtree {
-                    slot,
-                    node: c,
-                    weight: w[c],
-                });
-            }
-        }
-        if !flat.is_empty() {
-            jobs.push(Job::Flat {
-                slot,
-                weight: flat.len() as u64,
-                nodes: flat,
-            });
-        }
-    }
-    jobs.sort_by_key(|j| std::cmp::Reverse(j.weight()));
-    Ok((slots, jobs, fixups))
-}
-
-fn run_worker(ctx: &Ctx<'_>) {
-    let mut local = Local::default();
-    loop {
-        if ctx.abort.load(Ordering::Relaxed) {
-            break;
-        }
-        let i = ctx.next.fetch_add(1, Ordering::Relaxed);
-        let Some(job) = ctx.jobs.get(i) else { break };
-        let r = match job {
-            Job::Subtree { slot, node, .. } => {
-                let (s, d) = &ctx.slots[*slot];
-                subtree(ctx, &mut local, s.as_fd(), d.as_fd(), *node)
-            }
-            Job::Flat { slot, nodes, .. } => {
-                let (s, d) = &ctx.slots[*slot];
-                nodes
-                    .iter()
-                    .try_for_each(|&n| leaf(ctx, &mut local, s.as_fd(), d.as_fd(), n))
-            }
-        };
-        local.flush(ctx);
-        if let Err(f) = r {
-            ctx.abort.store(true, Ordering::Relaxed);
-            let mut slot = ctx.fault.lock().unwrap();
-            if slot.is_none() {
-                *slot = Some(f);
-            }
-            break;
-        }
-    }
-    local.flush(ctx);
-    if !local.fixups.is_empty() {
-        ctx.fixups.lock().unwrap().append(&mut local.fixups);
-    }
-}
-
-#[derive(Default)]
-struct Local {
-    linked: u64,
-    cloned: u64,
-    copied: u64,
-    done: u64,
-    fixups: Vec<usize>,
-}
-
-impl Local {
-    fn flush(&mut self, ctx: &Ctx<'_>) {
-        ctx.linked
-            .fetch_add(std::mem::take(&mut self.linked), Ordering::Relaxed);
-        ctx.cloned
-            .fetch_add(std::mem::take(&mut self.cloned), Ordering::Relaxed);
-        ctx.copied
-            .fetch_add(std::mem::take(&mut self.copied), Ordering::Relaxed);
-        let d = std::mem::take(&mut self.done);
-        if d == 0 {
-            return;
-        }
-        let done = ctx.done.fetch_add(d, Ordering::Relaxed) + d;
-        if let Some(p) = &ctx.progress {
-            let now = ctx.start.elapsed().as_millis() as u64;
-            let last = ctx.last_report_ms.load(Ordering::Relaxed);
-            if now >= last + PROGRESS_INTERVAL_MS
-                && ctx
-                    .last_report_ms
-                    .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                    .is_ok()
-                && done < ctx.total
-            {
-                report_progress(p, done, ctx.total);
-            }
-        }
-    }
-
-    fn tick(&mut self, ctx: &Ctx<'_>) {
-        self.done += 1;
-        if self.done >= 1024 {
-            self.flush(ctx);
-        }
-    }
-}
-
-fn subtree(
-    ctx: &Ctx<'_>,
-    local: &mut Local,
-    src_parent: BorrowedFd<'_>,
-    dst_parent: BorrowedFd<'_>,
-    d: usize,
-) -> std::result::Result<(), Fault> {
-    let l = ctx.listing;
-    let name = l.name(d);
-    let io = |op, errno| Fault::Io { op, node: d, errno };
-    if fsops::make_dir(dst_parent, name, l.nodes[d].mode).map_err(|e| io("create folder", e))? {
-        local.fixups.push(d);
-    }
-    let s = fsops::open_dir_path(src_parent, name).map_err(|e| io("open cached folder", e))?;
-    let t = fsops::open_dir_path(dst_parent, name).map_err(|e| io("open folder", e))?;
-    local.tick(ctx);
-    for c in l.children(d) {
-        if ctx.abort.load(Ordering::Relaxed) {
-            return Ok(());
-        }
-        if l.nodes[c].kind == NodeKind::Dir {
-            subtree(ctx, local, s.as_fd(), t.as_fd(), c)?;
-        } else {
-            leaf(ctx, local, s.as_fd(), t.as_fd(), c)?;
-        }
-    }
-    Ok(())
-}
-
-fn leaf(
-    ctx: &Ctx<'_>,
-    local: &mut Local,
-    src: BorrowedFd<'_>,
-    dst: BorrowedFd<'_>,
-    i: usize,
-) -> std::result::Result<(), Fault> {
-    let l = ctx.listing;
-    let node = &l.nodes[i];
-    let name = l.name(i);
-    match node.kind {
-        NodeKind::Symlink => {
-            rustix::fs::symlinkat(l.target(i), dst, name).map_err(|errno| Fault::Io {
-                op: "create symlink",
-                node: i,
-                errno,
-            })?;
-        }
-        NodeKind::File => {
-            if ctx.verify {
-                check_file(src, name, node, i)?;
-            }
-            match fsops::place_file(
-                src,
-                dst,
-                name,
-                node.mode,
-                (node.mtime_sec, node.mtime_nsec),
-                if node.parent == 0 {
-                    ctx.root_plan
-                } else {
-                    ctx.plan
-                },
-            ) {
-                Ok(Placed::Linked) => local.linked += 1,
-                Ok(Placed::Cloned) => local.cloned += 1,
-                Ok(Placed::Copied) => local.copied += 1,
-                Err(errno) => {
-                    return Err(Fault::Io {
-                        op: "place file",
-                        node: i,
-                        errno,
-                    });
-                }
-            }
-        }
-        NodeKind::Dir => unreachable!("folders are placed by subtree()"),
-    }
-    local.tick(ctx);
-    Ok(())
-}
-
-/// Compares the cached file with what the listing recorded when the entry was made.
-fn check_file(
-    src: BorrowedFd<'_>,
-    name: &std::ffi::CStr,
-    node: &super::listing::Node,
-    i: usize,
-) -> std::result::Result<(), Fault> {
-    match mutation(src, name, node) {
-        Ok(None) => Ok(()),
-        Ok(Some(detail)) => Err(Fault::Mutated { node: i, detail }),
-        Err(errno) => Err(Fault::Io {
-            op: "check cached file",
-            node: i,
-            errno,
-        }),
     }
 }
 

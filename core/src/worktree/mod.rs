@@ -24,6 +24,8 @@ mod create;
 pub mod git;
 pub mod git_env;
 pub mod history;
+pub mod hooks;
+pub mod include;
 pub mod install;
 pub mod jobs;
 pub mod manager;
@@ -44,8 +46,8 @@ pub use crate::profiler::WORKTREE_TOTAL_OPERATION;
 pub use manager::{STEP_NAMES, WorktreeManager};
 pub use options::{ContainerRuntime, HostStep, HostStepFn, HostStepInput, WorktreeOptions};
 pub use outcome::{
-    CacheOutcome, CacheReport, CreateOutcome, CreatedWorktree, RemoveOutcome, StepTiming,
-    WorktreeInfo, failure_json,
+    CacheOutcome, CacheReport, CreateOutcome, CreatedWorktree, HooksReport, RemoveOutcome,
+    SkippedHook, StepTiming, WorktreeInfo, failure_json,
 };
 pub use removal::RemoveOptions;
 pub use settings::{CheckoutChoice, WorktreeSettings};

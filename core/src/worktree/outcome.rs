@@ -97,6 +97,32 @@ pub struct StepTiming {
     pub error: Option<String>,
 }
 
+/// A repository hook that was not run because its text is not approved.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SkippedHook {
+    /// The hook's name.
+    pub name: String,
+    /// The file it came from (`vibetrees.json`, `.config/wt.toml`, `conductor.json`).
+    pub source: String,
+    /// Its command.
+    pub command: String,
+}
+
+/// The hooks of a creation.
+#[derive(Debug, Clone, Serialize, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct HooksReport {
+    /// The creation's hook log, when a hook ran.
+    pub log: Option<PathBuf>,
+    /// Post-create hooks run (their task names, `hook:<name>`).
+    pub post_create: Vec<String>,
+    /// Post-ready hooks started in the background.
+    pub post_ready: Vec<String>,
+    /// Repository hooks skipped: not approved (`vibetrees hooks approve`).
+    pub skipped: Vec<SkippedHook>,
+}
+
 /// A worktree just made.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -125,8 +151,12 @@ pub struct CreatedWorktree {
     pub cache: CacheReport,
     /// Results of each step (JSON), by name, including host steps.
     pub steps: serde_json::Map<String, serde_json::Value>,
-    /// Steps still running after ready (cache populate, other services, push).
+    /// Steps still running after ready (cache populate, other services, push, post-ready
+    /// hooks).
     pub background: Vec<String>,
+    /// The hooks: their log file, the ones skipped for want of approval (each post-create
+    /// hook's own result is in `steps` as `hook:<name>`).
+    pub hooks: HooksReport,
     /// Id of this creation in the history database, when recorded.
     pub creation_id: Option<i64>,
 }

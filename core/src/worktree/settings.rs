@@ -11,6 +11,7 @@
 
 use crate::services::containers::RuntimeChoice;
 use crate::worktree::checkout::CheckoutMethod;
+use crate::worktree::hooks::HooksConfig;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -138,6 +139,22 @@ pub struct WorktreeSettings {
     /// is deleted; JSON: milliseconds. Default 24 h.
     #[serde(default = "default_trash_grace", with = "duration_ms")]
     pub trash_grace: Duration,
+    /// Patterns (gitignore syntax) of ignored files to copy from the main worktree, added to
+    /// the project's `.worktreeinclude` (see `worktree/include/`).
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// Patterns of ignored files (big build caches) copied in the background after ready
+    /// instead of before it; copied as `include` patterns are.
+    #[serde(default)]
+    pub include_background: Vec<String>,
+    /// The host's hooks, `{"post-create": [...], "post-ready": [...]}`: always run (see
+    /// `worktree/hooks/`).
+    #[serde(default)]
+    pub hooks: HooksConfig,
+    /// Run the repository's hooks (`vibetrees.json`, `.config/wt.toml`, `conductor.json`)
+    /// without their approval. Default false: only approved ones run.
+    #[serde(default)]
+    pub trust_project_hooks: bool,
 }
 
 fn yes() -> bool {
@@ -206,6 +223,10 @@ impl WorktreeSettings {
             checkout_threads: None,
             git_program: default_git_program(),
             trash_grace: default_trash_grace(),
+            include: Vec::new(),
+            include_background: Vec::new(),
+            hooks: HooksConfig::default(),
+            trust_project_hooks: false,
         }
     }
 
@@ -245,6 +266,15 @@ impl WorktreeSettings {
                 "checkoutThreads must be 1 to 64, not {n}"
             )));
         }
+        // the host's hooks: an empty command, a bad timeout
+        crate::worktree::hooks::host_hooks(&self.hooks)?;
+        // the host's include patterns (gitignore syntax)
+        crate::worktree::include::IncludeRules::with_background(
+            &self.root_dir,
+            None,
+            &self.include,
+            &self.include_background,
+        )?;
         if self.restore_workers == Some(0) {
             return Err(Error::InvalidArgument(
                 "restoreWorkers must be at least 1 (or unset)".into(),
@@ -309,6 +339,8 @@ mod tests {
             "recordHistory": false, "mcpServers": {"bridge": {"command": "x"}},
             "checkout": "cli", "checkoutThreads": 4, "gitProgram": "/usr/bin/git",
             "trashGrace": 60000,
+            "include": [".env.local"], "includeBackground": ["target/"], "hooks": {"post-create": ["make gen"]},
+            "trustProjectHooks": true,
         }))
         .unwrap();
         assert_eq!(s.runtime, RuntimeChoice::None);
@@ -320,8 +352,12 @@ mod tests {
         assert_eq!(s.git_program, PathBuf::from("/usr/bin/git"));
         assert_eq!(s.trash_grace, Duration::from_secs(60));
         assert!(s.mcp_servers.contains_key("bridge"));
+        assert_eq!(s.include, vec![".env.local".to_string()]);
+        assert_eq!(s.include_background, vec!["target/".to_string()]);
+        assert_eq!(s.hooks.post_create.len(), 1);
+        assert!(s.trust_project_hooks);
         let keys = WorktreeSettings::keys();
-        assert_eq!(keys.len(), 20, "{keys:?}");
+        assert_eq!(keys.len(), 24, "{keys:?}");
     }
 
     #[test]

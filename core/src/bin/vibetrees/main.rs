@@ -1,11 +1,12 @@
 //! The `vibetrees` command line: create worktrees fast, inspect the cache and the profile.
 //!
 //! Each group of subcommands lives in its own file: `graph_cmd.rs` (task-graph demo),
-//! `cache_cmd.rs` (node_modules cache), `ports_cmd.rs` (ports registry),
-//! `worktree_cmd.rs` (create/remove/list/metrics/trace/demo).
+//! `cache_cmd.rs` (node_modules cache), `hooks_cmd.rs` (hooks, include), `ports_cmd.rs` (ports
+//! registry), `worktree_cmd.rs` (create/remove/list/metrics/trace/demo).
 
 mod cache_cmd;
 mod graph_cmd;
+mod hooks_cmd;
 mod ports_cmd;
 mod worktree_cmd;
 
@@ -30,6 +31,12 @@ enum Command {
     /// The project's ports registry, shared with the VibeTrees server (allocate, release, list).
     #[command(subcommand)]
     Ports(ports_cmd::PortsCommand),
+    /// The repository's setup hooks and their approval.
+    #[command(subcommand)]
+    Hooks(hooks_cmd::HooksCommand),
+    /// What `.worktreeinclude` copies into new worktrees.
+    #[command(subcommand)]
+    Include(hooks_cmd::IncludeCommand),
     /// Worktree commands (create, remove, list, metrics, trace, demo).
     #[command(flatten)]
     Worktree(worktree_cmd::WorktreeCommand),
@@ -41,6 +48,8 @@ fn main() -> ExitCode {
         Command::Graph(args) => graph_cmd::run(args),
         Command::Cache(cmd) => cache_cmd::run(cmd),
         Command::Ports(cmd) => ports_cmd::run(cmd),
+        Command::Hooks(cmd) => hooks_cmd::run_hooks(cmd),
+        Command::Include(cmd) => hooks_cmd::run_include(cmd),
         Command::Worktree(cmd) => worktree_cmd::run(cmd),
     };
     match result {

@@ -115,6 +115,12 @@ pub struct CreateArgs {
     /// Which checkout writes the files: ours (`git2`, default) or `git worktree add` (`cli`).
     #[arg(long, value_enum)]
     pub checkout: Option<CheckoutArg>,
+    /// Extra patterns of ignored files to copy (beside `.worktreeinclude`).
+    #[arg(long = "include", value_name = "PATTERN")]
+    pub include: Vec<String>,
+    /// Run the repository's hooks without their approval (`vibetrees hooks approve`).
+    #[arg(long)]
+    pub trust_project_hooks: bool,
 }
 
 /// `--checkout` values.
@@ -304,6 +310,8 @@ fn create(a: CreateArgs) -> Result<()> {
         runtime,
         use_cache: !a.no_cache,
         cache_dir: a.cache_dir,
+        include: a.include,
+        trust_project_hooks: a.trust_project_hooks,
         ..WorktreeSettings::new(project_root(&a.repo)?)
     };
     if let Some(git) = a.git {

@@ -7,12 +7,17 @@
 
 use super::Creation;
 use super::graph::{StepValue, output};
-use super::steps::{Bootstrapped, ProjectInputs, ServicesLoaded};
+use super::steps::{
+    Bootstrapped, CreationHooks, PortsAllocated, ProjectInputs, ServicesLoaded, ports_of,
+};
 use crate::optimizer::GraphRun;
 use crate::profiler::OperationResult;
 use crate::profiler::results_chrome_trace;
 use crate::worktree::git;
 use crate::worktree::history::StepRecord;
+use crate::worktree::hooks::{Hook, HookRunner, run_hook};
+use crate::worktree::include::{IncludeCopied, Selected, copy_selected};
+use crate::worktree::recovery::{STAGING_DIR, unique_suffix};
 use parking_lot::Mutex;
 use std::sync::Arc;
 use std::time::Duration;
@@ -100,7 +105,7 @@ pub struct Started {
 }
 
 /// Starts the background steps a finished graph calls for.
-pub fn start(c: &Arc<Creation>, run: &GraphRun<StepValue>) -> Started {
+pub fn start(c: &Arc<Creation>, run: &GraphRun<StepValue>, hooks: &CreationHooks) -> Started {
     let trace = Arc::new(BackgroundTrace {
         creation: Arc::clone(c),
         spans: Mutex::new(Spans::default()),
@@ -115,6 +120,16 @@ pub fn start(c: &Arc<Creation>, run: &GraphRun<StepValue>) -> Started {
     }
     if c.state.settings.push_branch {
         push_branch(c, &trace, &mut names);
+    }
+    if let Some(later) = output::<IncludeCopied>(run).and_then(|o| o.deferred.clone()) {
+        copy_in_background(c, &trace, later, &mut names);
+    }
+    if !hooks.post_ready.is_empty() {
+        let mut runner = hooks.runner.clone();
+        if let Some(p) = output::<PortsAllocated>(run) {
+            runner.env.ports = ports_of(&p);
+        }
+        post_ready_hooks(c, &trace, hooks.post_ready.clone(), runner, &mut names);
     }
     Started { names, trace }
 }
@@ -221,6 +236,84 @@ fn push_branch(c: &Arc<Creation>, trace: &Arc<BackgroundTrace>, names: &mut Vec<
                 Some("push timed out".to_string())
             }
         };
+        trace.finished(span, error.as_deref());
+    });
+}
+
+/// The post-ready hooks, all at once; their failures are reported, never fatal.
+fn post_ready_hooks(
+    c: &Arc<Creation>,
+    trace: &Arc<BackgroundTrace>,
+    hooks: Vec<Hook>,
+    runner: HookRunner,
+    names: &mut Vec<String>,
+) {
+    names.push("hooks-post-ready".to_string());
+    let span = trace.started("hooks-post-ready");
+    let (c2, trace) = (Arc::clone(c), Arc::clone(trace));
+    c.state.jobs.spawn("hooks-post-ready", async move {
+        let runs = futures::future::join_all(hooks.iter().map(|h| run_hook(h, &runner))).await;
+        let mut failed = Vec::new();
+        for (h, r) in hooks.iter().zip(runs) {
+            match r {
+                Ok(ran) if ran.ok => {}
+                Ok(ran) => failed.push(ran.error.unwrap_or_else(|| h.name.clone())),
+                Err(e) => failed.push(e.full_message()),
+            }
+        }
+        let error = (!failed.is_empty()).then(|| failed.join("; "));
+        match &error {
+            None => c2.emit(
+                "hooks",
+                format!("✓ Post-ready hooks done ({})", hooks.len()),
+            ),
+            Some(e) => c2.emit("hooks", format!("Post-ready hooks failed: {e}")),
+        }
+        trace.finished(span, error.as_deref());
+    });
+}
+
+/// The ignored files marked for the background, copied after ready (staged in a folder of its
+/// own under `.staging`, which `recovery.rs` clears if we die).
+fn copy_in_background(
+    c: &Arc<Creation>,
+    trace: &Arc<BackgroundTrace>,
+    later: Arc<Selected>,
+    names: &mut Vec<String>,
+) {
+    names.push("copy-ignored-background".to_string());
+    let span = trace.started("copy-ignored-background");
+    let (c2, trace) = (Arc::clone(c), Arc::clone(trace));
+    let staging = c
+        .state
+        .base
+        .join(STAGING_DIR)
+        .join(format!("{}.{}", c.name, unique_suffix()));
+    c.state.jobs.spawn("copy-ignored-background", async move {
+        let (root, path, st) = (c2.state.root.clone(), c2.path.clone(), staging.clone());
+        let r = tokio::task::spawn_blocking(move || {
+            copy_selected(&root, &path, &st.join("include"), &later, 4)
+        })
+        .await;
+        let _ = std::fs::remove_dir_all(&staging);
+        let (message, error) = match r {
+            Ok(Ok(out)) => (
+                format!(
+                    "✓ Copied {} ignored files ({:.1} MB, {}) in the background in {:.0} ms",
+                    out.files,
+                    out.bytes as f64 / 1e6,
+                    out.method,
+                    out.ms
+                ),
+                None,
+            ),
+            Ok(Err(e)) => {
+                let m = format!("background copy failed: {}", e.full_message());
+                (m.clone(), Some(m))
+            }
+            Err(e) => (format!("background copy failed: {e}"), Some(e.to_string())),
+        };
+        c2.emit("include", message);
         trace.finished(span, error.as_deref());
     });
 }

@@ -22,6 +22,7 @@ use super::steps::{
     PortsAllocated, ProjectInputs, ServicesLoaded, WorktreeAdded,
 };
 use crate::optimizer::{GraphRun, Task, TaskError, TaskInputs};
+use crate::worktree::include::IncludeCopied;
 use crate::worktree::options::{HostStep, HostStepInput};
 use crate::{Error, Result};
 use serde::{Serialize, Serializer};
@@ -179,6 +180,26 @@ impl GraphBuilder {
         self.tasks.push(task.with_optional(O::OPTIONAL));
     }
 
+    /// Adds a task that is not a typed built-in step (a hook: `steps/hooks.rs`): `f(creation,
+    /// inputs)` gets its dependencies' values and returns JSON.
+    pub fn untyped<F, Fut>(&mut self, name: String, dependencies: &[String], optional: bool, f: F)
+    where
+        F: Fn(Arc<Creation>, TaskInputs<StepValue>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<serde_json::Value, TaskError>> + Send + 'static,
+    {
+        let c = Arc::clone(&self.creation);
+        let f = Arc::new(f);
+        let deps: Vec<&str> = dependencies.iter().map(String::as_str).collect();
+        let task = Task::new(name, &deps, move |inputs: TaskInputs<StepValue>| {
+            let (c, f) = (Arc::clone(&c), Arc::clone(&f));
+            async move {
+                c.check_cancelled()?;
+                Ok(StepValue::Host(f(c, inputs).await?))
+            }
+        });
+        self.tasks.push(task.with_optional(optional));
+    }
+
     /// Adds a host step: it receives its dependencies' outputs as JSON. An optional one that fails
     /// is reported as a progress event of its own name (`✗ <name> failed ...`).
     pub fn host(&mut self, step: &HostStep) {
@@ -334,6 +355,7 @@ outputs! {
     ReadInputs(ProjectInputs) = "read-inputs", optional: false;
     GitWorktreeAdd(WorktreeAdded) = "git-worktree-add", optional: false;
     CacheRestore(CacheRestored) = "cache-restore", optional: false;
+    CopyIgnored(IncludeCopied) = "copy-ignored", optional: false;
     ComposeServices(ServicesLoaded) = "compose-services", optional: false;
     AllocatePorts(PortsAllocated) = "allocate-ports", optional: false;
     PullImages(ImagesPulled) = "pull-images", optional: true;

@@ -2,12 +2,14 @@
 //! graph on the optimizer, each step a profiler span started as soon as its inputs are ready.
 //!
 //! ```text
-//! read-inputs ──┬─ cache-restore ─────────────────────┐
+//! read-inputs ──┬─ cache-restore ─────────────────────┐   (copy-ignored: after git-worktree-add)
 //!               ├─ compose-services ─┬─ allocate-ports ┼─ write-env ─┬─ docker-compose-up
 //!               │                    └─ pull-images ───┼─────────────┘
 //! git-worktree-add ──────────────────────────────────┬─┴─ npm-bootstrap
 //!                                                    └─── mcp-discovery (+ read-inputs, allocate-ports)
 //! host steps: wherever their dependencies put them
+//! hook:<name> (post-create hooks): after git-worktree-add, npm-bootstrap, write-env and
+//!   copy-ignored, or after the steps they name (`steps/hooks.rs`)
 //! ```
 //!
 //! - **Before the graph** ([`prepare`]): the name and the ref are checked, debris of earlier
@@ -102,6 +104,7 @@ fn built_in_steps(g: &mut GraphBuilder) {
     g.blocking(steps::read_inputs);
     g.spawn(steps::add_worktree);
     g.blocking(steps::restore);
+    g.blocking(steps::copy_ignored);
     g.spawn(steps::load_services);
     g.blocking(steps::allocate_ports);
     g.spawn(steps::pull_images);
@@ -200,11 +203,21 @@ pub async fn create(
     if let Some(w) = history_warning {
         creation.emit("history", w);
     }
+    let c2 = Arc::clone(&creation);
+    let hooks = match blocking(move || steps::plan_hooks(&c2, started_at)).await {
+        Ok(h) => h,
+        Err(e) => {
+            let _ = state.profiler.end_failed(&total, &e.to_string());
+            undo(&creation, None, &e).await;
+            return Err(e);
+        }
+    };
     let mut graph = GraphBuilder::new(Arc::clone(&creation));
     built_in_steps(&mut graph);
     for step in &state.host_steps {
         graph.host(step);
     }
+    steps::add_post_create(&mut graph, &hooks);
     let run = match graph.build() {
         Ok(tasks) => {
             state
@@ -267,8 +280,15 @@ pub async fn create(
             })
             .await;
         });
-    let background = background::start(&creation, &run);
-    let created = result::created(&creation, &run, &total_result, started_at, background);
+    let background = background::start(&creation, &run, &hooks);
+    let created = result::created(
+        &creation,
+        &run,
+        &total_result,
+        started_at,
+        background,
+        &hooks,
+    );
     Ok(CreateOutcome::Created(Box::new(created)))
 }
 
@@ -364,6 +384,7 @@ mod tests {
                 ("read-inputs", false, vec![]),
                 ("git-worktree-add", false, vec![]),
                 ("cache-restore", false, vec!["read-inputs"]),
+                ("copy-ignored", false, vec!["git-worktree-add"]),
                 ("compose-services", false, vec!["read-inputs"]),
                 ("allocate-ports", false, vec!["compose-services"]),
                 ("pull-images", true, vec!["compose-services"]),

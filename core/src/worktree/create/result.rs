@@ -6,11 +6,12 @@
 use super::Creation;
 use super::background::Started;
 use super::graph::{StepValue, output};
-use super::steps::{Bootstrapped, CacheRestored, PortsAllocated, WorktreeAdded};
+use super::steps::{Bootstrapped, CacheRestored, CreationHooks, PortsAllocated, WorktreeAdded};
 use crate::optimizer::GraphRun;
 use crate::profiler::results_chrome_trace;
 use crate::profiler::{OperationResult, WORKTREE_TOTAL_OPERATION};
 use crate::worktree::history::{CreationRecord, StepRecord};
+use crate::worktree::outcome::HooksReport;
 use crate::worktree::outcome::{CacheOutcome, CacheReport, CreatedWorktree, StepTiming};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -48,6 +49,21 @@ pub fn cache_report(restored: Option<&CacheRestored>, boot: Option<&Bootstrapped
     report
 }
 
+/// What the result says of the hooks.
+fn hooks_report(h: &CreationHooks) -> HooksReport {
+    let ran = !h.post_create.is_empty() || !h.post_ready.is_empty();
+    HooksReport {
+        log: ran.then(|| h.runner.log.clone()),
+        post_create: h
+            .post_create
+            .iter()
+            .map(super::steps::hook_task_name)
+            .collect(),
+        post_ready: h.post_ready.iter().map(|x| x.name.clone()).collect(),
+        skipped: h.skipped.clone(),
+    }
+}
+
 /// The result of a creation whose graph succeeded (`total` is its ended total span), recorded in
 /// the history when the manager keeps one.
 pub fn created(
@@ -56,6 +72,7 @@ pub fn created(
     total: &OperationResult,
     started_at: i64,
     background: Started,
+    hooks: &CreationHooks,
 ) -> CreatedWorktree {
     let timings: Vec<StepTiming> = run
         .outcomes()
@@ -125,6 +142,7 @@ pub fn created(
         cache,
         steps,
         background: background.names,
+        hooks: hooks_report(hooks),
         creation_id,
     }
 }

@@ -8,7 +8,9 @@
 mod bootstrap;
 mod cache_restore;
 mod containers;
+mod copy_ignored;
 mod git_add;
+mod hooks;
 mod inputs;
 mod ports_env_mcp;
 mod services;
@@ -18,7 +20,11 @@ pub use bootstrap::Bootstrap;
 pub use bootstrap::{Bootstrapped, bootstrap};
 pub use cache_restore::{CacheRestored, restore};
 pub use containers::{CriticalStarted, ImagesPulled, pull_images, start_critical};
+pub use copy_ignored::copy_ignored;
 pub use git_add::{WorktreeAdded, add_worktree};
+pub use hooks::{
+    CreationHooks, add_post_create, plan_hooks, ports_of, task_name as hook_task_name,
+};
 pub use inputs::{ProjectInputs, read_inputs};
 pub use ports_env_mcp::{
     EnvWritten, McpConfigured, PortsAllocated, allocate_ports, configure_mcp, write_env,
