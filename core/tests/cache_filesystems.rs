@@ -2,11 +2,13 @@
 //! give a real EXDEV; a loop-mounted XFS with reflink=1 gives real clones.
 
 mod cache_support;
+mod xfs_support;
 
 use cache_support::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use vibetrees_core::cache::{RestoreMethod, RestoreOptions};
+use xfs_support::XfsMount;
 
 fn dev(p: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
@@ -88,56 +90,6 @@ fn tmpfs_cache_and_ext4_target_fall_back_to_copy_per_probe() {
         .unwrap();
     assert_eq!((s.method_used.as_str(), s.copied), ("copy", s.files));
     assert_same(&expected, &snapshot(&target));
-}
-
-/// A loop-mounted XFS image with reflink, unmounted on drop.
-struct XfsMount {
-    dir: PathBuf,
-    _holder: tempfile::TempDir,
-}
-
-impl XfsMount {
-    fn new() -> Result<XfsMount, String> {
-        if !rustix::process::geteuid().is_root() {
-            return Err("not root: cannot mount a loop XFS image".into());
-        }
-        let holder = tempdir();
-        let img = holder.path().join("xfs.img");
-        let dir = holder.path().join("mnt");
-        std::fs::create_dir(&dir).unwrap();
-        let f = std::fs::File::create(&img).unwrap();
-        f.set_len(320 << 20).unwrap();
-        drop(f);
-        let run = |cmd: &mut Command| -> Result<(), String> {
-            let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
-            if out.status.success() {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{cmd:?}: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ))
-            }
-        };
-        run(Command::new("mkfs.xfs")
-            .args(["-q", "-m", "reflink=1"])
-            .arg(&img))
-        .map_err(|e| format!("mkfs.xfs (apt-get install xfsprogs): {e}"))?;
-        run(Command::new("mount")
-            .args(["-o", "loop"])
-            .arg(&img)
-            .arg(&dir))?;
-        Ok(XfsMount {
-            dir,
-            _holder: holder,
-        })
-    }
-}
-
-impl Drop for XfsMount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.dir).status();
-    }
 }
 
 #[test]

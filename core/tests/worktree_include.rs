@@ -4,6 +4,7 @@
 //! worktree base (EXDEV: copies), a loop-mounted XFS (clones) when the machine allows it.
 
 mod worktree_support;
+mod xfs_support;
 
 use serde_json::Value;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -12,6 +13,7 @@ use std::process::Command;
 use vibetrees_core::runtime::block_on;
 use vibetrees_core::worktree::{CreateOutcome, WorktreeManager, WorktreeSettings};
 use worktree_support::*;
+use xfs_support::XfsMount;
 
 fn write(p: &Path, text: &str) {
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -288,56 +290,6 @@ fn worktree_base_on_another_filesystem_copies_across_exdev() {
         &p.root,
         &["worktree", "remove", "--force", w.path.to_str().unwrap()],
     );
-}
-
-/// A loop-mounted XFS image with reflink, unmounted on drop.
-struct XfsMount {
-    dir: std::path::PathBuf,
-    _holder: tempfile::TempDir,
-}
-
-impl XfsMount {
-    fn new() -> Result<XfsMount, String> {
-        if !rustix::process::geteuid().is_root() {
-            return Err("not root: cannot mount a loop XFS image".into());
-        }
-        let holder = tempfile::tempdir().unwrap();
-        let img = holder.path().join("xfs.img");
-        let dir = holder.path().join("mnt");
-        std::fs::create_dir(&dir).unwrap();
-        std::fs::File::create(&img)
-            .unwrap()
-            .set_len(320 << 20)
-            .unwrap();
-        let run = |cmd: &mut Command| -> Result<(), String> {
-            let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
-            if out.status.success() {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{cmd:?}: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ))
-            }
-        };
-        run(Command::new("mkfs.xfs")
-            .args(["-q", "-m", "reflink=1"])
-            .arg(&img))?;
-        run(Command::new("mount")
-            .args(["-o", "loop"])
-            .arg(&img)
-            .arg(&dir))?;
-        Ok(XfsMount {
-            dir,
-            _holder: holder,
-        })
-    }
-}
-
-impl Drop for XfsMount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.dir).status();
-    }
 }
 
 #[test]

@@ -44,7 +44,18 @@ impl NodeModulesCache {
     /// Checks every file of every entry against its listing (size, mtime, mode); with `evict_bad`
     /// the bad entries are evicted.
     pub fn verify(&self, evict_bad: bool) -> Result<VerifyReport> {
-        let mut phases = Phases::start(self.profiler.as_deref(), "cache-verify", None);
+        self.verify_each("cache-verify", evict_bad, Self::verify_one)
+    }
+
+    /// Runs `check` on every entry under the span `span`, collecting (and with `evict_bad`
+    /// evicting) the bad ones.
+    fn verify_each(
+        &self,
+        span: &str,
+        evict_bad: bool,
+        check: impl Fn(&Self, &CacheKey, &mut VerifyReport) -> Result<Option<BadEntry>>,
+    ) -> Result<VerifyReport> {
+        let mut phases = Phases::start(self.profiler.as_deref(), span, None);
         let mut report = VerifyReport {
             entries_checked: 0,
             files_checked: 0,
@@ -52,7 +63,7 @@ impl NodeModulesCache {
         };
         for name in self.entry_names()? {
             let key = CacheKey::parse(&name)?;
-            let bad = phases.run("cache-verify-entry", || self.verify_one(&key, &mut report))?;
+            let bad = phases.run("cache-verify-entry", || check(self, &key, &mut report))?;
             if let Some(mut bad) = bad {
                 if evict_bad {
                     bad.evicted = self.evict(&key)?;
@@ -69,26 +80,7 @@ impl NodeModulesCache {
     /// kept. An entry without digests (populated by an older version, or with unreadable files)
     /// is reported bad ("no content digests"). With `evict_bad` the bad entries are evicted.
     pub fn verify_content(&self, evict_bad: bool) -> Result<VerifyReport> {
-        let mut phases = Phases::start(self.profiler.as_deref(), "cache-verify-content", None);
-        let mut report = VerifyReport {
-            entries_checked: 0,
-            files_checked: 0,
-            bad: Vec::new(),
-        };
-        for name in self.entry_names()? {
-            let key = CacheKey::parse(&name)?;
-            let bad = phases.run("cache-verify-entry", || {
-                self.verify_content_one(&key, &mut report)
-            })?;
-            if let Some(mut bad) = bad {
-                if evict_bad {
-                    bad.evicted = self.evict(&key)?;
-                }
-                report.bad.push(bad);
-            }
-        }
-        phases.finish(None);
-        Ok(report)
+        self.verify_each("cache-verify-content", evict_bad, Self::verify_content_one)
     }
 
     fn verify_content_one(
