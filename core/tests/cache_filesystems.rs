@@ -5,8 +5,7 @@ mod cache_support;
 mod xfs_support;
 
 use cache_support::*;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use vibetrees_core::cache::{RestoreMethod, RestoreOptions};
 use xfs_support::XfsMount;
 
