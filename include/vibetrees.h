@@ -1062,6 +1062,33 @@ enum vt_result vt_worktree_manager_remove_with(const struct vt_worktree_manager 
                                                char **result_json_out);
 
 /**
+ * Gives the worktrees kept in the trash, oldest first, as a JSON array `[{ name, originalPath,
+ * registration, reason, trashedAtMs, expiresAtMs, location }]` in `*list_json_out` (free it with
+ * `vt_string_free`). Errors: `VT_GIT`, `VT_NULL_ARGUMENT`.
+ *
+ * # Safety
+ * `manager` is a live handle; `list_json_out` is valid for one write.
+ */
+enum vt_result vt_worktree_manager_trash_list(const struct vt_worktree_manager *manager,
+                                              char **list_json_out);
+
+/**
+ * Brings the newest trash entry of worktree `name` back to its folder, registered again (its
+ * index too: staged changes survive), and gives that entry as JSON `{ name, originalPath,
+ * registration, reason, trashedAtMs, expiresAtMs, location }` in `*entry_json_out` (free it with
+ * `vt_string_free`). Refused with nothing moved: `VT_NOT_FOUND` (no entry of that name),
+ * `VT_ALREADY_EXISTS` (its folder or registration is taken again, or its branch is checked out
+ * elsewhere), `VT_INVALID_ARGUMENT` (not a worktree name). Other errors: `VT_GIT`, `VT_IO`,
+ * `VT_NULL_ARGUMENT`, `VT_INVALID_UTF8`.
+ *
+ * # Safety
+ * `manager` is a live handle; `name` is NUL-terminated; `entry_json_out` is valid for one write.
+ */
+enum vt_result vt_worktree_manager_trash_restore(const struct vt_worktree_manager *manager,
+                                                 const char *name,
+                                                 char **entry_json_out);
+
+/**
  * Waits until the background work of every creation so far has finished (cache populate after an
  * install, non-critical services, branch push): the "settled" point. Errors: `VT_NULL_ARGUMENT`.
  *

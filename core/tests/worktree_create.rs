@@ -630,9 +630,28 @@ fn a_deletion_cut_short_is_finished_by_the_next_creation_and_orphans_are_kept() 
         pid
     };
     let trash = p.root.join(".worktrees/.trash");
-    let cut_short = trash.join(format!(".delete-old-removed-1-{dead}"));
-    let orphan = trash.join(format!("old-1-{dead}"));
-    for d in [&cut_short, &orphan] {
+    let ours = vibetrees_core::platform::this_world_tag();
+    let cut_short = trash.join(format!(".delete-old-removed-1-{ours}-{dead}"));
+    let orphan = trash.join(format!("old-1-{ours}-{dead}"));
+    // the same dead pid, written in another pid namespace (a container sharing the folder), and
+    // in a name without a world (its world unknown): never taken as dead
+    let other = vibetrees_core::platform::world_tag(&vibetrees_core::platform::ProcessWorld {
+        pid_ns: Some("pid:[4026530000]".into()),
+        ..vibetrees_core::platform::this_world()
+    });
+    let other_world = trash.join(format!(".delete-theirs-1-{other}-{dead}"));
+    let untagged = trash.join(format!(".delete-older-1-{dead}"));
+    let staging = p.root.join(".worktrees/.staging");
+    let dead_staging = staging.join(format!("next-one.1-{ours}-{dead}"));
+    let other_staging = staging.join(format!("next-one.1-{other}-{dead}"));
+    for d in [
+        &cut_short,
+        &orphan,
+        &other_world,
+        &untagged,
+        &dead_staging,
+        &other_staging,
+    ] {
         std::fs::create_dir_all(d.join("deep/er")).unwrap();
         std::fs::write(d.join("deep/er/file.txt"), "x").unwrap();
     }
@@ -647,10 +666,15 @@ fn a_deletion_cut_short_is_finished_by_the_next_creation_and_orphans_are_kept() 
         !cut_short.exists(),
         "the cut-short deletion was not finished"
     );
-    assert_eq!(
-        std::fs::read_to_string(orphan.join("deep/er/file.txt")).unwrap(),
-        "x"
-    );
+    assert!(!dead_staging.exists(), "a dead creation's staging stayed");
+    for kept in [&orphan, &other_world, &untagged, &other_staging] {
+        assert_eq!(
+            std::fs::read_to_string(kept.join("deep/er/file.txt")).unwrap(),
+            "x",
+            "{} was deleted",
+            kept.display()
+        );
+    }
 }
 
 #[test]

@@ -540,3 +540,49 @@ fn the_cli_removes_with_force_and_lists_and_restores_the_trash() {
     );
     assert!(p.worktree_list().contains("branch refs/heads/cli-one"));
 }
+
+#[test]
+fn the_cli_trash_honours_the_worktree_base_of_create_and_remove() {
+    let p = project(None);
+    let base = p._tmp.path().join("trees");
+    let mut opts = p.options();
+    opts.settings.worktree_base = Some(base.clone());
+    let w = make(&WorktreeManager::new(opts).unwrap(), "based");
+    assert!(w.path.starts_with(&base), "{}", w.path.display());
+    std::fs::write(w.path.join("mine.txt"), "mine\n").unwrap();
+    let run = |args: &[&str], with_base: bool| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_vibetrees"));
+        c.args(args).args(["--root", p.root.to_str().unwrap()]);
+        if with_base {
+            c.args(["--worktree-base", base.to_str().unwrap()]);
+        }
+        let out = c.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.success(), out.stdout, err)
+    };
+    let (ok, _, err) = run(&["remove", "based", "--force"], true);
+    assert!(ok, "{err}");
+    assert!(!w.path.exists());
+    assert!(base.join(".trash").is_dir());
+    let list = |with_base| {
+        let (ok, out, err) = run(&["trash", "list"], with_base);
+        assert!(ok, "{err}");
+        serde_json::from_slice::<serde_json::Value>(&out).unwrap()
+    };
+    assert_eq!(
+        list(false),
+        serde_json::json!([]),
+        "the default base's trash"
+    );
+    assert_eq!(list(true)[0]["name"], "based");
+    let (ok, _, err) = run(&["trash", "restore", "based"], false);
+    assert!(!ok && err.contains("NOT_FOUND"), "{err}");
+    let (ok, _, err) = run(&["trash", "restore", "based"], true);
+    assert!(ok, "{err}");
+    assert_eq!(
+        std::fs::read_to_string(w.path.join("mine.txt")).unwrap(),
+        "mine\n"
+    );
+    assert!(p.worktree_list().contains("branch refs/heads/based"));
+    assert_eq!(list(true), serde_json::json!([]));
+}

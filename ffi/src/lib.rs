@@ -24,6 +24,7 @@ pub mod ports;
 pub mod profiler;
 pub mod result;
 pub mod strings;
+pub mod trash;
 pub mod version;
 pub mod worktree;
 

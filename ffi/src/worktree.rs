@@ -21,7 +21,7 @@ use vibetrees_core::worktree::{
 /// The worktree manager of one project (opaque). Thread-safe: several threads may create worktrees
 /// with one manager at once; `vt_worktree_manager_free` must not race with other calls on it.
 pub struct vt_worktree_manager {
-    inner: WorktreeManager,
+    pub(crate) inner: WorktreeManager,
     progress_gate: Arc<CallGate>,
 }
 

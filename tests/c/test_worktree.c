@@ -213,7 +213,39 @@ int main(void) {
     list = vt_test_sh_output(root, "git worktree list --porcelain");
     CHECK(list && !strstr(list, "/second\n"), "git no longer lists it");
     free(list);
+
+    /* trash: list it, restore it (folder, change and registration come back) */
+    char *trash = NULL;
+    CHECK_RC(vt_worktree_manager_trash_list(m, &trash), VT_OK, "trash list");
+    CHECK(trash && trash[0] == '[', "the trash is a JSON array");
+    CHECK_HAS(trash, "\"name\":\"second\"", "the trash lists second");
+    CHECK_HAS(trash, "\"originalPath\":", "with where it was");
+    CHECK_HAS(trash, "\"expiresAtMs\":", "and when it expires");
+    vt_string_free(trash);
+    char *restored = NULL;
+    CHECK_RC(vt_worktree_manager_trash_restore(m, "second", &restored), VT_OK, "trash restore");
+    CHECK_HAS(restored, "\"name\":\"second\"", "restore names the entry");
+    vt_string_free(restored);
+    char *mine = vt_test_read(wt2, "mine.txt");
+    CHECK(mine && strcmp(mine, "mine\n") == 0, "the change is back");
+    free(mine);
+    list = vt_test_sh_output(root, "git worktree list --porcelain");
+    CHECK(list && strstr(list, "/second\n"), "git lists it again");
+    free(list);
+    trash = NULL;
+    CHECK_RC(vt_worktree_manager_trash_list(m, &trash), VT_OK, "trash list after the restore");
+    CHECK(trash && strcmp(trash, "[]") == 0, "the trash is empty again");
+    vt_string_free(trash);
     char *out = (char *)"untouched";
+    CHECK_RC(vt_worktree_manager_trash_restore(m, "second", &out), VT_NOT_FOUND, "restore what is not in the trash");
+    CHECK_MSG_HAS("second", "the message names it");
+    CHECK_RC(vt_worktree_manager_trash_restore(m, "../up", &out), VT_INVALID_ARGUMENT, "restore a name that is not a slug");
+    CHECK_RC(vt_worktree_manager_trash_restore(m, NULL, &out), VT_NULL_ARGUMENT, "restore NULL name");
+    CHECK_RC(vt_worktree_manager_trash_restore(m, VT_BAD_UTF8, &out), VT_INVALID_UTF8, "restore bad UTF-8 name");
+    CHECK_RC(vt_worktree_manager_trash_list(NULL, &out), VT_NULL_ARGUMENT, "trash list NULL manager");
+    CHECK_RC(vt_worktree_manager_trash_list(m, NULL), VT_NULL_ARGUMENT, "trash list NULL out");
+    CHECK_RC(vt_worktree_manager_remove_with(m, "second", "{\"force\":true}", &removed), VT_OK, "remove second again");
+    vt_string_free(removed);
     CHECK_RC(vt_worktree_manager_remove(m, "never-made", &out), VT_NOT_FOUND, "remove an unknown worktree");
 
     /* Errors: nothing is created. */

@@ -53,6 +53,42 @@ pub fn holder_alive(pid: u32, world: &ProcessWorld) -> bool {
     crate::process::alive(pid)
 }
 
+/// A short, stable tag of `world` for the names of folders that carry a pid (`w` and 16 hex
+/// digits: FNV-1a over its fields, the same in every build and binding), so a name left in a
+/// shared folder says in which world its pid means something. No `-` in it.
+pub fn world_tag(world: &ProcessWorld) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for field in [&world.boot_id, &world.pid_ns] {
+        // a field's presence and its bytes, then a separator no field contains
+        let bytes = field.as_deref().map(str::as_bytes);
+        for b in [u8::from(bytes.is_some())]
+            .iter()
+            .chain(bytes.unwrap_or_default())
+            .chain(&[0u8])
+        {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    format!("w{h:016x}")
+}
+
+/// The [`world_tag`] of this process (computed once).
+pub fn this_world_tag() -> &'static str {
+    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TAG.get_or_init(|| world_tag(&this_world()))
+}
+
+/// True unless process `pid`, named in a folder name with world tag `tag`, is certainly gone.
+/// A name of another world, or one without a tag (written before names carried one: its world
+/// is unknown), counts as alive; in our world, [`crate::process::alive`].
+pub fn tagged_holder_alive(pid: u32, tag: Option<&str>) -> bool {
+    match tag {
+        Some(t) if t == this_world_tag() => crate::process::alive(pid),
+        _ => true,
+    }
+}
+
 /// The processes that hold `path` open (Linux: every `/proc/<pid>/fd` we may read), or `None`
 /// when that cannot be known: not Linux, `/proc` unreadable, or the file belongs to another user
 /// (whose processes' descriptors we may not read).
@@ -115,6 +151,36 @@ mod tests {
         };
         assert!(holder_alive(pid, &other_boot));
         assert!(holder_alive(pid, &ProcessWorld::default()) || ours == ProcessWorld::default());
+    }
+
+    #[test]
+    fn a_world_tag_tells_worlds_apart_and_a_name_of_another_world_is_never_dead() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        let ours = this_world();
+        let tag = world_tag(&ours);
+        assert_eq!(tag, this_world_tag());
+        assert_eq!(tag.len(), 17);
+        assert!(!tag.contains('-'));
+        let other_ns = ProcessWorld {
+            pid_ns: Some("pid:[1]".into()),
+            ..ours.clone()
+        };
+        let other_boot = ProcessWorld {
+            boot_id: Some("another-boot".into()),
+            ..ours.clone()
+        };
+        for other in [&other_ns, &other_boot] {
+            assert_ne!(world_tag(other), tag);
+            assert!(tagged_holder_alive(pid, Some(&world_tag(other))));
+        }
+        assert_ne!(world_tag(&ProcessWorld::default()), world_tag(&other_ns));
+        // untagged (an older name): its world is unknown, so alive
+        assert!(tagged_holder_alive(pid, None));
+        // our world: the reaped child is dead, this process is not
+        assert!(!tagged_holder_alive(pid, Some(&tag)));
+        assert!(tagged_holder_alive(std::process::id(), Some(&tag)));
     }
 
     #[cfg(target_os = "linux")]

@@ -12,7 +12,7 @@
 //! | [`listening_ports`] | `/proc/net/tcp{,6}` | none (`None`) | none (`None`) |
 //! | [`ChildTie::Native`] (children die with their parent) | `PR_SET_PDEATHSIG` | own process group, killed on drop, and a pipe watchdog | the same as macOS |
 //! | [`processes_with_env`] | `/proc/<pid>/environ` | `sysctl(KERN_PROCARGS2)` | none (empty) |
-//! | [`this_world`] / [`holder_alive`] (is a marker's pid alive) | boot id + pid namespace, then `kill(pid, 0)` | unknown world: `kill(pid, 0)` | the same as macOS |
+//! | [`this_world`] / [`holder_alive`] (is a marker's pid alive), [`world_tag`] / [`tagged_holder_alive`] (the same for a pid in a folder name) | boot id + pid namespace, then `kill(pid, 0)` | unknown world: `kill(pid, 0)` | the same as macOS |
 //! | [`file_holders`] (who holds a `.lock` open) | `/proc/<pid>/fd` | unknown (`None`: held) | unknown (`None`) |
 //!
 //! The rest of the core and the bindings call these, never the OS-specific calls themselves.
@@ -42,7 +42,10 @@ use portable as native;
 
 pub use child::{ChildTie, ChildTies};
 pub use confined::{ConfinedDir, OpenBeneath, Resolver};
-pub use holders::{ProcessWorld, file_holders, holder_alive, this_world};
+pub use holders::{
+    ProcessWorld, file_holders, holder_alive, tagged_holder_alive, this_world, this_world_tag,
+    world_tag,
+};
 
 use rustix::fd::{BorrowedFd, OwnedFd};
 use rustix::fs::{FileType, Mode, OFlags};

@@ -20,16 +20,17 @@
 //! | the cache's entry `lock` flock (shared while restoring, exclusive to evict) and `.staging-<key>-<pid>-<n>` | `cache/store.rs`, `cache/populate.rs` | an entry in use / being filled | the kernel (flock); `cache/populate.rs` `clean_abandoned` |
 //! | `.<name>.vt-restore-<pid>-<n>` beside a restore target | `cache/restore.rs` | a restore in progress | `cache/restore.rs` `clean_stale_siblings`, when the pid is dead |
 //! | `VIBETREES_INSTALL_DIR=<folder>` in an install's environment | `install.rs` `run` (the package manager itself dies with us: `PR_SET_PDEATHSIG`) | a process installing into that folder | `install::stop_leftover_installs`, called here |
-//! | `.staging/<slug>.<time>-<pid>` | the creation's `cache-restore` step | node_modules restored beside the checkout | the creation itself; [`Recovery::clear_dead_staging`] when the pid is dead |
-//! | `.trash/.delete-<label>-<time>-<pid>` | [`Recovery::trash_and_delete`] | a folder being deleted in the background | the background job; [`Recovery::clear_dead_deletions`] finishes it when the pid is dead |
-//! | `.trash/<slug>-<time>-<pid>` | [`Recovery::clear_debris`] | an orphan folder moved aside | never: kept for its owner |
-//! | `.trash/<slug>.kept-<time>-<pid>/` + `.git/vibetrees-trash/<same>` | `trash.rs` (`remove` with `force`; [`Recovery::clear_debris`] for edited debris) | a worktree with the user's changes, restorable | `trash.rs` `purge_expired` after `trashGrace` |
+//! | `.staging/<slug>.<time>-<world>-<pid>` | the creation's `cache-restore` step | node_modules restored beside the checkout | the creation itself; [`Recovery::clear_dead_staging`] when the pid is dead |
+//! | `.trash/.delete-<label>-<time>-<world>-<pid>` | [`Recovery::trash_and_delete`] | a folder being deleted in the background | the background job; [`Recovery::clear_dead_deletions`] finishes it when the pid is dead |
+//! | `.trash/<slug>-<time>-<world>-<pid>` | [`Recovery::clear_debris`] | an orphan folder moved aside | never: kept for its owner |
+//! | `.trash/<slug>.kept-<time>-<world>-<pid>/` + `.git/vibetrees-trash/<same>` | `trash.rs` (`remove` with `force`; [`Recovery::clear_debris`] for edited debris) | a worktree with the user's changes, restorable | `trash.rs` `purge_expired` after `trashGrace` |
 //! | `.git/worktrees/<name>/vibetrees-created.json` | `marker.rs` (git-worktree-add, write-env, mcp-discovery, "ready") | ours: creator (pid, boot, pid namespace), files the creation wrote | with the registration |
 //! | `.git/vibetrees-registering` | `checkout::register` | the registration a process of ours is writing | `register` itself; the next `register` sweeps that one registration |
 //!
-//! "Is this pid alive" is [`crate::process::alive`] everywhere (a process we may not signal
-//! counts as alive), and [`creator_alive`] for a creator our marker describes (a pid of another
-//! boot or pid namespace counts as alive). The cache (`cache/`) and the install (`install.rs`) keep their own recovery
+//! "Is this pid alive" is [`creator_alive`] for a creator our marker describes, and
+//! [`crate::platform::tagged_holder_alive`] for the pid at the end of a staging or deletion name
+//! (whose [`unique_suffix`] carries the world tag): a pid of another boot or pid namespace, or
+//! of an untagged name, counts as alive; in our world a process we may not signal is alive too. The cache (`cache/`) and the install (`install.rs`) keep their own recovery
 //! and are called, not copied.
 
 use super::git::{self, Registration};
@@ -67,20 +68,32 @@ pub fn creating_pid(reason: &str) -> Option<u32> {
     rest[start..end].parse().ok()
 }
 
-/// `<time ns>-<pid>`: a suffix no other folder of ours has, whose pid tells whether its maker
-/// still runs.
+/// `<time ns>-<world>-<pid>`: a suffix no other folder of ours has, whose pid tells whether its
+/// maker still runs, and whose world tag ([`crate::platform::world_tag`]: boot and pid
+/// namespace) tells where that pid means something (a folder shared with a container or another
+/// boot holds pids of other worlds).
 pub fn unique_suffix() -> String {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    format!("{nanos}-{}", std::process::id())
+    format!(
+        "{nanos}-{}-{}",
+        crate::platform::this_world_tag(),
+        std::process::id()
+    )
 }
 
-/// The pid at the end of a `...-<pid>` name, when it is another process's and that one is dead.
+/// True when a name ending in `-<world>-<pid>` ([`unique_suffix`]) was left by another process
+/// that is certainly dead: of our world and gone ([`crate::platform::tagged_holder_alive`]). A
+/// pid of another world, or of a name without a world tag, is never taken as dead.
 fn left_by_dead_process(name: &str) -> bool {
-    let pid = name.rsplit('-').next().and_then(|p| p.parse::<u32>().ok());
-    pid.is_some_and(|pid| pid != std::process::id() && !crate::process::alive(pid))
+    let mut parts = name.rsplit('-');
+    let pid = parts.next().and_then(|p| p.parse::<u32>().ok());
+    let tag = parts.next();
+    pid.is_some_and(|pid| {
+        pid != std::process::id() && !crate::platform::tagged_holder_alive(pid, tag)
+    })
 }
 
 /// What [`Recovery::clear_debris`] found at a worktree's path.
@@ -126,7 +139,7 @@ impl Recovery {
         }
     }
 
-    /// Moves `folder` into the trash (`<base>/.trash/<prefix>-<time>-<pid>`) and returns where.
+    /// Moves `folder` into the trash (`<base>/.trash/<prefix>-<time>-<world>-<pid>`) and returns where.
     pub fn move_to_trash(&self, folder: &Path, prefix: &str) -> Result<PathBuf> {
         let trash = self.base.join(TRASH_DIR);
         std::fs::create_dir_all(&trash)
@@ -137,7 +150,7 @@ impl Recovery {
     }
 
     /// Moves `folder` into the trash under a name marked for deletion
-    /// (`.trash/.delete-<label>-<time>-<pid>`) and deletes it in the background. A deletion cut
+    /// (`.trash/.delete-<label>-<time>-<world>-<pid>`) and deletes it in the background. A deletion cut
     /// short (the process killed) is finished by a later creation ([`Self::clear_dead_deletions`]).
     pub fn trash_and_delete(&self, folder: &Path, label: &str) -> Result<PathBuf> {
         let t = self.move_to_trash(folder, &format!(".delete-{label}"))?;
@@ -528,12 +541,47 @@ mod tests {
 
     #[test]
     fn only_names_of_dead_processes_are_debris() {
+        let tag = crate::platform::this_world_tag();
         assert!(!left_by_dead_process(&format!(
-            "x.1-{}",
+            "x.1-{tag}-{}",
             std::process::id()
         )));
         assert!(!left_by_dead_process("no-pid-here"));
         // pid 1 runs (or cannot be signalled): never debris
-        assert!(!left_by_dead_process("x.1-1"));
+        assert!(!left_by_dead_process(&format!("x.1-{tag}-1")));
+    }
+
+    #[test]
+    fn a_dead_pid_is_debris_only_in_a_name_of_our_world() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let ours = crate::platform::this_world();
+        let other = crate::platform::world_tag(&crate::platform::ProcessWorld {
+            pid_ns: Some("pid:[4026530000]".into()),
+            ..ours.clone()
+        });
+        let name = |tag: &str| format!("feature.{}-{tag}-{dead}", 1);
+        // what unique_suffix writes ends with our world and our pid
+        let suffix = unique_suffix();
+        assert!(suffix.ends_with(&format!(
+            "-{}-{}",
+            crate::platform::this_world_tag(),
+            std::process::id()
+        )));
+        assert!(left_by_dead_process(&name(
+            crate::platform::this_world_tag()
+        )));
+        assert!(
+            !left_by_dead_process(&name(&other)),
+            "another pid namespace"
+        );
+        let other_boot = crate::platform::world_tag(&crate::platform::ProcessWorld {
+            boot_id: Some("0000-another-boot".into()),
+            ..ours
+        });
+        assert!(!left_by_dead_process(&name(&other_boot)), "another boot");
+        // a name without a world (an older one): unknown, so not dead
+        assert!(!left_by_dead_process(&format!("feature.1-{dead}")));
     }
 }

@@ -2,7 +2,7 @@
 //! debris of a creation that died), kept for a grace period (`trashGrace`, default 24 h) before
 //! they are deleted, and restorable until then (`vibetrees trash list | restore <name>`).
 //!
-//! An entry is a folder `<base>/.trash/<name>.kept-<time>-<pid>/` holding `trash.json` (what it
+//! An entry is a folder `<base>/.trash/<name>.kept-<time>-<world>-<pid>/` holding `trash.json` (what it
 //! is, where it was, when it expires) and `tree/` (the worktree's folder, moved by a rename: the
 //! trash is under the worktree base, so on the same filesystem). The registration
 //! (`.git/worktrees/<reg>`, with its index: staged changes survive) is moved beside the other

@@ -24,9 +24,9 @@ pub enum WorktreeCommand {
     Remove {
         /// Worktree name (its slug).
         name: String,
-        /// Project root.
-        #[arg(long, default_value = ".")]
-        repo: PathBuf,
+        /// The project and where its worktrees are.
+        #[command(flatten)]
+        project: ProjectArgs,
         /// Remove it even with changes (it is kept in the trash for the grace period).
         #[arg(long)]
         force: bool,
@@ -39,9 +39,9 @@ pub enum WorktreeCommand {
     Trash(TrashCommand),
     /// List the project's worktrees with their ports.
     List {
-        /// Project root.
-        #[arg(long, default_value = ".")]
-        repo: PathBuf,
+        /// The project and where its worktrees are.
+        #[command(flatten)]
+        project: ProjectArgs,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -69,18 +69,49 @@ pub enum WorktreeCommand {
 pub enum TrashCommand {
     /// The worktrees in the trash (JSON), oldest first.
     List {
-        /// Project root.
-        #[arg(long, default_value = ".")]
-        repo: PathBuf,
+        /// The project and where its worktrees are.
+        #[command(flatten)]
+        project: ProjectArgs,
     },
     /// Bring the newest trash entry of NAME back to its folder, registered again.
     Restore {
         /// Worktree name.
         name: String,
-        /// Project root.
-        #[arg(long, default_value = ".")]
-        repo: PathBuf,
+        /// The project and where its worktrees are.
+        #[command(flatten)]
+        project: ProjectArgs,
     },
+}
+
+/// The project (`--repo`, also `--root`) and its worktree base (`--worktree-base`): the same
+/// options for every command that finds worktrees (`create`, `remove`, `list`, `trash`), so a
+/// trash made under one base is listed and restored from there.
+#[derive(clap::Args)]
+pub struct ProjectArgs {
+    /// Project root (or any folder of the repository).
+    #[arg(long, alias = "root", default_value = ".")]
+    pub repo: PathBuf,
+    /// Where the worktrees go (the core's `worktreeBase`; default `<root>/.worktrees`). Relative
+    /// to the current folder.
+    #[arg(long, value_name = "DIR")]
+    pub worktree_base: Option<PathBuf>,
+}
+
+impl ProjectArgs {
+    /// The settings of this project: its root, its worktree base, the rest default.
+    pub fn settings(&self) -> Result<WorktreeSettings> {
+        let worktree_base = match &self.worktree_base {
+            Some(b) => Some(
+                std::path::absolute(b)
+                    .map_err(|e| Error::io_path("resolve --worktree-base", b, e))?,
+            ),
+            None => None,
+        };
+        Ok(WorktreeSettings {
+            worktree_base,
+            ..WorktreeSettings::new(project_root(&self.repo)?)
+        })
+    }
 }
 
 /// Options of `vibetrees create`.
@@ -91,9 +122,9 @@ pub struct CreateArgs {
     /// The ref to create it from.
     #[arg(long, default_value = "main")]
     pub from: String,
-    /// Project root.
-    #[arg(long, default_value = ".")]
-    pub repo: PathBuf,
+    /// The project and where its worktrees go.
+    #[command(flatten)]
+    pub project: ProjectArgs,
     /// Container runtime: auto, docker, podman or none.
     #[arg(long, default_value = "auto")]
     pub runtime: String,
@@ -160,11 +191,11 @@ pub fn run(cmd: WorktreeCommand) -> Result<()> {
         WorktreeCommand::Create(a) => create(a),
         WorktreeCommand::Remove {
             name,
-            repo,
+            project,
             force,
             force_locked,
         } => {
-            let m = WorktreeManager::new(WorktreeOptions::new(project_root(&repo)?))?;
+            let m = WorktreeManager::new(project.settings()?.into())?;
             let opts = RemoveOptions {
                 force,
                 force_locked,
@@ -178,14 +209,14 @@ pub fn run(cmd: WorktreeCommand) -> Result<()> {
             Ok(())
         }
         WorktreeCommand::Trash(cmd) => {
-            let repo = match &cmd {
-                TrashCommand::List { repo } | TrashCommand::Restore { repo, .. } => repo,
+            let project = match &cmd {
+                TrashCommand::List { project } | TrashCommand::Restore { project, .. } => project,
             };
             let m = WorktreeManager::new(
                 WorktreeSettings {
                     record_history: false,
                     use_cache: false,
-                    ..WorktreeSettings::new(project_root(repo)?)
+                    ..project.settings()?
                 }
                 .into(),
             )?;
@@ -198,11 +229,11 @@ pub fn run(cmd: WorktreeCommand) -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(())
         }
-        WorktreeCommand::List { repo, json } => {
+        WorktreeCommand::List { project, json } => {
             let m = WorktreeManager::new(
                 WorktreeSettings {
                     record_history: false,
-                    ..WorktreeSettings::new(project_root(&repo)?)
+                    ..project.settings()?
                 }
                 .into(),
             )?;
@@ -312,7 +343,7 @@ fn create(a: CreateArgs) -> Result<()> {
         cache_dir: a.cache_dir,
         include: a.include,
         trust_project_hooks: a.trust_project_hooks,
-        ..WorktreeSettings::new(project_root(&a.repo)?)
+        ..a.project.settings()?
     };
     if let Some(git) = a.git {
         settings.git_program = git;
