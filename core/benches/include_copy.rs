@@ -6,7 +6,8 @@
 //!
 //! Run (release without LTO, on a quiet machine):
 //! `CARGO_PROFILE_BENCH_LTO=false CARGO_PROFILE_BENCH_CODEGEN_UNITS=16 cargo bench -p vibetrees-core --bench include_copy`
-//! `VT_BENCH_FILES` (default 20000), `VT_BENCH_MB` (default 1024), `VT_BENCH_ROUNDS` (default 3).
+//! `VT_BENCH_FILES` (default 20000), `VT_BENCH_MB` (default 1024), `VT_BENCH_ROUNDS` (default 3),
+//! `VT_BENCH_WORKERS` (ours' worker threads, default 4: the step's).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -140,7 +141,8 @@ fn ours(root: &Path, dst_worktree: &Path, staging: &Path) -> (f64, String) {
     let rules = IncludeRules::new(root, Some(&text), &[]).unwrap().unwrap();
     let sel = include::select(root, &repo, &rules, &[root.join(".worktrees")]).unwrap();
     std::fs::create_dir_all(dst_worktree).unwrap();
-    let out = include::copy_selected(root, dst_worktree, staging, &sel, 4).unwrap();
+    let workers = env_num("VT_BENCH_WORKERS", 4) as usize;
+    let out = include::copy_selected(root, dst_worktree, staging, &sel, workers).unwrap();
     (out.ms, out.method.to_string())
 }
 
@@ -172,11 +174,13 @@ fn run(label: &str, root: &Path, work: &Path, reflink: bool, rounds: u64) {
     }
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     let mut method = String::new();
+    let mut copy_ms = Vec::new();
     for round in 0..rounds {
         for k in 0..names.len() {
             let k = (k + round as usize) % names.len();
-            let dst = work.join(format!("dst-{k}"));
-            rm(&dst);
+            // a new folder per run, deleted only after the series: deleting then re-creating
+            // 20k files makes ext4 hunt for inodes (docs/include.md, "the inode trap")
+            let dst = work.join(format!("dst-{round}-{k}"));
             sync();
             let ms = match names[k] {
                 "cp -a" => time(|| {
@@ -199,16 +203,22 @@ fn run(label: &str, root: &Path, work: &Path, reflink: bool, rounds: u64) {
                 }),
                 "worktrunk-style 4 threads" => time(|| worktrunk_style(&src, &dst)),
                 _ => {
-                    let mut m = String::new();
+                    let mut m = (0.0, String::new());
                     let ms = time(|| {
-                        m = ours(root, &dst, &work.join(format!("staging-{k}"))).1;
+                        m = ours(root, &dst, &work.join(format!("staging-{round}-{k}")));
                     });
-                    method = m;
+                    copy_ms.push(m.0);
+                    method = m.1;
                     ms
                 }
             };
             times[k].push(ms);
-            rm(&dst);
+        }
+    }
+    for round in 0..rounds {
+        for k in 0..names.len() {
+            rm(&work.join(format!("dst-{round}-{k}")));
+            rm(&work.join(format!("staging-{round}-{k}")));
         }
     }
     let base = median(&mut times[0].clone());
@@ -218,6 +228,10 @@ fn run(label: &str, root: &Path, work: &Path, reflink: bool, rounds: u64) {
         println!("  {n:<28} {m:>9.0} ms  {:>5.2}x of cp -a", m / base);
     }
     println!("  (ours placed files by: {method})");
+    if !copy_ms.is_empty() {
+        let m = median(&mut copy_ms);
+        println!("  (ours: {m:.0} ms in copy_selected, the rest is the selection)");
+    }
 }
 
 fn xfs_mount(holder: &Path, gb: u64) -> Option<PathBuf> {

@@ -1,6 +1,7 @@
 //! The filesystem side of `platform` on real files: the native stat (`statx` on Linux) and the
 //! portable one (`fstatat`, what macOS runs) agree on every kind of file; directory handles
-//! never follow a link on either path; a clone where the filesystem cannot clone leaves nothing.
+//! never follow a link on either path; a clone where the filesystem cannot clone leaves nothing;
+//! the contents copy moves every byte, falling back where `copy_file_range` cannot.
 
 use rustix::fd::AsFd;
 use std::os::unix::fs::{PermissionsExt, symlink};
@@ -134,6 +135,42 @@ fn a_clone_the_filesystem_refuses_leaves_nothing_behind() {
         assert_eq!(
             std::fs::read_dir(dir.path().join("dst")).unwrap().count(),
             0
+        );
+    }
+}
+
+/// Copies `src` into a new file `dst` with `platform::copy_contents` and returns what landed.
+fn copy_via_platform(src: &Path, dst: &Path) -> Vec<u8> {
+    let s: rustix::fd::OwnedFd = std::fs::File::open(src).unwrap().into();
+    let d: rustix::fd::OwnedFd = std::fs::File::create_new(dst).unwrap().into();
+    platform::copy_contents(&s, &d).unwrap();
+    drop(d);
+    std::fs::read(dst).unwrap()
+}
+
+#[test]
+fn copy_contents_copies_every_byte_and_falls_back_where_the_kernel_cannot() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // empty, small, and several MiB of varied bytes (more than one page cache page, one call)
+    let big: Vec<u8> = (0..5u32 << 20).map(|i| (i * 31 % 251) as u8).collect();
+    for (name, bytes) in [
+        ("empty", Vec::new()),
+        ("small", b"abc".to_vec()),
+        ("big", big),
+    ] {
+        std::fs::write(d.join(name), &bytes).unwrap();
+        let got = copy_via_platform(&d.join(name), &d.join(format!("{name}.copy")));
+        assert_eq!(got.len(), bytes.len(), "{name}");
+        assert!(got == bytes, "{name}: contents differ");
+    }
+    // a virtual file whose size reads as 0 but that has contents (copy_file_range cannot copy it)
+    if Path::new("/proc/self/status").exists() {
+        let got = copy_via_platform(Path::new("/proc/self/status"), &d.join("status.copy"));
+        assert!(
+            got.starts_with(b"Name:"),
+            "{:?}",
+            String::from_utf8_lossy(&got)
         );
     }
 }

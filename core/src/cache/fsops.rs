@@ -177,7 +177,7 @@ pub(crate) fn place_file(
     }
     let src = platform::open_file_at(src_dir, name)?;
     let dst = platform::create_file_at(dst_dir, name, mode)?;
-    copy_contents(src, &dst)?;
+    platform::copy_contents(&src, &dst)?;
     finish_copy(&dst, mode, mtime)?;
     Ok(Placed::Copied)
 }
@@ -195,20 +195,6 @@ fn clone_file(
         None => finish_at(dst_dir, name, mode, mtime)?,
     }
     Ok(Placed::Cloned)
-}
-
-/// Copies the contents (copy_file_range, sendfile or read/write: std picks).
-fn copy_contents(src: OwnedFd, dst: &OwnedFd) -> Result<(), Errno> {
-    let mut src = std::fs::File::from(src);
-    let mut dst_file = std::fs::File::from(dst.try_clone().map_err(io_errno)?);
-    std::io::copy(&mut src, &mut dst_file).map_err(io_errno)?;
-    Ok(())
-}
-
-fn io_errno(e: std::io::Error) -> Errno {
-    e.raw_os_error()
-        .map(Errno::from_raw_os_error)
-        .unwrap_or(Errno::IO)
 }
 
 /// Whether a file created with `mode` lost bits to the umask (or carries set-id/sticky bits,

@@ -15,7 +15,9 @@ use rustix::io::Errno;
 use std::ffi::CStr;
 use std::sync::OnceLock;
 
-pub(crate) use portable::{listening_ports, open_dir_handle, open_dir_handle_path, port_in_use};
+pub(crate) use portable::{
+    copy_contents, listening_ports, open_dir_handle, open_dir_handle_path, port_in_use,
+};
 
 /// `fstatat`: macOS has no `statx`.
 pub(crate) fn stat_at(dir: BorrowedFd<'_>, name: &CStr) -> Result<FileStat, Errno> {

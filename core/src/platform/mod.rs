@@ -116,6 +116,12 @@ pub fn clone_file_at(
     native::clone_file_at(src_dir, dst_dir, name, mode)
 }
 
+/// Copies the whole contents of the open file `src` to the new file `dst` (both at offset 0):
+/// in-kernel `copy_file_range` on Linux, `std::io::copy` elsewhere.
+pub fn copy_contents(src: &OwnedFd, dst: &OwnedFd) -> Result<(), Errno> {
+    native::copy_contents(src, dst)
+}
+
 /// Opens the file `name` of `dir` for reading, never through a link (`O_NOFOLLOW`).
 pub fn open_file_at(dir: BorrowedFd<'_>, name: &CStr) -> Result<OwnedFd, Errno> {
     rustix::fs::openat(

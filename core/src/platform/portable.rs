@@ -182,6 +182,21 @@ pub fn open_beneath(
     None
 }
 
+/// Copies the contents of `src` from its current offset to `dst` at its current offset, with
+/// `std::io::copy` (which picks `copy_file_range`, `sendfile` or read/write).
+pub fn copy_contents(src: &OwnedFd, dst: &OwnedFd) -> Result<(), Errno> {
+    let mut src = std::fs::File::from(src.try_clone().map_err(io_errno)?);
+    let mut dst = std::fs::File::from(dst.try_clone().map_err(io_errno)?);
+    std::io::copy(&mut src, &mut dst).map_err(io_errno)?;
+    Ok(())
+}
+
+fn io_errno(e: std::io::Error) -> Errno {
+    e.raw_os_error()
+        .map(Errno::from_raw_os_error)
+        .unwrap_or(Errno::IO)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
