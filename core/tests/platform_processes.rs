@@ -171,16 +171,24 @@ fn the_umask_is_read_in_a_forked_child() {
 fn processes_are_found_by_an_exact_environment_entry() {
     let marker = format!("VT_PLATFORM_TEST_MARK=/tmp/wt-{}", std::process::id());
     let (name, value) = marker.split_once('=').unwrap();
-    let mut marked = Command::new("sleep")
-        .arg("60")
-        .env(name, value)
-        .spawn()
-        .unwrap();
-    let mut other = Command::new("sleep")
-        .arg("60")
-        .env(name, format!("{value}-other"))
-        .spawn()
-        .unwrap();
+    // Between fork and exec a child still shows our environment: each child says when it
+    // runs with its own (a line on stdout), then becomes `sleep` with the same environment.
+    let started = |value: String| {
+        let mut child = Command::new("sh")
+            .args(["-c", "echo up; exec sleep 60"])
+            .env(name, value)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line, "up\n");
+        child
+    };
+    let mut marked = started(value.to_string());
+    let mut other = started(format!("{value}-other"));
     let found = platform::processes_with_env(marker.as_bytes());
     assert_eq!(found, vec![marked.id()]);
     assert!(platform::kill_process(marked.id()));
