@@ -190,6 +190,54 @@ fn sigkill_during_restore_never_leaves_a_partial_node_modules() {
 }
 
 #[test]
+fn temporaries_whose_maker_cannot_be_checked_are_kept() {
+    let t = shm_tempdir();
+    let src = t.path().join("project/node_modules");
+    gen_sized_tree(&src, 20);
+    let cache = open_cache(&t.path().join("cache"));
+    let key = test_key(9);
+    cache.populate(&key, &src).unwrap();
+    let wt = t.path().join("wt");
+    std::fs::create_dir_all(&wt).unwrap();
+    let mut child = Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let ours = vibetrees_core::platform::this_world();
+    let container = vibetrees_core::platform::world_tag(&vibetrees_core::platform::ProcessWorld {
+        pid_ns: Some("pid:[4026530000]".into()),
+        ..ours
+    });
+    let our_tag = vibetrees_core::platform::this_world_tag();
+    let names = [
+        // a dead process of ours: removed
+        format!(".node_modules.vt-restore-{our_tag}-{dead}-0"),
+        // the same pid in a container sharing the folder: cannot be checked, kept
+        format!(".node_modules.vt-restore-{container}-{dead}-0"),
+        // named before names carried a world: unknown, kept
+        format!(".node_modules.vt-restore-{dead}-0"),
+    ];
+    for n in &names {
+        std::fs::create_dir(wt.join(n)).unwrap();
+        std::fs::write(wt.join(n).join("file"), "someone's").unwrap();
+    }
+    cache
+        .restore(&key, &wt.join("node_modules"), &RestoreOptions::default())
+        .unwrap();
+    let mut left: Vec<_> = std::fs::read_dir(&wt)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    let mut expected = vec![
+        names[1].clone(),
+        names[2].clone(),
+        "node_modules".to_string(),
+    ];
+    expected.sort();
+    assert_eq!(left, expected);
+}
+
+#[test]
 fn eight_processes_populate_and_restore_one_key_at_once() {
     let t = shm_tempdir();
     let src = t.path().join("project/node_modules");

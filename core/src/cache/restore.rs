@@ -3,7 +3,7 @@
 //! Driven by the entry's listing (no directory reads of the cache), with every call relative to
 //! open directory descriptors (`mkdirat`, `linkat`, `symlinkat`, `openat`), split over worker
 //! threads by whole package folders (big ones split into their sub-folders), largest first.
-//! The tree is built in a hidden sibling of the target (`.<name>.vt-restore-<pid>-<n>`) and renamed
+//! The tree is built in a hidden sibling of the target (`.<name>.vt-restore-<world>-<pid>-<n>`) and renamed
 //! into place (`RENAME_NOREPLACE`, or `RENAME_EXCHANGE` over an existing folder, which is then
 //! deleted), so the target never holds a partial node_modules.
 //!
@@ -158,7 +158,11 @@ impl NodeModulesCache {
         }
 
         // The hidden sibling the tree is built in, and its cleaner.
-        let tmp_name = unique_name(&format!(".{}.vt-restore", name));
+        let tmp_name = unique_name(&format!(
+            ".{}.vt-restore-{}",
+            name,
+            crate::platform::this_world_tag()
+        ));
         let tmp_path = parent.join(&tmp_name);
         let tmp_guard = TmpGuard(Some(tmp_path.clone()));
         let (parent_fd, tmp_fd, plan, copy, root_fixup) =
@@ -367,7 +371,10 @@ fn split_target(target: &Path) -> Result<(PathBuf, String)> {
     Ok((parent, name))
 }
 
-/// Deletes `.<name>.vt-restore-<pid>-<n>` siblings left by processes that no longer run.
+/// Deletes `.<name>.vt-restore-<world>-<pid>-<n>` siblings left by processes that certainly no
+/// longer run: of our world (boot, pid namespace: [`crate::platform::world_tag`]) and gone. A
+/// sibling of another world (a folder shared with a container), or one named before names
+/// carried a world, is kept: its pid cannot be checked from here.
 fn clean_stale_siblings(parent: &Path, name: &str) {
     let prefix = format!(".{name}.vt-restore-");
     let Ok(rd) = std::fs::read_dir(parent) else {
@@ -378,13 +385,24 @@ fn clean_stale_siblings(parent: &Path, name: &str) {
         let Some(rest) = fname.to_str().and_then(|s| s.strip_prefix(&prefix)) else {
             continue;
         };
-        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
-            continue;
-        };
-        if !crate::process::alive(pid) {
+        if let Some(pid) = dead_restorer(rest) {
+            tracing::debug!(pid, "removing the temporary folder of a dead restore");
             let _ = fsops::remove_tree(&e.path());
         }
     }
+}
+
+/// The pid of the dead process that left a `<world>-<pid>-<n>` temporary sibling (the part after
+/// `.vt-restore-`), or `None` when it may still run or its world is not ours (or unknown).
+fn dead_restorer(rest: &str) -> Option<u32> {
+    let mut parts = rest.split('-');
+    let tag = parts.next()?;
+    let pid = parts.next()?.parse::<u32>().ok()?;
+    parts.next()?.parse::<u64>().ok()?;
+    (parts.next().is_none()
+        && pid != std::process::id()
+        && !crate::platform::tagged_holder_alive(pid, Some(tag)))
+    .then_some(pid)
 }
 
 /// Deletes the temporary sibling unless disarmed.

@@ -18,7 +18,7 @@
 //! | the registration flock `.git/vibetrees-worktree-add.lock` | `checkout::registration_lock` | one branch creation / registration at a time among our processes | the kernel, when the holder exits (flock) |
 //! | proper-lockfile's `ports.json.lock` folder | `services::proper_lock` (the Node server takes the same lock) | the ports registry is being written | stale after its timeout (mtime), as proper-lockfile does |
 //! | the cache's entry `lock` flock (shared while restoring, exclusive to evict) and `.staging-<key>-<pid>-<n>` | `cache/store.rs`, `cache/populate.rs` | an entry in use / being filled | the kernel (flock); `cache/populate.rs` `clean_abandoned` |
-//! | `.<name>.vt-restore-<pid>-<n>` beside a restore target | `cache/restore.rs` | a restore in progress | `cache/restore.rs` `clean_stale_siblings`, when the pid is dead |
+//! | `.<name>.vt-restore-<world>-<pid>-<n>` beside a restore target | `cache/restore.rs` | a restore in progress | `cache/restore.rs` `clean_stale_siblings`, when the pid is of our world and dead |
 //! | `VIBETREES_INSTALL_DIR=<folder>` in an install's environment | `install.rs` `run` (the package manager itself dies with us: `PR_SET_PDEATHSIG`) | a process installing into that folder | `install::stop_leftover_installs`, called here |
 //! | `.staging/<slug>.<time>-<world>-<pid>` | the creation's `cache-restore` step | node_modules restored beside the checkout | the creation itself; [`Recovery::clear_dead_staging`] when the pid is dead |
 //! | `.trash/.delete-<label>-<time>-<world>-<pid>` | [`Recovery::trash_and_delete`] | a folder being deleted in the background | the background job; [`Recovery::clear_dead_deletions`] finishes it when the pid is dead |
