@@ -19,13 +19,32 @@ fn command(program: &str, args: &[&str]) -> InstallCommand {
     }
 }
 
+/// Longest a run of these tests' installs may take before the test calls it a hang and fails
+/// (each finishes in seconds; the install's own limit in these tests is 15 minutes, so without
+/// this a regression would hang the suite instead of failing it).
+const HANG: Duration = Duration::from_secs(180);
+
+/// Runs the install on its own thread and waits for it at most [`HANG`]: a test of "never
+/// hangs" fails when it hangs (the stuck thread is left behind; the test process ends anyway).
 fn run(
     cmd: &InstallCommand,
     dir: &Path,
     sink: Option<&ProgressSink>,
     timeout: Duration,
 ) -> vibetrees_core::Result<()> {
-    block_on(install::run(cmd, dir, "wt", sink, timeout))
+    let (cmd, dir, sink) = (cmd.clone(), dir.to_path_buf(), sink.cloned());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(block_on(install::run(
+            &cmd,
+            &dir,
+            "wt",
+            sink.as_ref(),
+            timeout,
+        )));
+    });
+    rx.recv_timeout(HANG)
+        .unwrap_or_else(|_| panic!("the install did not return within {HANG:?}: it hangs"))
 }
 
 /// True while `pid` is a live process (not gone, not a zombie).
