@@ -191,3 +191,52 @@ fn local_mcp_servers_behind_links_are_not_followed() {
     std::os::unix::fs::symlink(&servers, p2.root.join("mcp-servers")).unwrap();
     assert!(vibetrees_core::services::mcp::local_servers(&p2.root).is_empty());
 }
+
+#[test]
+fn a_committed_compose_link_is_not_the_compose_file() {
+    let p = project(None);
+    let outside = tempfile::tempdir().unwrap();
+    let compose = outside.path().join("compose.yml");
+    let text =
+        "services:\n  outsider:\n    image: busybox\n    ports: ['${OUTSIDER_PORT:-7000}:80']\n";
+    std::fs::write(&compose, text).unwrap();
+    // a link out of the worktree, and one whose target text is itself compose YAML (the link's
+    // blob would parse as a compose file if it were read as one)
+    branch_with_links(
+        &p,
+        "evil-compose",
+        &[("docker-compose.yml", compose.as_path())],
+    );
+    let yaml_target =
+        Path::new("{services: {linked: {image: busybox, ports: ['${LINKED_PORT:-7001}:80']}}}");
+    branch_with_links(
+        &p,
+        "evil-compose-yaml",
+        &[("docker-compose.yml", yaml_target)],
+    );
+    for branch in ["evil-compose", "evil-compose-yaml"] {
+        let (json, _) = create(&p, branch);
+        assert_eq!(json["success"], true, "{json}");
+        let wt = p.root.join(".worktrees").join(branch);
+        assert!(
+            std::fs::symlink_metadata(wt.join("docker-compose.yml"))
+                .unwrap()
+                .is_symlink(),
+            "the branch's link is left as it is"
+        );
+        // neither the outside file's services nor the link text's became this worktree's
+        let env = std::fs::read_to_string(wt.join(".env")).unwrap_or_default();
+        for service in ["OUTSIDER", "LINKED", "outsider", "linked"] {
+            assert!(
+                !env.contains(service),
+                "{branch}: .env names {service}: {env}"
+            );
+            assert!(
+                !json["ports"].to_string().contains(service),
+                "{branch}: ports {}",
+                json["ports"]
+            );
+        }
+    }
+    assert_eq!(std::fs::read_to_string(&compose).unwrap(), text);
+}

@@ -278,7 +278,10 @@ pub fn count_files(repo: &Repository, tree: Oid) -> Result<usize> {
     Ok(n)
 }
 
-/// The content of the file at `path` in `tree`, or `None` if absent or not a file.
+/// The content of the regular file at `path` in `tree`, or `None` if absent or not a regular
+/// file. A committed symbolic link (mode 120000) is `None` too: its blob is the link's target,
+/// not a file's content, and reading it as `package.json` or the compose file would let a branch
+/// pass a link off as the file that `docker compose` and npm then follow out of the worktree.
 pub fn read_blob(repo: &Repository, tree: Oid, path: &str) -> Result<Option<Vec<u8>>> {
     let tree = repo
         .find_tree(tree)
@@ -287,7 +290,7 @@ pub fn read_blob(repo: &Repository, tree: Oid, path: &str) -> Result<Option<Vec<
         Ok(e) => e,
         Err(_) => return Ok(None),
     };
-    if entry.kind() != Some(git2::ObjectType::Blob) {
+    if entry.kind() != Some(git2::ObjectType::Blob) || entry.filemode() == 0o120000 {
         return Ok(None);
     }
     let blob = repo
