@@ -272,6 +272,41 @@ fn from_is_only_ever_a_ref_name() {
 }
 
 #[test]
+fn an_existing_branch_is_read_from_its_own_commit() {
+    let p = project(None);
+    // the branch changes package.json; `from` (main) does not have that change
+    git(&p.root, &["checkout", "-q", "-b", "own-deps"]);
+    let pkg = std::fs::read_to_string(p.root.join("package.json")).unwrap();
+    std::fs::write(
+        p.root.join("package.json"),
+        pkg.replace("\"left-pad\": \"1.3.0\"", "\"left-pad\": \"1.2.0\""),
+    )
+    .unwrap();
+    git(&p.root, &["commit", "-qam", "left-pad 1.2.0"]);
+    git(&p.root, &["checkout", "-q", "main"]);
+    let m = WorktreeManager::new(p.options()).unwrap();
+    let out = block_on(async {
+        let r = m.create_worktree_optimized("own-deps", "main").await;
+        m.wait_background().await;
+        r
+    })
+    .unwrap();
+    let json = out.to_json();
+    let w = created(out);
+    assert!(!w.created_branch);
+    assert!(
+        std::fs::read_to_string(w.path.join("package.json"))
+            .unwrap()
+            .contains("1.2.0")
+    );
+    // the node_modules key is the checked-out package.json's, not main's
+    let ours = vibetrees_core::cache::CacheKey::from_project_dir(&w.path).unwrap();
+    let mains = vibetrees_core::cache::CacheKey::from_project_dir(&p.root).unwrap();
+    assert_ne!(ours, mains);
+    assert_eq!(json["worktree"]["cache"]["key"], ours.as_str(), "{json}");
+}
+
+#[test]
 fn an_orphan_folder_is_moved_aside_never_deleted() {
     let p = project(None);
     let orphan = p.root.join(".worktrees/orphan");

@@ -54,7 +54,8 @@ pub struct Creation {
     pub name: String,
     /// Its folder, `<base>/<slug>`.
     pub path: PathBuf,
-    /// The ref it is made from.
+    /// The ref it is made from (`ref_name`), and the commit its files come from: `from`'s, or
+    /// the branch's own when the branch already exists (it is checked out as it is).
     pub from: ResolvedFrom,
     /// Files in the main worktree's index (sizes the checkout and the restore beside it).
     pub tracked_files: usize,
@@ -131,7 +132,16 @@ fn prepare(
     from: &str,
 ) -> Result<Prepared> {
     let repo = git::open(&state.root)?;
-    let resolved = git::resolve_from(&repo, from)?;
+    let mut resolved = git::resolve_from(&repo, from)?;
+    // An existing branch is checked out as it is (`from` only starts a new one): the files the
+    // steps read (package.json, lockfiles, compose file, hooks, .worktreeinclude) are that
+    // branch's, or its node_modules would be restored for another lockfile.
+    if let Ok(branch) = repo.find_branch(name, git2::BranchType::Local)
+        && let Ok(commit) = branch.get().peel_to_commit()
+    {
+        resolved.commit = commit.id();
+        resolved.tree = commit.tree_id();
+    }
     match state.recovery.clear_debris(&repo, name, path)? {
         Found::Complete => Ok(Prepared::Existed),
         Found::Clear => Ok(Prepared::Go {
