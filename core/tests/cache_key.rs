@@ -77,6 +77,30 @@ fn key_from_folder_equals_key_from_git_tree() {
 }
 
 #[test]
+fn a_committed_lockfile_link_counts_as_no_lockfile() {
+    let t = tempdir();
+    let repo_dir = t.path().join("repo");
+    let repo = git2::Repository::init(&repo_dir).unwrap();
+    gen_project(&repo_dir, "a");
+    std::fs::remove_file(repo_dir.join("package-lock.json")).unwrap();
+    let c1 = commit_all(&repo, "no lockfile");
+    let without =
+        CacheKey::from_git_tree(&repo, &repo.find_commit(c1).unwrap().tree().unwrap()).unwrap();
+    // a link whose target text is a lockfile's JSON, and one pointing out of the tree
+    std::os::unix::fs::symlink(
+        r#"{"lockfileVersion":3,"packages":{}}"#,
+        repo_dir.join("package-lock.json"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", repo_dir.join("yarn.lock")).unwrap();
+    let c2 = commit_all(&repo, "linked lockfiles");
+    let tree2 = repo.find_commit(c2).unwrap().tree().unwrap();
+    assert_eq!(CacheKey::from_git_tree(&repo, &tree2).unwrap(), without);
+    let inputs = KeyInputs::from_git_tree(&repo, &tree2, Path::new("")).unwrap();
+    assert!(inputs.lockfiles.is_empty(), "{:?}", inputs.lockfiles.len());
+}
+
+#[test]
 fn cache_manager_speaks_the_original_api() {
     let t = tempdir();
     let m = CacheManager::new(CacheManagerOptions {

@@ -145,7 +145,9 @@ impl KeyInputs {
         )
     }
 
-    /// Reads the inputs of the project in folder `subdir` of a git `tree` from its blobs.
+    /// Reads the inputs of the project in folder `subdir` of a git `tree` from its blobs. Regular
+    /// files only: a committed symbolic link counts as absent (its blob is the link's target
+    /// text, not the file's content).
     pub fn from_git_tree(
         repo: &git2::Repository,
         tree: &git2::Tree<'_>,
@@ -158,6 +160,10 @@ impl KeyInputs {
                 Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(None),
                 Err(e) => return Err(Error::git(format!("look up {}", path.display()), e)),
             };
+            // a committed link is not the file (its blob is the link's target text)
+            if entry.filemode() == 0o120000 {
+                return Ok(None);
+            }
             let object = entry
                 .to_object(repo)
                 .map_err(|e| Error::git(format!("read {}", path.display()), e))?;
