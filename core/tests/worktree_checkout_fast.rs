@@ -567,6 +567,63 @@ fn the_manager_uses_the_fast_checkout_by_default_and_says_so() {
 }
 
 #[test]
+fn a_registration_cut_short_before_its_gitdir_is_swept_by_the_next_one() {
+    let (_tmp, root) = repo();
+    let parent = root.join(".worktrees");
+    // what `register` leaves when killed before its last file: our marker naming the
+    // registration, its lock reason, HEAD and commondir, no gitdir
+    let common = std::fs::canonicalize(root.join(".git")).unwrap();
+    let gitdir = common.join("worktrees/cut");
+    std::fs::create_dir_all(&gitdir).unwrap();
+    std::fs::write(gitdir.join("locked"), "vibetrees: creating (pid 1)\n").unwrap();
+    std::fs::write(gitdir.join("HEAD"), "ref: refs/heads/cut\n").unwrap();
+    std::fs::write(gitdir.join("commondir"), "../..\n").unwrap();
+    std::fs::write(common.join("vibetrees-registering"), "cut\n").unwrap();
+    // another tool's registration without a gitdir, not named by our marker: left alone
+    let theirs = common.join("worktrees/theirs");
+    std::fs::create_dir_all(&theirs).unwrap();
+    std::fs::write(theirs.join("locked"), "").unwrap();
+    let added = add(&root, "cut").unwrap();
+    assert_eq!(added.method, CheckoutMethod::Git2Parallel);
+    assert_eq!(
+        std::fs::read_to_string(gitdir.join("gitdir")).unwrap(),
+        format!(
+            "{}/.git\n",
+            std::fs::canonicalize(parent.join("cut")).unwrap().display()
+        ),
+        "the name was free again: the cut-short registration was swept"
+    );
+    assert!(theirs.join("locked").exists());
+    assert!(!common.join("vibetrees-registering").exists());
+    assert_eq!(git(&parent.join("cut"), &["status", "--porcelain"]), "");
+}
+
+#[test]
+fn a_branch_checked_out_elsewhere_is_refused_like_the_cli_with_nothing_left() {
+    let (_tmp, root) = repo();
+    let parent = root.join(".worktrees");
+    std::fs::create_dir_all(&parent).unwrap();
+    // `main` is the main worktree's branch; `taken` is checked out in a linked worktree
+    git(&root, &["branch", "taken", "main"]);
+    add(&root, "first").unwrap();
+    git(&parent.join("first"), &["checkout", "-q", "taken"]);
+    for (branch, at) in [("main", root.clone()), ("taken", parent.join("first"))] {
+        let path = parent.join(format!("again-{branch}"));
+        let err = block_on(git::add_worktree(&root, &path, branch, 2)).unwrap_err();
+        assert_eq!(err.code(), "GIT", "{err}");
+        let text = err.to_string();
+        assert!(text.contains("already checked out"), "{text}");
+        assert!(
+            text.contains(&*std::fs::canonicalize(&at).unwrap().to_string_lossy())
+                || text.contains(&*at.to_string_lossy()),
+            "{text}"
+        );
+        assert!(!path.exists());
+    }
+    assert_eq!(registrations_on_disk(&root), ["first"]);
+}
+
+#[test]
 fn a_registration_cut_short_inside_libgit2_is_debris_for_the_next_creation() {
     use vibetrees_core::worktree::checkout;
     let p = worktree_support::project(None);

@@ -156,56 +156,89 @@ fn same_path(a: &Path, b: &Path) -> bool {
     ca == cb || a == b
 }
 
-/// True for a registration that `git_worktree_add` (lock on) made and [`checkout::register`] did
-/// not finish (its creator was killed in that millisecond): an empty `locked` file and libgit2's
-/// absolute `commondir`, which the git CLI never writes and `register` rewrites at once, and
-/// named by our own marker of a registration in progress ([`checkout::left_registering`]):
-/// another tool's worktree locked without a reason is never taken for ours.
+/// True for a registration that libgit2's `git_worktree_add` (lock on; older versions registered
+/// with it) made and [`checkout::register`] did not finish (its creator was killed in that
+/// millisecond): an empty `locked` file and libgit2's absolute `commondir`, which the git CLI
+/// never writes, and named by our own marker of a registration in progress
+/// ([`checkout::left_registering`]): another tool's worktree locked without a reason is never
+/// taken for ours.
 fn libgit2_registration_unfinished(repo: &Repository, name: &str, gitdir: &Path) -> bool {
     std::fs::read(gitdir.join("commondir")).is_ok_and(|c| c.starts_with(b"/"))
         && checkout::left_registering(repo.commondir()).as_deref() == Some(name)
 }
 
-/// Every linked worktree registered in the repository.
+/// Every linked worktree registered in the repository: each `.git/worktrees/<name>` with a
+/// `gitdir` file. Read from those files directly (`gitdir`, `locked`, `HEAD`), a few small reads
+/// each: libgit2's lookup opens each worktree, and a creation reads this list twice, so with
+/// dozens of worktrees it cost more than the rest of the registration.
 pub fn registrations(repo: &Repository) -> Result<Vec<Registration>> {
-    let names = repo
-        .worktrees()
-        .map_err(|e| Error::git("list worktrees", e))?;
+    let worktrees = repo.commondir().join("worktrees");
+    let rd = match std::fs::read_dir(&worktrees) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io_path("list", &worktrees, e)),
+    };
     let mut out = Vec::new();
-    for name in names.iter().filter_map(|n| n.ok().flatten()) {
-        let Ok(wt) = repo.find_worktree(name) else {
+    for entry in rd.flatten() {
+        let Ok(name) = entry.file_name().into_string() else {
             continue;
         };
-        let path = wt.path().to_path_buf();
-        let gitdir = repo.commondir().join("worktrees").join(name);
-        let lock = match wt.is_locked() {
-            Ok(WorktreeLockStatus::Locked(r)) => {
-                let r = r.unwrap_or_default();
-                if r.trim().is_empty() && libgit2_registration_unfinished(repo, name, &gitdir) {
-                    Some(format!(
-                        "{CREATING_REASON} (libgit2 registration unfinished)"
-                    ))
-                } else {
-                    Some(r)
-                }
-            }
-            _ => None,
+        let gitdir = entry.path();
+        if name.starts_with('.') || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        // the worktree's `.git`, absolute or (worktree.useRelativePaths) relative to `gitdir`
+        let Some(path) = std::fs::read_to_string(gitdir.join("gitdir"))
+            .ok()
+            .map(|g| gitdir.join(g.trim_end_matches(['\n', '\r'])))
+            .and_then(|dot_git| dot_git.parent().map(normalize))
+        else {
+            continue;
         };
-        let head_file = gitdir.join("HEAD");
-        let branch = std::fs::read_to_string(head_file).ok().and_then(|h| {
-            h.trim()
-                .strip_prefix("ref: refs/heads/")
-                .map(|s| s.to_string())
-        });
+        let lock = match std::fs::read_to_string(gitdir.join("locked")) {
+            Ok(r)
+                if r.trim().is_empty() && libgit2_registration_unfinished(repo, &name, &gitdir) =>
+            {
+                Some(format!(
+                    "{CREATING_REASON} (libgit2 registration unfinished)"
+                ))
+            }
+            Ok(r) => Some(r),
+            Err(_) => None,
+        };
+        let branch = std::fs::read_to_string(gitdir.join("HEAD"))
+            .ok()
+            .and_then(|h| {
+                h.trim()
+                    .strip_prefix("ref: refs/heads/")
+                    .map(|s| s.to_string())
+            });
         out.push(Registration {
-            name: name.to_string(),
             folder_exists: path.join(".git").exists(),
+            name,
             path,
             lock,
             branch,
         });
     }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
+}
+
+/// `path` with its `.` and `..` components folded lexically (a relative `gitdir` is joined to
+/// the registration's folder), without resolving links.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// The registration whose folder is `path`, if any.
@@ -428,7 +461,7 @@ pub async fn add_worktree_with(
     })
 }
 
-/// Registration (libgit2) + our checkout + the index. `Ok(None)` when done, `Ok(Some(why))` when
+/// Registration ([`checkout::register`]) + our checkout + the index. `Ok(None)` when done, `Ok(Some(why))` when
 /// the git CLI must do it instead (nothing left behind then). Each phase is recorded in `phases`
 /// (the caller finishes the last one).
 pub fn add_worktree_git2(

@@ -7,9 +7,9 @@
 //! public functions under the names callers have always used (`checkout::register`,
 //! `checkout::checkout_tree`, ...). Each part owns one concern and touches nothing of the others':
 //!
-//! - `register.rs`: the registration under `.git/worktrees/<name>` (libgit2's
-//!   `git_worktree_add` as a dry run, its files rewritten as the git CLI writes them, the
-//!   registration lock, the files beside HEAD); never the worktree's files.
+//! - `register.rs`: the registration under `.git/worktrees/<name>` (its files written as the
+//!   git CLI writes them, the registration lock, the files beside HEAD); never the worktree's
+//!   files.
 //! - `eligibility.rs`: whether the repository or tree needs the git CLI's checkout (attributes,
 //!   conversion config, names git refuses); reads only, decides only.
 //! - `folding.rs`: which names the worktree's filesystem takes for one (case, Unicode
