@@ -1,6 +1,7 @@
 //! The worktree's registration (`.git/worktrees/<name>`): made by libgit2's `git_worktree_add`
 //! (locked, its checkout a dry run), then its files rewritten exactly as `git worktree add`
-//! writes them; the lock our processes take to register one at a time; the sweep of
+//! writes them; [`register_claimed`], the same files for a folder that already holds its files
+//! and index (a claimed pool spare); the lock our processes take to register one at a time; the sweep of
 //! registrations left half-written by a killed process of ours; the files `git worktree add`
 //! leaves beside HEAD; and [`unregister`], which undoes what [`register`] and the writer made.
 //!
@@ -11,7 +12,7 @@
 use crate::{Error, Result};
 use git2::{Binding, Oid, Repository};
 use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 
 /// True if `base` can be a registration name exactly as the git CLI would name it (the CLI
@@ -221,18 +222,10 @@ pub fn register(repo: &Repository, path: &Path, branch: &str, lock_reason: &str)
         };
         let written = (|| -> std::io::Result<()> {
             let wt = std::fs::canonicalize(path)?;
-            replace(
-                &gitdir.join("locked"),
-                format!("{lock_reason}\n").as_bytes(),
-            )?;
-            replace(&gitdir.join("commondir"), b"../..\n")?;
-            let mut g = wt.join(".git").into_os_string();
-            g.push("\n");
-            replace(&gitdir.join("gitdir"), g.as_bytes())?;
-            let mut d = std::ffi::OsString::from("gitdir: ");
-            d.push(gitdir.as_os_str());
-            d.push("\n");
-            replace(&wt.join(".git"), d.as_bytes())?;
+            for (file, bytes) in cli_registration_files(&wt, lock_reason) {
+                replace(&gitdir.join(file), &bytes)?;
+            }
+            replace(&wt.join(".git"), &dot_git_file(&gitdir))?;
             Ok(())
         })();
         if let Err(e) = written {
@@ -244,6 +237,124 @@ pub fn register(repo: &Repository, path: &Path, branch: &str, lock_reason: &str)
         let _ = std::fs::remove_file(&registering);
         return Ok(name);
     }
+}
+
+/// The files of a registration as `git worktree add --lock --reason <lock_reason>` writes them
+/// besides `HEAD` and the index, for the worktree at `wt` (canonical): `locked`, `commondir`
+/// (relative) and `gitdir` (the worktree's `.git` file).
+fn cli_registration_files(wt: &Path, lock_reason: &str) -> [(&'static str, Vec<u8>); 3] {
+    let mut g = wt.join(".git").into_os_string().into_vec();
+    g.push(b'\n');
+    [
+        ("locked", format!("{lock_reason}\n").into_bytes()),
+        ("commondir", b"../..\n".to_vec()),
+        ("gitdir", g),
+    ]
+}
+
+/// The worktree's `.git` file pointing at its registration `gitdir`, as the git CLI writes it.
+fn dot_git_file(gitdir: &Path) -> Vec<u8> {
+    let mut d = b"gitdir: ".to_vec();
+    d.extend_from_slice(gitdir.as_os_str().as_bytes());
+    d.push(b'\n');
+    d
+}
+
+/// Where [`register_claimed`] builds a registration before publishing it with one rename
+/// (`<common dir>/vibetrees-claiming/`): never read by git. What a killed process left there is
+/// removed by the next [`register_claimed`], under the registration lock.
+const CLAIMING: &str = "vibetrees-claiming";
+
+/// Registers the folder `path`, already holding the files and index of `branch`'s commit (a
+/// claimed pool spare, `worktree/pool/`), exactly as `git worktree add --lock --reason
+/// <lock_reason>` would have: `locked`, `commondir`, `gitdir`, `HEAD` on `branch`, the index
+/// moved in from `index`, then whatever `fill` adds (the files beside HEAD, our marker), and the
+/// worktree's `.git` file. Named as the git CLI names it (the folder's basename, then `<base>1`,
+/// ...). The registration is built aside and published by one rename under
+/// [`registration_lock`]: git never sees half of it. The caller checks that no worktree has
+/// `branch` checked out (a branch it just created). Returns the registration's name.
+pub fn register_claimed(
+    repo: &Repository,
+    path: &Path,
+    branch: &str,
+    lock_reason: &str,
+    index: &Path,
+    fill: impl FnOnce(&Path) -> Result<()>,
+) -> Result<String> {
+    let base = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .filter(|n| plain_name(n))
+        .ok_or_else(|| {
+            Error::InvalidArgument(format!("worktree folder name of {}", path.display()))
+        })?;
+    let common = std::fs::canonicalize(repo.commondir())
+        .map_err(|e| Error::io_path("resolve", repo.commondir(), e))?;
+    let wt = std::fs::canonicalize(path).map_err(|e| Error::io_path("resolve", path, e))?;
+    let worktrees = common.join("worktrees");
+    let _registering = registration_lock(&common)?;
+    sweep_unfinished_registrations(&common);
+    let aside = common.join(CLAIMING);
+    // nothing of ours is building one now (we hold the lock): what is there was left by a kill
+    let _ = std::fs::remove_dir_all(&aside);
+    let tmp = aside.join(base);
+    let io = |what: &str, p: &Path, e| Error::io_path(what, p, e);
+    std::fs::create_dir_all(&tmp).map_err(|e| io("create directory", &tmp, e))?;
+    std::fs::create_dir_all(&worktrees).map_err(|e| io("create directory", &worktrees, e))?;
+    let built = (|| -> Result<()> {
+        for (file, bytes) in cli_registration_files(&wt, lock_reason) {
+            let f = tmp.join(file);
+            std::fs::write(&f, bytes).map_err(|e| io("write", &f, e))?;
+        }
+        let head = tmp.join("HEAD");
+        std::fs::write(&head, format!("ref: refs/heads/{branch}\n"))
+            .map_err(|e| io("write", &head, e))?;
+        let to = tmp.join("index");
+        if std::fs::rename(index, &to).is_err() {
+            // another filesystem: copied, then the spare's copy removed
+            std::fs::copy(index, &to).map_err(|e| io("copy the index to", &to, e))?;
+            let _ = std::fs::remove_file(index);
+        }
+        fill(&tmp)
+    })();
+    if let Err(e) = built {
+        let _ = std::fs::remove_dir_all(&aside);
+        return Err(e);
+    }
+    let dot_git = wt.join(".git");
+    for counter in 0u32..10_000 {
+        let name = if counter == 0 {
+            base.to_string()
+        } else {
+            format!("{base}{counter}")
+        };
+        let gitdir = worktrees.join(&name);
+        if std::fs::symlink_metadata(&gitdir).is_ok() {
+            continue;
+        }
+        std::fs::write(&dot_git, dot_git_file(&gitdir)).map_err(|e| io("write", &dot_git, e))?;
+        match crate::platform::rename_no_replace(&tmp, &gitdir) {
+            Ok(()) => {
+                let _ = std::fs::remove_dir(&aside);
+                return Ok(name);
+            }
+            // another tool took the name in between
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AlreadyExists
+                    || e.raw_os_error() == Some(rustix::io::Errno::NOTEMPTY.raw_os_error()) => {}
+            Err(e) => {
+                let _ = std::fs::remove_file(&dot_git);
+                let _ = std::fs::remove_dir_all(&aside);
+                return Err(io("publish the registration", &gitdir, e));
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&dot_git);
+    let _ = std::fs::remove_dir_all(&aside);
+    Err(Error::AlreadyExists(format!(
+        "no free registration name for {}",
+        path.display()
+    )))
 }
 
 /// Removes what [`register`] and [`super::checkout_tree`] made: the folder `path` (made by them, so
