@@ -426,6 +426,8 @@ export interface CreatedWorktree {
   background: string[];
   hooks: HooksReport;
   creationId: number | null;
+  /** Whether the worktree is a claimed pool spare (`poolSize`); `spareAgeMs` only when it is. */
+  pool: { claimed: boolean; spareAgeMs?: number };
 }
 
 export type CreateWorktreeResult =
