@@ -424,7 +424,7 @@ impl WorktreeManager {
                 });
             }
         }
-        if self.state.settings.pool_size > 0 {
+        if super::pool::enabled(&self.state.settings) {
             jobs.push("pool-refill".to_string());
             super::pool::spawn_refill(&self.state, None);
         }

@@ -13,7 +13,11 @@
 //! ```
 //!
 //! - **Before the graph** ([`prepare`]): the name and the ref are checked, debris of earlier
-//!   attempts cleared (`recovery.rs`); nothing is touched when a check fails.
+//!   attempts cleared (`recovery.rs`); nothing is touched when a check fails. Then a pool spare
+//!   of `from`'s commit is claimed when there is one (`pool/`): renamed to the worktree's place,
+//!   it is what `git-worktree-add` registers and where `cache-restore` finds node_modules; a
+//!   creation that fails before registering it gives it back. After ready, a claim starts a
+//!   refill of the pool in the background.
 //! - **Ready**: the end of the graph (span `create-worktree-total`): the worktree is unlocked,
 //!   the result returned ([`result::created`]).
 //! - **Settled**: the background work after ready (cache populate, the other services, the push:
@@ -131,7 +135,7 @@ enum Prepared {
 }
 
 /// Resolves `from` and clears debris at `path` (blocking); then claims a pool spare of `from`'s
-/// commit when the pool is on and the branch is new (a branch that exists may be checked out
+/// commit when the pool is on ([`pool::enabled`]) and the branch is new (a branch that exists may be checked out
 /// elsewhere or point elsewhere: the normal path handles it). Runs before anything is made.
 fn prepare(
     state: &ManagerState,
@@ -144,7 +148,7 @@ fn prepare(
     match state.recovery.clear_debris(&repo, name, path)? {
         Found::Complete => Ok(Prepared::Existed),
         Found::Clear => {
-            let claim = (state.settings.pool_size > 0 && !git::branch_exists(&repo, name))
+            let claim = (pool::enabled(&state.settings) && !git::branch_exists(&repo, name))
                 .then(|| pool::claim::claim(&state.base, resolved.commit, path))
                 .flatten()
                 .map(Box::new);

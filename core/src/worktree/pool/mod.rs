@@ -31,6 +31,12 @@ pub(crate) use refill::{fill, spawn_refill};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
+/// True when the pool is on: `poolSize` above 0 and our checkout chosen (spares are written by
+/// it; `checkout: "cli"` asks for the git CLI's, so nothing is pooled then).
+pub fn enabled(settings: &super::WorktreeSettings) -> bool {
+    settings.pool_size > 0 && settings.checkout == super::CheckoutChoice::Ours
+}
+
 /// One spare, as [`status`] reports it. JSON, camelCase.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]

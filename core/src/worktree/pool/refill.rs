@@ -46,8 +46,8 @@ const YIELD_POLL: Duration = Duration::from_millis(20);
 pub(crate) fn fill(state: &ManagerState, from: Option<&str>) -> Result<FillReport> {
     let mut report = FillReport::default();
     let size = state.settings.pool_size;
-    if size == 0 {
-        report.stopped = Some("poolSize is 0".into());
+    if !super::enabled(&state.settings) {
+        report.stopped = Some("the pool is off (poolSize 0, or checkout \"cli\")".into());
         return Ok(report);
     }
     let pool = layout::pool_dir(&state.base);
