@@ -454,3 +454,119 @@ fn warm_refills_the_pool_in_the_background() {
     assert!(!jobs.contains(&"pool-refill".to_string()), "{jobs:?}");
     block_on(m.clear_pool()).unwrap();
 }
+
+/// `vibetrees pool fill | status | clear` and `vibetrees create` saying it claimed.
+#[cfg(feature = "cli")]
+#[test]
+fn the_cli_fills_lists_claims_and_clears_the_pool() {
+    let p = project(None);
+    let cli = |args: &[&str]| -> String {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_vibetrees"))
+            .args(args)
+            .env("HOME", setup())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "vibetrees {args:?}: {text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let repo = p.root.to_string_lossy().into_owned();
+    let filled: serde_json::Value =
+        serde_json::from_str(&cli(&["pool", "fill", "--repo", &repo, "--from", "main"])).unwrap();
+    assert_eq!(filled["made"], 1, "{filled}");
+    let status: serde_json::Value =
+        serde_json::from_str(&cli(&["pool", "status", "--repo", &repo])).unwrap();
+    assert_eq!(status["spares"].as_array().unwrap().len(), 1, "{status}");
+    let main = git(&p.root, &["rev-parse", "main"]).trim().to_string();
+    assert_eq!(status["spares"][0]["commit"], main.as_str());
+    let out = cli(&[
+        "create",
+        "from-cli",
+        "--repo",
+        &repo,
+        "--runtime",
+        "none",
+        "--no-cache",
+    ]);
+    assert!(out.contains("pool: claimed a spare worktree"), "{out}");
+    assert_eq!(
+        git(
+            &p.root.join(".worktrees/from-cli"),
+            &["status", "--porcelain"]
+        ),
+        ""
+    );
+    let out = cli(&["pool", "clear", "--repo", &repo]);
+    assert!(out.starts_with("removed "), "{out}");
+    let status: serde_json::Value =
+        serde_json::from_str(&cli(&["pool", "status", "--repo", &repo])).unwrap();
+    assert!(status["spares"].as_array().unwrap().is_empty(), "{status}");
+}
+
+/// A real `vibetrees pool fill` killed with SIGKILL as soon as it is making a spare: the next fill
+/// removes what it left and makes a whole spare. (When the child finished before the kill, the
+/// same holds: nothing half-made is left.)
+#[cfg(feature = "cli")]
+#[test]
+fn a_fill_killed_mid_way_leaves_debris_the_next_fill_removes() {
+    use std::time::{Duration, Instant};
+    let p = project(None);
+    // enough files that making a spare takes a while
+    for i in 0..3000 {
+        let f = p.root.join(format!("src/big{}/f{i}.js", i % 30));
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(&f, format!("export const x{i} = {i};\n")).unwrap();
+    }
+    git(&p.root, &["add", "-A"]);
+    git(&p.root, &["commit", "-q", "-m", "big"]);
+    let pool = pool_dir(&p);
+    let making = |pool: &Path| -> Vec<String> {
+        std::fs::read_dir(pool)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with(".making-"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vibetrees"))
+        .args([
+            "pool",
+            "fill",
+            "--repo",
+            &p.root.to_string_lossy(),
+            "--from",
+            "main",
+        ])
+        .env("HOME", setup())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = false;
+    while child.try_wait().unwrap().is_none() {
+        if making(&pool).iter().any(|n| !n.ends_with(".lock")) {
+            seen = true;
+            break;
+        }
+        assert!(Instant::now() < deadline, "the fill never started a spare");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    eprintln!("killed while making a spare: {seen}");
+    let m = manager(&p, 1);
+    block_on(m.fill_pool(Some("main"))).unwrap();
+    assert_eq!(making(&pool), Vec::<String>::new());
+    let spares = m.pool_status().spares;
+    assert_eq!(spares.len(), 1, "{spares:?}");
+    let w = create(&m, "after-kill", "main");
+    assert!(w.pool.claimed);
+    assert_eq!(git(&w.path, &["status", "--porcelain"]), "");
+    block_on(m.clear_pool()).unwrap();
+}
