@@ -208,8 +208,20 @@ fn a_claimed_spare_is_indistinguishable_from_a_fresh_creation() {
         git(&fp, &["ls-files", "-s"]),
         "the index entries"
     );
-    // the cache-tree too: `git ls-files --debug` minus stat data is not enough; compare the
-    // TREE extension through `git write-tree` (it uses the cache-tree) and the tree id
+    // the rest of the index: its header (version, entry count) and its cache-tree extension
+    // (`TREE`, as `git worktree add` primes it) byte for byte; the tree it gives
+    let index = |name: &str| std::fs::read(reg(name).join("index")).unwrap();
+    let (ci, fi) = (index("claimed"), index("fresh"));
+    assert_eq!(ci[..12], fi[..12], "the index header");
+    let tree_ext = |i: &[u8]| -> Vec<u8> {
+        let body = &i[..i.len() - 20];
+        let at = body
+            .windows(4)
+            .rposition(|w| w == b"TREE")
+            .expect("a TREE extension");
+        body[at..].to_vec()
+    };
+    assert_eq!(tree_ext(&ci), tree_ext(&fi), "the cache-tree");
     assert_eq!(
         git(&cp, &["write-tree"]),
         git(&fp, &["write-tree"]),
