@@ -582,3 +582,35 @@ fn a_fill_killed_mid_way_leaves_debris_the_next_fill_removes() {
     assert_eq!(git(&w.path, &["status", "--porcelain"]), "");
     block_on(m.clear_pool()).unwrap();
 }
+
+#[test]
+fn a_full_budget_makes_room_with_the_oldest_spare_of_another_commit() {
+    let p = project(None);
+    let m = manager(&p, 1);
+    assert_eq!(fill(&m, "main"), 1);
+    let one = m.pool_status().spares[0].bytes;
+    git(&p.root, &["checkout", "-q", "-b", "other"]);
+    std::fs::write(p.root.join("other.txt"), "other\n").unwrap();
+    git(&p.root, &["add", "other.txt"]);
+    git(&p.root, &["commit", "-q", "-m", "other"]);
+    git(&p.root, &["checkout", "-q", "main"]);
+    // room for one spare and a half: main's (older, another commit) goes for other's
+    let tight = WorktreeManager::new(WorktreeOptions {
+        settings: WorktreeSettings {
+            pool_max_bytes: one + one / 2,
+            ..options(&p, 1).settings
+        },
+        ..options(&p, 1)
+    })
+    .unwrap();
+    let report = block_on(tight.fill_pool(Some("other"))).unwrap();
+    assert_eq!((report.made, report.discarded), (1, 1), "{report:?}");
+    let other = git(&p.root, &["rev-parse", "other"]).trim().to_string();
+    let spares = tight.pool_status().spares;
+    assert_eq!(spares.len(), 1, "{spares:?}");
+    assert_eq!(spares[0].commit, other);
+    // the source's own spare is never evicted for itself: a second fill changes nothing
+    let report = block_on(tight.fill_pool(Some("other"))).unwrap();
+    assert_eq!((report.made, report.discarded), (0, 0), "{report:?}");
+    block_on(m.clear_pool()).unwrap();
+}

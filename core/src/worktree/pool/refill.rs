@@ -1,7 +1,8 @@
 //! Filling the pool: for one commit source (a ref, default the main worktree's branch), spares
 //! are made until `poolSize` of its current commit exist or the disk budget (`poolMaxBytes`) is
 //! reached; spares of that source whose commit moved, and spares whose commit is gone, are
-//! discarded (near spares, brought up to date by a difference update, are not made yet). Before
+//! discarded (near spares, brought up to date by a difference update, are not made yet). When the
+//! budget is full, the oldest spares of other commits make room, never this source's. Before
 //! each spare it waits until no creation of the manager is running (refills yield to creations).
 //! Debris is swept first: a `.making-*` folder whose maker died (its flock free), a `.discard-*`
 //! folder whose deleter died. One fill at a time among all processes (the fill flock).
@@ -70,6 +71,7 @@ pub(crate) fn fill(state: &ManagerState, from: Option<&str>) -> Result<FillRepor
             report.discarded += 1;
         }
     }
+    let max = state.settings.pool_max_bytes;
     loop {
         let spares = layout::spares(&state.base);
         let have = spares.iter().filter(|s| s.meta.commit == current).count();
@@ -77,29 +79,22 @@ pub(crate) fn fill(state: &ManagerState, from: Option<&str>) -> Result<FillRepor
             return Ok(report);
         }
         let bytes: u64 = spares.iter().map(|s| s.meta.bytes).sum();
-        if bytes >= state.settings.pool_max_bytes {
+        if bytes >= max {
+            // room is made by the oldest spare of another commit, never by this source's
+            if evict_oldest_other(&pool, &spares, &current).is_some() {
+                report.discarded += 1;
+                continue;
+            }
             report.stopped = Some(format!(
-                "budget: the spares hold {bytes} bytes, poolMaxBytes is {}",
-                state.settings.pool_max_bytes
+                "budget: the spares hold {bytes} bytes, poolMaxBytes is {max}"
             ));
             return Ok(report);
         }
         while state.creations_running() {
             std::thread::sleep(YIELD_POLL);
         }
-        match spare::make(state, &resolved)? {
-            Ok(s) => {
-                report.made += 1;
-                if bytes + s.meta.bytes > state.settings.pool_max_bytes {
-                    discard(&pool, &s.path);
-                    report.made -= 1;
-                    report.stopped = Some(format!(
-                        "budget: a spare holds {} bytes, poolMaxBytes is {}",
-                        s.meta.bytes, state.settings.pool_max_bytes
-                    ));
-                    return Ok(report);
-                }
-            }
+        let made = match spare::make(state, &resolved)? {
+            Ok(s) => s,
             Err(NotMade::NeedsCli(why)) => {
                 report.stopped = Some(format!("no spare: the checkout needs the git CLI ({why})"));
                 return Ok(report);
@@ -111,8 +106,39 @@ pub(crate) fn fill(state: &ManagerState, from: Option<&str>) -> Result<FillRepor
                 ));
                 return Ok(report);
             }
+        };
+        report.made += 1;
+        let mut total = bytes + made.meta.bytes;
+        let mut others = spares;
+        while total > max {
+            match evict_oldest_other(&pool, &others, &current) {
+                Some(freed) => {
+                    report.discarded += 1;
+                    total -= freed.min(total);
+                    others = layout::spares(&state.base);
+                }
+                None => {
+                    discard(&pool, &made.path);
+                    report.made -= 1;
+                    report.stopped = Some(format!(
+                        "budget: a spare holds {} bytes, poolMaxBytes is {max}",
+                        made.meta.bytes
+                    ));
+                    return Ok(report);
+                }
+            }
         }
     }
+}
+
+/// Discards the oldest spare of `spares` whose commit is not `keep` (and that nobody is
+/// claiming). Returns the bytes it held, or `None` when there is none to discard.
+fn evict_oldest_other(pool: &Path, spares: &[layout::Spare], keep: &str) -> Option<u64> {
+    spares
+        .iter()
+        .filter(|s| s.meta.commit != keep)
+        .find(|s| discard(pool, &s.path))
+        .map(|s| s.meta.bytes)
 }
 
 /// Removes every spare of the pool of `base` that nobody is claiming, and the debris of dead
