@@ -135,8 +135,9 @@ enum Prepared {
 }
 
 /// Resolves `from` and clears debris at `path` (blocking); then claims a pool spare of `from`'s
-/// commit when the pool is on ([`pool::enabled`]) and the branch is new (a branch that exists may be checked out
-/// elsewhere or point elsewhere: the normal path handles it). Runs before anything is made.
+/// commit when the pool is on ([`pool::enabled`]) and the branch is new (a branch that exists
+/// may be checked out elsewhere or point elsewhere: the normal path handles it). Runs before
+/// anything is made.
 fn prepare(
     state: &ManagerState,
     name: &str,
