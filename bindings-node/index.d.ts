@@ -347,6 +347,10 @@ export interface WorktreeSettings {
   hooks?: HooksConfig | null;
   /** Run the repository's hooks without approval (`vibetrees hooks approve`). Default false. */
   trustProjectHooks?: boolean | null;
+  /** Spare worktrees kept ready per project and `from` commit; a creation from that commit claims one. Default 1; 0 disables the pool. */
+  poolSize?: number | null;
+  /** Disk budget of the pool, bytes (the spares' checked-out files; node_modules are hardlinks into the cache). Default 1073741824 (1 GiB). */
+  poolMaxBytes?: number | null;
 }
 
 /** A hook: a command run through `sh -c` in the worktree, or the command with its options. */
@@ -422,6 +426,8 @@ export interface CreatedWorktree {
   background: string[];
   hooks: HooksReport;
   creationId: number | null;
+  /** Whether the worktree is a claimed pool spare (`poolSize`); `spareAgeMs` only when it is. */
+  pool: { claimed: boolean; spareAgeMs?: number };
 }
 
 export type CreateWorktreeResult =

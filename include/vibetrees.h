@@ -967,7 +967,7 @@ enum vt_result vt_worktree_manager_metrics(const struct vt_worktree_manager *man
  * "restoreWorkers": null (chosen per creation), "historyPath": "~/.vibetrees/history.sqlite",
  * "recordHistory": true, "mcpServers": { "<id>": { "command": "...", "args": [] } },
  * "checkout": "git2" | "cli", "checkoutThreads": null (one per core, at most 8),
- * "gitProgram": "git" }` (all but rootDir optional, shown with their defaults). `on_progress` may be NULL; otherwise it gets every progress event with
+ * "gitProgram": "git", "poolSize": 1, "poolMaxBytes": 1073741824 }` (all but rootDir optional, shown with their defaults). `on_progress` may be NULL; otherwise it gets every progress event with
  * `userdata`, as `vt_progress_fn` says.
  *
  * `host_steps` (may be NULL when `host_step_count` is 0) are the host's own steps, run in every

@@ -567,34 +567,32 @@ fn the_manager_uses_the_fast_checkout_by_default_and_says_so() {
 }
 
 #[test]
-fn a_registration_cut_short_before_its_gitdir_is_swept_by_the_next_one() {
+fn a_registration_cut_short_while_built_aside_is_removed_by_the_next_one() {
     let (_tmp, root) = repo();
     let parent = root.join(".worktrees");
-    // what `register` leaves when killed before its last file: our marker naming the
-    // registration, its lock reason, HEAD and commondir, no gitdir
+    // what `register` leaves when killed while building the registration aside (before the
+    // rename that publishes it): git sees nothing of it
     let common = std::fs::canonicalize(root.join(".git")).unwrap();
-    let gitdir = common.join("worktrees/cut");
-    std::fs::create_dir_all(&gitdir).unwrap();
-    std::fs::write(gitdir.join("locked"), "vibetrees: creating (pid 1)\n").unwrap();
-    std::fs::write(gitdir.join("HEAD"), "ref: refs/heads/cut\n").unwrap();
-    std::fs::write(gitdir.join("commondir"), "../..\n").unwrap();
-    std::fs::write(common.join("vibetrees-registering"), "cut\n").unwrap();
-    // another tool's registration without a gitdir, not named by our marker: left alone
+    let aside = common.join("vibetrees-claiming/cut");
+    std::fs::create_dir_all(&aside).unwrap();
+    std::fs::write(aside.join("locked"), "vibetrees: creating (pid 1)\n").unwrap();
+    std::fs::write(aside.join("HEAD"), "ref: refs/heads/cut\n").unwrap();
+    assert!(!git(&root, &["worktree", "list"]).contains("cut"));
+    // another tool's registration without a gitdir: left alone
     let theirs = common.join("worktrees/theirs");
     std::fs::create_dir_all(&theirs).unwrap();
     std::fs::write(theirs.join("locked"), "").unwrap();
     let added = add(&root, "cut").unwrap();
     assert_eq!(added.method, CheckoutMethod::Git2Parallel);
+    assert!(!common.join("vibetrees-claiming").exists());
     assert_eq!(
-        std::fs::read_to_string(gitdir.join("gitdir")).unwrap(),
+        std::fs::read_to_string(common.join("worktrees/cut/gitdir")).unwrap(),
         format!(
             "{}/.git\n",
             std::fs::canonicalize(parent.join("cut")).unwrap().display()
-        ),
-        "the name was free again: the cut-short registration was swept"
+        )
     );
     assert!(theirs.join("locked").exists());
-    assert!(!common.join("vibetrees-registering").exists());
     assert_eq!(git(&parent.join("cut"), &["status", "--porcelain"]), "");
 }
 

@@ -215,6 +215,8 @@ class WorktreeManager:
         include_background: Optional[list[str]] = None,
         hooks: Optional[Mapping[str, Any]] = None,
         trust_project_hooks: Optional[bool] = None,
+        pool_size: Optional[int] = None,
+        pool_max_bytes: Optional[int] = None,
         mcp_extra: Optional[Mapping[str, Any]] = None,
     ) -> WorktreeManager:
         """Every keyword but ``on_progress``, ``host_steps``, ``profiler`` (record every creation

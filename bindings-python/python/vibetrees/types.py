@@ -31,6 +31,7 @@ __all__ = [
     "WorktreeCacheReport",
     "HooksReport",
     "SkippedHook",
+    "PoolReport",
     "CreatedWorktree",
     "CreatedResult",
     "ExistedResult",
@@ -301,6 +302,16 @@ class HooksReport(TypedDict):
     skipped: List[SkippedHook]
 
 
+class _PoolReportRequired(TypedDict):
+    claimed: bool
+
+
+class PoolReport(_PoolReportRequired, total=False):
+    """Whether the worktree is a claimed pool spare (``pool_size``); ``spareAgeMs`` only when it is."""
+
+    spareAgeMs: int
+
+
 # The worktree a creation made. The functional form, because "from" (the full ref it was made
 # from) is a Python keyword.
 CreatedWorktree = TypedDict(
@@ -321,6 +332,7 @@ CreatedWorktree = TypedDict(
         "background": List[str],
         "hooks": HooksReport,
         "creationId": Optional[int],
+        "pool": PoolReport,
     },
 )
 

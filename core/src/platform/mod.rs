@@ -14,6 +14,8 @@
 //! | [`processes_with_env`] | `/proc/<pid>/environ` | `sysctl(KERN_PROCARGS2)` | none (empty) |
 //! | [`this_world`] / [`holder_alive`] (is a marker's pid alive), [`world_tag`] / [`tagged_holder_alive`] (the same for a pid in a folder name) | boot id + pid namespace, then `kill(pid, 0)` | unknown world: `kill(pid, 0)` | the same as macOS |
 //! | [`file_holders`] (who holds a `.lock` open) | `/proc/<pid>/fd` | unknown (`None`: held) | unknown (`None`) |
+//! | [`rename_no_replace`] | `renameat2(RENAME_NOREPLACE)` | `renameatx_np(RENAME_EXCL)` | check, then `rename` |
+//! | [`lower_this_thread_priority`] | nice 19 + idle I/O class, per thread | `PRIO_DARWIN_BG` | nothing |
 //!
 //! The rest of the core and the bindings call these, never the OS-specific calls themselves.
 //! Every portable fallback compiles and is tested on Linux too, reached through [`portable`]
@@ -21,6 +23,7 @@
 //! This module owns no policy (which method a restore uses, which port a worktree gets): only
 //! how the OS is asked.
 
+mod background;
 mod child;
 mod confined;
 pub mod formats;
@@ -40,6 +43,7 @@ use macos as native;
 #[cfg(not(any(target_os = "linux", target_os = "macos")))]
 use portable as native;
 
+pub use background::{lower_this_thread_priority, rename_no_replace};
 pub use child::{ChildTie, ChildTies};
 pub use confined::{ConfinedDir, OpenBeneath, Resolver};
 pub use holders::{

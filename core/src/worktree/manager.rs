@@ -90,7 +90,13 @@ impl ManagerState {
         Ok(Creating(self, name.to_string()))
     }
 
-    fn emit(&self, name: &str, step: &str, message: impl Into<String>) {
+    /// True while a creation of this manager runs (the pool's refills wait for none).
+    pub fn creations_running(&self) -> bool {
+        !self.creating.lock().is_empty()
+    }
+
+    /// Sends a progress event.
+    pub(crate) fn emit(&self, name: &str, step: &str, message: impl Into<String>) {
         if let Some(p) = &self.on_progress {
             p(&ProgressEvent::new(name, step, message));
         }
@@ -418,6 +424,10 @@ impl WorktreeManager {
                 });
             }
         }
+        if super::pool::enabled(&self.state.settings) {
+            jobs.push("pool-refill".to_string());
+            super::pool::spawn_refill(&self.state, None);
+        }
         let file = self.state.root.join(self.state.settings.compose_file());
         if let Ok(text) = std::fs::read_to_string(&file)
             && let Ok(Some(engine)) =
@@ -446,5 +456,37 @@ impl WorktreeManager {
     /// [`Recovery::stop_installs_of_dead_creations`]. Returns how many processes were killed.
     pub fn stop_installs_of_dead_creations(&self) -> usize {
         self.state.recovery.stop_installs_of_dead_creations()
+    }
+
+    /// Fills the pool of spare worktrees for `from` (a ref; `None`: the main worktree's branch)
+    /// up to `poolSize` within `poolMaxBytes`, now, on a low-priority thread (see
+    /// `worktree/pool/`). A refill after a claim and `warm` do the same in the background.
+    pub async fn fill_pool(&self, from: Option<&str>) -> Result<super::pool::FillReport> {
+        let (state, from) = (self.state.clone(), from.map(str::to_string));
+        blocking(move || {
+            std::thread::Builder::new()
+                .name("vibetrees-pool".into())
+                .spawn(move || {
+                    crate::platform::lower_this_thread_priority();
+                    super::pool::fill(&state, from.as_deref())
+                })
+                .map_err(|e| Error::Internal(format!("cannot start the pool thread: {e}")))?
+                .join()
+                .map_err(|_| Error::Internal("the pool thread panicked".into()))?
+        })
+        .await
+    }
+
+    /// Deletes every spare of the pool nobody is claiming, and the debris of dead fills.
+    /// Returns how many were removed.
+    pub async fn clear_pool(&self) -> Result<usize> {
+        let base = self.state.base.clone();
+        blocking(move || super::pool::clear(&base)).await
+    }
+
+    /// The pool's spares and settings.
+    pub fn pool_status(&self) -> super::pool::PoolStatus {
+        let s = &self.state.settings;
+        super::pool::status(&self.state.base, s.pool_size, s.pool_max_bytes)
     }
 }

@@ -18,6 +18,7 @@
 //! - [`history`]: every creation's step timings in SQLite, p50/p95 and advice.
 //! - [`jobs`]: the background jobs a manager awaits ("settled").
 //! - [`phases`]: the timing of our checkout's phases (spans inside `git-worktree-add`).
+//! - [`pool`]: spare worktrees made ahead, claimed by a creation from their commit.
 
 pub mod checkout;
 mod create;
@@ -33,6 +34,7 @@ pub mod marker;
 pub mod options;
 pub mod outcome;
 pub mod phases;
+pub mod pool;
 pub mod recovery;
 pub mod removal;
 pub mod settings;
@@ -46,8 +48,8 @@ pub use crate::profiler::WORKTREE_TOTAL_OPERATION;
 pub use manager::{STEP_NAMES, WorktreeManager};
 pub use options::{ContainerRuntime, HostStep, HostStepFn, HostStepInput, WorktreeOptions};
 pub use outcome::{
-    CacheOutcome, CacheReport, CreateOutcome, CreatedWorktree, HooksReport, RemoveOutcome,
-    SkippedHook, StepTiming, WorktreeInfo, failure_json,
+    CacheOutcome, CacheReport, CreateOutcome, CreatedWorktree, HooksReport, PoolReport,
+    RemoveOutcome, SkippedHook, StepTiming, WorktreeInfo, failure_json,
 };
 pub use removal::RemoveOptions;
 pub use settings::{CheckoutChoice, WorktreeSettings};

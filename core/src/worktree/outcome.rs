@@ -123,6 +123,18 @@ pub struct HooksReport {
     pub skipped: Vec<SkippedHook>,
 }
 
+/// Whether a creation claimed a pool spare (`worktree/pool/`). JSON: `{ claimed, spareAgeMs }`
+/// (`spareAgeMs` only when one was claimed).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolReport {
+    /// True when the worktree is a claimed spare.
+    pub claimed: bool,
+    /// The spare's age when claimed, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spare_age_ms: Option<u64>,
+}
+
 /// A worktree just made.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -159,6 +171,8 @@ pub struct CreatedWorktree {
     pub hooks: HooksReport,
     /// Id of this creation in the history database, when recorded.
     pub creation_id: Option<i64>,
+    /// Whether it is a claimed pool spare.
+    pub pool: PoolReport,
 }
 
 /// What `create_worktree_optimized` returns.

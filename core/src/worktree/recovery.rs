@@ -13,7 +13,7 @@
 //! | what | made by | says | cleared by |
 //! | --- | --- | --- | --- |
 //! | git worktree lock, reason `vibetrees: creating (pid N)` ([`CREATING_REASON`]) | `git.rs` `add_worktree_with` (libgit2 or `git worktree add --lock --reason`) | "being created by N"; removed when ready (`git::unlock_at`) | [`Recovery::clear_debris`] when N is dead (folder to the trash, registration pruned); [`Recovery::roll_back`] for a failure of this process |
-//! | a registration without `gitdir` named by `.git/vibetrees-registering` (killed inside `register`), or an empty lock + libgit2's absolute `commondir` (an older version killed inside `git_worktree_add`) | `checkout/register.rs` | an unfinished registration (`git::registrations` reports the second as creating) | `checkout/register.rs` `register` sweeps them under the registration flock; [`Recovery::clear_debris`] prunes a half-made one at our path |
+//! | an empty lock + libgit2's absolute `commondir` (an older version killed inside `git_worktree_add`) | libgit2 | an unfinished registration (`git::registrations` reports it as creating) | `checkout/register.rs` `register` sweeps them under the registration flock; [`Recovery::clear_debris`] prunes a half-made one at our path |
 //! | `refs/heads/<name>.lock` | libgit2, killed while creating the branch | git refuses the branch | `git::ensure_branch`, under the registration flock |
 //! | the registration flock `.git/vibetrees-worktree-add.lock` | `checkout::registration_lock` | one branch creation / registration at a time among our processes | the kernel, when the holder exits (flock) |
 //! | proper-lockfile's `ports.json.lock` folder | `services::proper_lock` (the Node server takes the same lock) | the ports registry is being written | stale after its timeout (mtime), as proper-lockfile does |
@@ -25,7 +25,10 @@
 //! | `.trash/<slug>-<time>-<world>-<pid>` | [`Recovery::clear_debris`] | an orphan folder moved aside | never: kept for its owner |
 //! | `.trash/<slug>.kept-<time>-<world>-<pid>/` + `.git/vibetrees-trash/<same>` | `trash.rs` (`remove` with `force`; [`Recovery::clear_debris`] for edited debris) | a worktree with the user's changes, restorable | `trash.rs` `purge_expired` after `trashGrace` |
 //! | `.git/worktrees/<name>/vibetrees-created.json` | `marker.rs` (git-worktree-add, write-env, mcp-discovery, "ready") | ours: creator (pid, boot, pid namespace), files the creation wrote | with the registration |
-//! | `.git/vibetrees-registering` | `checkout::register` | the registration a process of ours is writing | `register` itself; the next `register` sweeps that one registration |
+//! | `.git/vibetrees-registering` | older versions' `checkout::register` (around libgit2's `git_worktree_add`) | the registration a process of ours was writing | the next `register` sweeps that one registration |
+//! | `<base>/.pool/.making-<suffix>/` + its `.lock` flock | `pool/spare.rs` | a spare being made | `pool/refill.rs` when the flock is free (its maker died) |
+//! | `<slug>/.vibetrees-spare/` (meta, index, `lock` flock) in an unregistered folder | `pool/claim.rs` (a claimed spare) | a claim in progress while the flock is held | [`Recovery::clear_debris`]: deleted when the flock is free, [`Error::Lock`] while held; dropped from a half-made registered one |
+//! | `.git/vibetrees-claiming/` | `checkout::register`, `checkout::register_claimed` (`publish`) | a registration being built aside | the next registration, under the registration flock |
 //!
 //! "Is this pid alive" is [`creator_alive`] for a creator our marker describes, and
 //! [`crate::platform::tagged_holder_alive`] for the pid at the end of a staging or deletion name
@@ -37,6 +40,7 @@ use super::git::{self, Registration};
 use super::install;
 use super::jobs::BackgroundJobs;
 use super::marker::{self, CreationMarker};
+use super::pool::{self, layout::ClaimedFolder};
 use super::trash::Trash;
 use crate::progress::{ProgressEvent, ProgressSink};
 use crate::services::containers::{ComposeProject, Engine};
@@ -87,7 +91,7 @@ pub fn unique_suffix() -> String {
 /// True when a name ending in `-<world>-<pid>` ([`unique_suffix`]) was left by another process
 /// that is certainly dead: of our world and gone ([`crate::platform::tagged_holder_alive`]). A
 /// pid of another world, or of a name without a world tag, is never taken as dead.
-fn left_by_dead_process(name: &str) -> bool {
+pub(crate) fn left_by_dead_process(name: &str) -> bool {
     let mut parts = name.rsplit('-');
     let pid = parts.next().and_then(|p| p.parse::<u32>().ok());
     let tag = parts.next();
@@ -200,6 +204,8 @@ impl Recovery {
     /// - a half-made registration of a dead creation: its installs stopped, its folder to the
     ///   trash (deleted in the background), its registration pruned; of a live one: [`Error::Lock`];
     /// - a registration whose folder is gone: pruned;
+    /// - a pool spare a claim renamed here and did not register (our marker in it): deleted when
+    ///   its claimer died, [`Error::Lock`] while it lives;
     /// - a folder nobody registered: removed when it holds nothing but a `.git` file (what a kill
     ///   inside libgit2's worktree add leaves), else moved to the trash (never deleted);
     /// - staging folders and unfinished deletions of dead processes.
@@ -230,6 +236,8 @@ impl Recovery {
             // folder goes (in the background) when it is byte for byte what the creation wrote,
             // else it is kept in the trash with its registration; the registration is removed.
             install::stop_leftover_installs(path);
+            // a claim killed right after registering left the spare's marker: ours, not content
+            pool::layout::drop_marker(path);
             let edited = if std::fs::symlink_metadata(path).is_ok() {
                 user_content(repo, path, r.branch.as_deref(), mark.as_ref())
             } else {
@@ -287,7 +295,16 @@ impl Recovery {
             }
             (Some(r), false) => git::prune_registration(repo, &r.name)?, // stale registration
             (None, true) => {
-                if is_unused_registration_folder(path) {
+                if let Some(claimed) = pool::layout::claimed_folder(path) {
+                    // a pool spare renamed here by a claim that has not registered it
+                    if claimed == ClaimedFolder::BeingClaimed {
+                        return Err(Error::Lock(format!(
+                            "worktree {name:?} is being created by another process (a spare \
+                             being claimed)"
+                        )));
+                    }
+                    self.trash_and_delete(path, &format!("{name}-claimed"))?;
+                } else if is_unused_registration_folder(path) {
                     // what a creation killed inside libgit2's worktree add leaves: the folder it
                     // made, empty but for a `.git` file; no content of anyone's
                     let _ = std::fs::remove_file(path.join(".git"));

@@ -155,6 +155,15 @@ pub struct WorktreeSettings {
     /// without their approval. Default false: only approved ones run.
     #[serde(default)]
     pub trust_project_hooks: bool,
+    /// Spare worktrees kept ready per project and `from` commit (see `worktree/pool/`): a
+    /// creation from that commit claims one instead of checking out. Default 1; 0 disables the
+    /// pool (none is made, none is claimed).
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+    /// Disk budget of the pool, bytes: the spares' own checked-out files (their node_modules are
+    /// hardlinks into the cache and are not counted). No spare is made past it. Default 1 GiB.
+    #[serde(default = "default_pool_max_bytes")]
+    pub pool_max_bytes: u64,
 }
 
 fn yes() -> bool {
@@ -171,6 +180,17 @@ fn default_trash_grace() -> Duration {
 
 fn default_install_timeout() -> Duration {
     crate::worktree::install::DEFAULT_INSTALL_TIMEOUT
+}
+
+fn default_pool_size() -> usize {
+    1
+}
+
+/// Default of `poolMaxBytes`: 1 GiB.
+pub const DEFAULT_POOL_MAX_BYTES: u64 = 1 << 30;
+
+fn default_pool_max_bytes() -> u64 {
+    DEFAULT_POOL_MAX_BYTES
 }
 
 fn default_git_program() -> PathBuf {
@@ -227,6 +247,8 @@ impl WorktreeSettings {
             include_background: Vec::new(),
             hooks: HooksConfig::default(),
             trust_project_hooks: false,
+            pool_size: default_pool_size(),
+            pool_max_bytes: default_pool_max_bytes(),
         }
     }
 
@@ -340,7 +362,7 @@ mod tests {
             "checkout": "cli", "checkoutThreads": 4, "gitProgram": "/usr/bin/git",
             "trashGrace": 60000,
             "include": [".env.local"], "includeBackground": ["target/"], "hooks": {"post-create": ["make gen"]},
-            "trustProjectHooks": true,
+            "trustProjectHooks": true, "poolSize": 3, "poolMaxBytes": 1000000,
         }))
         .unwrap();
         assert_eq!(s.runtime, RuntimeChoice::None);
@@ -356,8 +378,9 @@ mod tests {
         assert_eq!(s.include_background, vec!["target/".to_string()]);
         assert_eq!(s.hooks.post_create.len(), 1);
         assert!(s.trust_project_hooks);
+        assert_eq!((s.pool_size, s.pool_max_bytes), (3, 1_000_000));
         let keys = WorktreeSettings::keys();
-        assert_eq!(keys.len(), 24, "{keys:?}");
+        assert_eq!(keys.len(), 26, "{keys:?}");
     }
 
     #[test]

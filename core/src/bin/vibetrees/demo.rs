@@ -57,12 +57,18 @@ pub fn run(a: DemoArgs) -> Result<()> {
     );
     let real_npm = built.installed_by_npm;
 
-    let opts = || {
+    // cold and warm creations without the pool (no spare claimed); the pooled one with it
+    let pooled_opts = || {
         WorktreeOptions::from(WorktreeSettings {
             runtime: ContainerRuntime::None,
             ..WorktreeSettings::new(&root)
         })
         .with_progress(stderr_progress())
+    };
+    let opts = || {
+        let mut o = pooled_opts();
+        o.settings.pool_size = 0;
+        o
     };
 
     // Sequential flow of the original server: git worktree add, then the install.
@@ -140,6 +146,18 @@ pub fn run(a: DemoArgs) -> Result<()> {
     let warm = created(warm)?;
     print_profile(&warm);
 
+    println!("\n== Pooled creation (a spare made ahead, claimed) ==");
+    let pm = WorktreeManager::new(pooled_opts())?;
+    let pooled = vibetrees_core::runtime::block_on(async {
+        pm.fill_pool(Some("main")).await?;
+        let r = pm.create_worktree_optimized("demo/Pooled", "main").await;
+        pm.wait_background().await;
+        r
+    })?;
+    let pooled = created(pooled)?;
+    print_profile(&pooled);
+    vibetrees_core::runtime::block_on(pm.clear_pool())?;
+
     println!("\n== Again, already there ==");
     let again =
         vibetrees_core::runtime::block_on(m.create_worktree_optimized("demo/Warm Start", "main"))?;
@@ -156,6 +174,16 @@ pub fn run(a: DemoArgs) -> Result<()> {
         "  warm creation (ready) {:>8.0} ms   {:.1}x faster than sequential",
         warm.total_ms,
         seq_ms / warm.total_ms
+    );
+    println!(
+        "  pooled creation       {:>8.0} ms   {:.1}x faster than sequential{}",
+        pooled.total_ms,
+        seq_ms / pooled.total_ms,
+        if pooled.pool.claimed {
+            ""
+        } else {
+            " (no spare claimed)"
+        }
     );
     println!(
         "  node_modules: cold = {}, warm = {} ({} files by {})",

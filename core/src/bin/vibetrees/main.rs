@@ -2,11 +2,12 @@
 //!
 //! Each group of subcommands lives in its own file: `graph_cmd.rs` (task-graph demo),
 //! `cache_cmd.rs` (node_modules cache), `hooks_cmd.rs` (hooks, include), `ports_cmd.rs` (ports
-//! registry), `worktree_cmd.rs` (create/remove/list/metrics/trace/demo).
+//! registry), `pool_cmd.rs` (spare worktrees), `worktree_cmd.rs` (create/remove/list/metrics/trace/demo).
 
 mod cache_cmd;
 mod graph_cmd;
 mod hooks_cmd;
+mod pool_cmd;
 mod ports_cmd;
 mod worktree_cmd;
 
@@ -37,6 +38,9 @@ enum Command {
     /// What `.worktreeinclude` copies into new worktrees.
     #[command(subcommand)]
     Include(hooks_cmd::IncludeCommand),
+    /// The pool of spare worktrees a creation claims (status, fill, clear).
+    #[command(subcommand)]
+    Pool(pool_cmd::PoolCommand),
     /// Worktree commands (create, remove, list, metrics, trace, demo).
     #[command(flatten)]
     Worktree(worktree_cmd::WorktreeCommand),
@@ -50,6 +54,7 @@ fn main() -> ExitCode {
         Command::Ports(cmd) => ports_cmd::run(cmd),
         Command::Hooks(cmd) => hooks_cmd::run_hooks(cmd),
         Command::Include(cmd) => hooks_cmd::run_include(cmd),
+        Command::Pool(cmd) => pool_cmd::run(cmd),
         Command::Worktree(cmd) => worktree_cmd::run(cmd),
     };
     match result {

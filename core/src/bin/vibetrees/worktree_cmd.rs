@@ -286,7 +286,7 @@ pub fn stderr_progress() -> ProgressSink {
 /// `~/.vibetrees/node-abi.json`, keyed by the `node` binary's path, size and mtime, so a one-shot
 /// CLI creation does not spend a `node` start-up (~70–400 ms) computing its cache key. Must run
 /// before any thread starts.
-fn pin_node_abi() {
+pub fn pin_node_abi() {
     if std::env::var_os("VIBETREES_NODE_ABI").is_some() {
         return;
     }
@@ -438,6 +438,12 @@ pub fn print_profile(w: &CreatedWorktree) {
     if !w.ports.is_empty() {
         let ports: Vec<String> = w.ports.iter().map(|(k, v)| format!("{k}={v}")).collect();
         println!("  ports: {}", ports.join(" "));
+    }
+    if w.pool.claimed {
+        println!(
+            "  pool: claimed a spare worktree made {:.1} s earlier",
+            w.pool.spare_age_ms.unwrap_or(0) as f64 / 1000.0
+        );
     }
     if let Some(id) = w.creation_id {
         println!("  trace: vibetrees trace {id} > trace.json");

@@ -42,7 +42,8 @@ pub use folding::NameFolding;
 pub use hook::{post_checkout_hook, run_post_checkout_hook};
 pub use index::{cache_tree_extension, write_index};
 pub use register::{
-    left_registering, plain_name, register, registration_lock, unregister, write_head_files,
+    left_registering, plain_name, register, register_claimed, registration_lock, unregister,
+    write_head_files,
 };
 pub use writer::{CheckoutOptions, checkout_tree, checkout_tree_with};
 

@@ -1,9 +1,15 @@
 //! The worktree's registration (`.git/worktrees/<name>`): its files written exactly as
-//! `git worktree add` writes them, by us (libgit2's `git_worktree_add` costs time in the number
-//! of worktrees); the lock our processes take to register one at a time; the sweep of
-//! registrations left half-written by a killed process of ours (also inside libgit2, which older
-//! versions registered with); the files `git worktree add` leaves beside HEAD; and [`unregister`], which undoes
-//! what [`register`] and the writer made.
+//! `git worktree add` writes them, by us ([`register`] for a new folder, [`register_claimed`] for
+//! a folder that already holds its files and index: a claimed pool spare), built aside and
+//! published by one rename so git never sees half of one; the lock our processes take to
+//! register one at a time; the sweep of registrations that older versions left half-written
+//! inside libgit2's `git_worktree_add`; the files `git worktree add` leaves beside HEAD; and
+//! [`unregister`], which undoes what [`register`] and the writer made.
+//!
+//! Written by us rather than by libgit2's `git_worktree_add`, which opens every registered
+//! worktree as a repository to see whether the branch is checked out: beside 200 worktrees it
+//! took 44 ms to register instead of 2 (debug build). The same check here reads one `HEAD` file
+//! per worktree, as the git CLI does.
 //!
 //! Owns: the registration folder and the registration lock. Must not touch: the worktree's files
 //! (except removing the folder in [`unregister`], which this creation made), branches, other
@@ -11,7 +17,7 @@
 
 use crate::{Error, Result};
 use git2::{Oid, Repository};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 
 /// True if `base` can be a registration name exactly as the git CLI would name it (the CLI
@@ -26,10 +32,11 @@ pub fn plain_name(base: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
 }
 
-/// Our own marker of a registration being written: `<common dir>/vibetrees-registering` holds
-/// the name of the registration that [`register`] is asking libgit2 for, written before that
-/// call and removed after the registration's files are ours. Found while holding
-/// [`registration_lock`], it was left by a process of ours killed in between.
+/// The marker older versions wrote while libgit2's `git_worktree_add` registered a worktree for
+/// them: `<common dir>/vibetrees-registering` holds the registration's name, written before that
+/// call and removed after the registration's files were rewritten. Found while holding
+/// [`registration_lock`], it was left by a process of ours killed in between. (Registrations are
+/// now built aside and published by one rename: [`publish`].)
 const REGISTERING: &str = "vibetrees-registering";
 
 /// The registration a process of ours was writing when it died, by our own marker: `Some(name)`
@@ -48,7 +55,7 @@ pub fn left_registering(common: &Path) -> Option<String> {
     Some(name.trim().to_string())
 }
 
-/// Removes the registration libgit2 was writing for one of our processes when it was killed,
+/// Removes the registration libgit2 was writing for one of our (older) processes when it was killed,
 /// and only that one (named by [`REGISTERING`]): when it has an empty `locked` (our reason is
 /// written right after libgit2 returns, under the same lock) with libgit2's absolute
 /// `commondir`, or no `gitdir`. Call it holding [`registration_lock`]: no live process of ours
@@ -79,8 +86,7 @@ fn sweep_unfinished_registrations(common: &Path) {
                     .unwrap_or(true);
                 commondir_absolute || no_gitdir
             }
-            // ours, written by `register` (reason first, `gitdir` last): no `gitdir`, unusable
-            Ok(_) => !dir.join("gitdir").exists(),
+            Ok(_) => false,
         };
         if unfinished {
             tracing::warn!(
@@ -109,31 +115,18 @@ pub fn registration_lock(common: &Path) -> Result<std::fs::File> {
         })
         .map_err(|e| Error::io_path("lock", &lock_path, e))
 }
-/// Registers the worktree `path` on local branch `branch`: writes the files `git worktree add`
-/// writes (`.git/worktrees/<name>/` with `locked` holding `lock_reason`, `HEAD`, `commondir`,
-/// `gitdir`, and the worktree's `.git` file), with the git CLI's naming (the folder's basename,
-/// then `<base>1`, `<base>2`, ... when taken). `path` must not exist (its parent must). Returns
-/// the registration's name. On failure nothing of it is left.
-///
-/// Written here rather than by libgit2's `git_worktree_add`, which opens every registered
-/// worktree as a repository to see whether the branch is checked out (about 0.2 ms each: a
-/// creation beside 200 worktrees took 44 ms to register instead of 2). The same check here reads
-/// one `HEAD` file per worktree, as the git CLI does. Order: `locked` first and `gitdir` last, so a
-/// registration cut short by a kill has no `gitdir`, and [`sweep_unfinished_registrations`]
-/// (by our marker) removes it.
+/// Registers the new worktree `path` on local branch `branch`, as `git worktree add --lock
+/// --reason <lock_reason>` does: refused when the branch is checked out in another worktree
+/// ([`checked_out_at`]) or `path` exists (its parent must); then the folder is made and the
+/// registration (`locked`, `commondir`, `gitdir`, `HEAD`) published with the worktree's `.git`
+/// file ([`publish`]). Named as the git CLI names it (the folder's basename, then `<base>1`,
+/// `<base>2`, ... when taken). Returns the registration's name. On failure nothing of it is left.
 pub fn register(repo: &Repository, path: &Path, branch: &str, lock_reason: &str) -> Result<String> {
-    let base = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .filter(|n| plain_name(n))
-        .ok_or_else(|| {
-            Error::InvalidArgument(format!("worktree folder name of {}", path.display()))
-        })?;
+    let base = folder_name(path)?;
     repo.find_branch(branch, git2::BranchType::Local)
         .map_err(|e| Error::git(format!("branch {branch:?}"), e))?;
     let common = std::fs::canonicalize(repo.commondir())
         .map_err(|e| Error::io_path("resolve", repo.commondir(), e))?;
-    let worktrees = common.join("worktrees");
     let refused = |message: String| Error::Git {
         context: format!("register worktree {}", path.display()),
         message,
@@ -148,73 +141,26 @@ pub fn register(repo: &Repository, path: &Path, branch: &str, lock_reason: &str)
             at.display()
         )));
     }
-    if std::fs::symlink_metadata(path).is_ok() {
-        return Err(refused(format!("{} already exists", path.display())));
-    }
-    std::fs::create_dir_all(&worktrees).map_err(|e| Error::io_path("create", &worktrees, e))?;
-    let registering = common.join(REGISTERING);
-    let (name, gitdir) = (0u32..10_000)
-        .map(|n| match n {
-            0 => base.to_string(),
-            n => format!("{base}{n}"),
-        })
-        .find_map(|name| {
-            let gitdir = worktrees.join(&name);
-            if std::fs::symlink_metadata(&gitdir).is_ok() {
-                return None;
-            }
-            std::fs::write(&registering, format!("{name}\n")).ok()?;
-            // another tool (the git CLI) may take the name in between: then the next one
-            std::fs::create_dir(&gitdir).ok().map(|()| (name, gitdir))
-        })
-        .ok_or_else(|| {
-            let _ = std::fs::remove_file(&registering);
-            refused(format!("no free registration name for {base:?}"))
-        })?;
-    let written = (|| -> std::io::Result<()> {
-        std::fs::create_dir(path)?;
-        let wt = std::fs::canonicalize(path)?;
-        replace(
-            &gitdir.join("locked"),
-            format!("{lock_reason}\n").as_bytes(),
-        )?;
-        replace(
-            &gitdir.join("HEAD"),
-            format!("ref: refs/heads/{branch}\n").as_bytes(),
-        )?;
-        replace(&gitdir.join("commondir"), b"../..\n")?;
-        let mut d = std::ffi::OsString::from("gitdir: ");
-        d.push(gitdir.as_os_str());
-        d.push("\n");
-        replace(&wt.join(".git"), d.as_bytes())?;
-        let mut g = wt.join(".git").into_os_string();
-        g.push("\n");
-        replace(&gitdir.join("gitdir"), g.as_bytes())
-    })();
-    if let Err(e) = written {
-        let path_was_ours = e.kind() != std::io::ErrorKind::AlreadyExists;
-        let _ = std::fs::remove_dir_all(&gitdir);
-        if path_was_ours {
-            let _ = std::fs::remove_dir_all(path);
+    match std::fs::create_dir(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(refused(format!("{} already exists", path.display())));
         }
-        let _ = std::fs::remove_file(&registering);
-        return Err(if path_was_ours {
-            Error::io_path("write worktree registration", &gitdir, e)
-        } else {
-            refused(format!("{} already exists", path.display()))
-        });
+        Err(e) => return Err(Error::io_path("create directory", path, e)),
     }
-    let _ = std::fs::remove_file(&registering);
-    Ok(name)
-}
-
-/// Writes `bytes` to `file` through a temporary file renamed over it: a reader (git, libgit2)
-/// never sees it empty or half-written.
-fn replace(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut tmp = file.as_os_str().to_owned();
-    tmp.push(".vibetrees-tmp");
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, file)
+    let published = std::fs::canonicalize(path)
+        .map_err(|e| Error::io_path("resolve", path, e))
+        .and_then(|wt| {
+            publish(&common, base, &wt, |tmp| {
+                write_files(tmp, &cli_registration_files(&wt, lock_reason))?;
+                write_files(tmp, &[("HEAD", head_file(branch))])
+            })
+        });
+    if published.is_err() {
+        // made above by this call, so entirely ours
+        let _ = std::fs::remove_dir_all(path);
+    }
+    published
 }
 
 /// Where local `branch` is checked out, if anywhere: the main worktree (unless the repository is
@@ -225,10 +171,8 @@ pub fn checked_out_at(
     common: &Path,
     branch: &str,
 ) -> Option<std::path::PathBuf> {
-    let wanted = format!("ref: refs/heads/{branch}");
-    let on = |head: &Path| {
-        std::fs::read_to_string(head).is_ok_and(|h| h.trim_end_matches(['\n', '\r']) == wanted)
-    };
+    let wanted = head_file(branch);
+    let on = |head: &Path| std::fs::read(head).is_ok_and(|h| h == wanted);
     if !repo.is_bare() && on(&common.join("HEAD")) {
         return Some(
             repo.workdir()
@@ -245,6 +189,152 @@ pub fn checked_out_at(
                 .unwrap_or(dir)
         })
     })
+}
+
+/// The folder name of `path` when it can be a registration name as the git CLI would make it.
+fn folder_name(path: &Path) -> Result<&str> {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .filter(|n| plain_name(n))
+        .ok_or_else(|| {
+            Error::InvalidArgument(format!("worktree folder name of {}", path.display()))
+        })
+}
+
+/// A registration's `HEAD` on local `branch`.
+fn head_file(branch: &str) -> Vec<u8> {
+    format!("ref: refs/heads/{branch}\n").into_bytes()
+}
+
+/// Writes each `(name, bytes)` into the folder `dir`.
+fn write_files(dir: &Path, files: &[(&str, Vec<u8>)]) -> Result<()> {
+    for (name, bytes) in files {
+        let f = dir.join(name);
+        std::fs::write(&f, bytes).map_err(|e| Error::io_path("write", &f, e))?;
+    }
+    Ok(())
+}
+
+/// The files of a registration as `git worktree add --lock --reason <lock_reason>` writes them
+/// besides `HEAD` and the index, for the worktree at `wt` (canonical): `locked`, `commondir`
+/// (relative) and `gitdir` (the worktree's `.git` file).
+fn cli_registration_files(wt: &Path, lock_reason: &str) -> [(&'static str, Vec<u8>); 3] {
+    let mut g = wt.join(".git").into_os_string().into_vec();
+    g.push(b'\n');
+    [
+        ("locked", format!("{lock_reason}\n").into_bytes()),
+        ("commondir", b"../..\n".to_vec()),
+        ("gitdir", g),
+    ]
+}
+
+/// The worktree's `.git` file pointing at its registration `gitdir`, as the git CLI writes it.
+fn dot_git_file(gitdir: &Path) -> Vec<u8> {
+    let mut d = b"gitdir: ".to_vec();
+    d.extend_from_slice(gitdir.as_os_str().as_bytes());
+    d.push(b'\n');
+    d
+}
+
+/// Where [`publish`] builds a registration before renaming it into `worktrees/`
+/// (`<common dir>/vibetrees-claiming/`): never read by git. What a killed process left there is
+/// removed by the next registration, under the registration lock.
+const CLAIMING: &str = "vibetrees-claiming";
+
+/// Registers the folder `path`, already holding the files and index of `branch`'s commit (a
+/// claimed pool spare, `worktree/pool/`), exactly as `git worktree add --lock --reason
+/// <lock_reason>` would have: `locked`, `commondir`, `gitdir`, `HEAD` on `branch`, the index
+/// moved in from `index`, then whatever `fill` adds (the files beside HEAD, our marker), and the
+/// worktree's `.git` file. Named as the git CLI names it (the folder's basename, then `<base>1`,
+/// ...). The registration is built aside and published by one rename under
+/// [`registration_lock`]: git never sees half of it. The caller checks that no worktree has
+/// `branch` checked out (a branch it just created). Returns the registration's name.
+pub fn register_claimed(
+    repo: &Repository,
+    path: &Path,
+    branch: &str,
+    lock_reason: &str,
+    index: &Path,
+    fill: impl FnOnce(&Path) -> Result<()>,
+) -> Result<String> {
+    let base = folder_name(path)?;
+    let common = std::fs::canonicalize(repo.commondir())
+        .map_err(|e| Error::io_path("resolve", repo.commondir(), e))?;
+    let wt = std::fs::canonicalize(path).map_err(|e| Error::io_path("resolve", path, e))?;
+    let _registering = registration_lock(&common)?;
+    sweep_unfinished_registrations(&common);
+    publish(&common, base, &wt, |tmp| {
+        write_files(tmp, &cli_registration_files(&wt, lock_reason))?;
+        write_files(tmp, &[("HEAD", head_file(branch))])?;
+        let to = tmp.join("index");
+        if std::fs::rename(index, &to).is_err() {
+            // another filesystem: copied, then the spare's copy removed
+            std::fs::copy(index, &to).map_err(|e| Error::io_path("copy the index to", &to, e))?;
+            let _ = std::fs::remove_file(index);
+        }
+        fill(tmp)
+    })
+}
+
+/// Builds a registration for the worktree `wt` (canonical) aside, in
+/// `<common>/vibetrees-claiming/<base>` (never read by git), with `build`, then publishes it:
+/// the worktree's `.git` file written and the folder renamed (never over an existing one) to
+/// `.git/worktrees/<name>`, `name` the first of `<base>`, `<base>1`, ... that is free. Git never
+/// sees half a registration; what a killed process left aside is removed here, by the next one.
+/// Call it holding [`registration_lock`].
+fn publish(
+    common: &Path,
+    base: &str,
+    wt: &Path,
+    build: impl FnOnce(&Path) -> Result<()>,
+) -> Result<String> {
+    let io = |what: &str, p: &Path, e| Error::io_path(what, p, e);
+    let aside = common.join(CLAIMING);
+    // nothing of ours is building one now (the caller holds the lock): what is there was left
+    // by a kill
+    let _ = std::fs::remove_dir_all(&aside);
+    let tmp = aside.join(base);
+    let worktrees = common.join("worktrees");
+    std::fs::create_dir_all(&tmp).map_err(|e| io("create directory", &tmp, e))?;
+    std::fs::create_dir_all(&worktrees).map_err(|e| io("create directory", &worktrees, e))?;
+    if let Err(e) = build(&tmp) {
+        let _ = std::fs::remove_dir_all(&aside);
+        return Err(e);
+    }
+    let dot_git = wt.join(".git");
+    for counter in 0u32..10_000 {
+        let name = if counter == 0 {
+            base.to_string()
+        } else {
+            format!("{base}{counter}")
+        };
+        let gitdir = worktrees.join(&name);
+        if std::fs::symlink_metadata(&gitdir).is_ok() {
+            continue;
+        }
+        std::fs::write(&dot_git, dot_git_file(&gitdir)).map_err(|e| io("write", &dot_git, e))?;
+        match crate::platform::rename_no_replace(&tmp, &gitdir) {
+            Ok(()) => {
+                let _ = std::fs::remove_dir(&aside);
+                return Ok(name);
+            }
+            // another tool took the name in between
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AlreadyExists
+                    || e.raw_os_error() == Some(rustix::io::Errno::NOTEMPTY.raw_os_error()) => {}
+            Err(e) => {
+                let _ = std::fs::remove_file(&dot_git);
+                let _ = std::fs::remove_dir_all(&aside);
+                return Err(io("publish the registration", &gitdir, e));
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&dot_git);
+    let _ = std::fs::remove_dir_all(&aside);
+    Err(Error::AlreadyExists(format!(
+        "no free registration name for {}",
+        wt.display()
+    )))
 }
 
 /// Removes what [`register`] and [`super::checkout_tree`] made: the folder `path` (made by them, so

@@ -13,7 +13,11 @@
 //! ```
 //!
 //! - **Before the graph** ([`prepare`]): the name and the ref are checked, debris of earlier
-//!   attempts cleared (`recovery.rs`); nothing is touched when a check fails.
+//!   attempts cleared (`recovery.rs`); nothing is touched when a check fails. Then a pool spare
+//!   of `from`'s commit is claimed when there is one (`pool/`): renamed to the worktree's place,
+//!   it is what `git-worktree-add` registers and where `cache-restore` finds node_modules; a
+//!   creation that fails before registering it gives it back. After ready, a claim starts a
+//!   refill of the pool in the background.
 //! - **Ready**: the end of the graph (span `create-worktree-total`): the worktree is unlocked,
 //!   the result returned ([`result::created`]).
 //! - **Settled**: the background work after ready (cache populate, the other services, the push:
@@ -30,10 +34,12 @@ mod result;
 mod steps;
 
 pub use graph::BUILT_IN_STEPS;
+pub(crate) use steps::tree_key_inputs;
 
 use super::git::{self, ResolvedFrom};
 use super::manager::ManagerState;
 use super::outcome::CreateOutcome;
+use super::pool::{self, Claimed};
 use super::recovery::{Found, Made, STAGING_DIR, unique_suffix};
 use super::slug;
 use crate::optimizer::{CancellationToken, GraphRun, TaskError};
@@ -63,6 +69,10 @@ pub struct Creation {
     pub staging: PathBuf,
     /// Cancels the creation (see the module doc).
     pub cancel: CancellationToken,
+    /// The pool spare claimed for it in [`prepare`] (renamed to `path`, not registered yet), if
+    /// one matched `from`'s commit: `git-worktree-add` registers it, `cache-restore` keeps its
+    /// node_modules.
+    pub claim: Option<Box<Claimed>>,
 }
 
 impl Creation {
@@ -121,10 +131,14 @@ enum Prepared {
     Go {
         from: ResolvedFrom,
         tracked_files: usize,
+        claim: Option<Box<Claimed>>,
     },
 }
 
-/// Resolves `from` and clears debris at `path` (blocking). Runs before anything is made.
+/// Resolves `from` and clears debris at `path` (blocking); then claims a pool spare of `from`'s
+/// commit when the pool is on ([`pool::enabled`]) and the branch is new (a branch that exists
+/// may be checked out elsewhere or point elsewhere: the normal path handles it). Runs before
+/// anything is made.
 fn prepare(
     state: &ManagerState,
     name: &str,
@@ -144,10 +158,17 @@ fn prepare(
     }
     match state.recovery.clear_debris(&repo, name, path)? {
         Found::Complete => Ok(Prepared::Existed),
-        Found::Clear => Ok(Prepared::Go {
-            from: resolved,
-            tracked_files: repo.index().map(|i| i.len()).unwrap_or(0),
-        }),
+        Found::Clear => {
+            let claim = (pool::enabled(&state.settings) && !git::branch_exists(&repo, name))
+                .then(|| pool::claim::claim(&state.base, resolved.commit, path))
+                .flatten()
+                .map(Box::new);
+            Ok(Prepared::Go {
+                from: resolved,
+                tracked_files: repo.index().map(|i| i.len()).unwrap_or(0),
+                claim,
+            })
+        }
     }
 }
 
@@ -181,7 +202,7 @@ pub async fn create(
         path.clone(),
         from.to_string(),
     );
-    let (from, tracked_files) = match blocking(move || prepare(&s2, &n2, &p2, &f2)).await? {
+    let (from, tracked_files, claim) = match blocking(move || prepare(&s2, &n2, &p2, &f2)).await? {
         Prepared::Existed => {
             return Ok(CreateOutcome::Existed {
                 branch: name.clone(),
@@ -192,7 +213,8 @@ pub async fn create(
         Prepared::Go {
             from,
             tracked_files,
-        } => (from, tracked_files),
+            claim,
+        } => (from, tracked_files, claim),
     };
 
     let total = state.profiler.start(WORKTREE_TOTAL_OPERATION, None)?;
@@ -208,7 +230,18 @@ pub async fn create(
         tracked_files,
         staging,
         cancel,
+        claim,
     });
+    if let Some(c) = &creation.claim {
+        creation.emit(
+            "pool",
+            format!(
+                "Claimed a spare worktree of {} (made {:.1} s ago)",
+                &c.meta.commit[..12],
+                c.age_ms as f64 / 1000.0
+            ),
+        );
+    }
     let history_warning = state.history_warning.lock().take();
     if let Some(w) = history_warning {
         creation.emit("history", w);
@@ -291,6 +324,9 @@ pub async fn create(
             .await;
         });
     let background = background::start(&creation, &run, &hooks);
+    if creation.claim.is_some() {
+        pool::spawn_refill(state, Some(creation.from.ref_name.clone()));
+    }
     let created = result::created(
         &creation,
         &run,
@@ -311,6 +347,15 @@ fn cancelled(name: &str) -> Error {
 /// reported.
 async fn undo(c: &Creation, run: Option<&GraphRun<StepValue>>, why: &Error) {
     let added = run.and_then(output::<steps::WorktreeAdded>);
+    if c.claim.is_some() && added.is_none() {
+        // claimed, not registered: the spare goes back to the pool (or is deleted)
+        let (base, path) = (c.state.base.clone(), c.path.clone());
+        let _ = blocking(move || {
+            pool::claim::release(&base, &path);
+            Ok(())
+        })
+        .await;
+    }
     let recovery = &c.state.recovery;
     let outcome = if matches!(why, Error::Cancelled(_)) {
         let services = run.and_then(output::<steps::ServicesLoaded>);
@@ -374,6 +419,7 @@ mod tests {
             tracked_files: 0,
             staging: dir.path().join(".worktrees/.staging/x"),
             cancel: CancellationToken::new(),
+            claim: None,
         });
         (dir, c)
     }

@@ -131,7 +131,7 @@ pub fn created(
         path: c.path.clone(),
         branch: c.name.clone(),
         from: c.from.ref_name.clone(),
-        created_branch: added.is_some_and(|a| a.created_branch),
+        created_branch: added.as_ref().is_some_and(|a| a.created_branch),
         ports: output::<PortsAllocated>(run)
             .map(|p| p.0.to_map())
             .unwrap_or_default(),
@@ -144,6 +144,7 @@ pub fn created(
         background: background.names,
         hooks: hooks_report(hooks),
         creation_id,
+        pool: added.and_then(|a| a.pool).unwrap_or_default(),
     }
 }
 

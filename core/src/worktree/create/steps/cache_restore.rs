@@ -6,6 +6,10 @@
 //!
 //! How many restore workers run beside the checkout depends on the machine: see
 //! [`restore_workers_beside_checkout`].
+//!
+//! A claimed pool spare (`Creation::claim`) that holds the node_modules of the project's key
+//! is a hit in place (method `pool`): nothing is restored. One with another key's node_modules
+//! has them moved aside into the staging folder (deleted with it) and the restore runs as usual.
 
 use super::inputs::ProjectInputs;
 use crate::Error;
@@ -62,6 +66,9 @@ impl CacheRestored {
 
 /// Restores node_modules into the staging folder when the cache has an entry for the project.
 pub fn restore(c: &Creation, inputs: Arc<ProjectInputs>) -> Result<CacheRestored, TaskError> {
+    if let Some(in_place) = spare_node_modules(c, inputs.cache_key.as_ref())? {
+        return Ok(in_place);
+    }
     let Some(key) = inputs.cache_key.clone() else {
         return Ok(CacheRestored::nothing(CacheOutcome::None, None));
     };
@@ -147,6 +154,36 @@ pub fn restore(c: &Creation, inputs: Arc<ProjectInputs>) -> Result<CacheRestored
             })
         }
     }
+}
+
+/// The claimed spare's node_modules when they are the project's (`key`): a hit in place. Ones
+/// of another key are moved aside into the staging folder (`None`: restore as usual).
+fn spare_node_modules(
+    c: &Creation,
+    key: Option<&CacheKey>,
+) -> crate::Result<Option<CacheRestored>> {
+    let Some(claim) = c.claim.as_ref().filter(|cl| cl.meta.node_modules) else {
+        return Ok(None);
+    };
+    let target = c.path.join("node_modules");
+    if key.is_some_and(|k| claim.meta.cache_key.as_deref() == Some(k.as_str())) {
+        c.emit("install", "node_modules already in the claimed spare");
+        return Ok(Some(CacheRestored {
+            outcome: CacheOutcome::Hit,
+            files: claim.meta.node_modules_files,
+            method: Some("pool".into()),
+            entry: key.cloned(),
+            error: None,
+            key: key.cloned(),
+            staged: Some(target),
+        }));
+    }
+    std::fs::create_dir_all(&c.staging)
+        .map_err(|e| Error::io_path("create directory", &c.staging, e))?;
+    let aside = c.staging.join("node_modules.spare");
+    std::fs::rename(&target, &aside)
+        .map_err(|e| Error::io_path("move the spare's node_modules aside", &target, e))?;
+    Ok(None)
 }
 
 /// The newest cache entry of the same project (populated from a folder under `root`) for the

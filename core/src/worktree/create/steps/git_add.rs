@@ -1,12 +1,19 @@
 //! `git-worktree-add`: the branch (created by git2 unless it exists), the registration (libgit2,
 //! locked `vibetrees: creating (pid N)`) and the checkout (ours, or `git worktree add`), through
-//! `git::add_worktree_with` with the manager's checkout settings. Must not clear debris (done
-//! before the graph, by `recovery.rs`) nor unlock the worktree (done at "ready").
+//! `git::add_worktree_with` with the manager's checkout settings. When the creation claimed a
+//! pool spare (`Creation::claim`), its files and index are already there: only the registration
+//! (`pool::claim::register`, as `git worktree add` writes it) and the `post-checkout` hook run.
+//! Must not clear debris (done before the graph, by `recovery.rs`) nor unlock the worktree (done
+//! at "ready").
 
 use crate::optimizer::TaskError;
-use crate::worktree::checkout::CheckoutMethod;
+use crate::worktree::checkout::{self, CheckoutMethod};
 use crate::worktree::create::Creation;
+use crate::worktree::git::CheckoutPhases;
 use crate::worktree::git::{self, AddOptions};
+use crate::worktree::outcome::PoolReport;
+use crate::worktree::pool::{self, Claimed};
+use crate::worktree::recovery::creating_reason;
 use crate::{Error, Result};
 use indexmap::IndexMap;
 use serde::Serialize;
@@ -33,6 +40,9 @@ pub struct WorktreeAdded {
     pub checkout_cli_because: Option<String>,
     /// Our checkout's phases (`register`, `files`, `index`, `hook`), wall ms to 0.01.
     pub checkout_phases_ms: IndexMap<&'static str, f64>,
+    /// The pool spare it was made from, when one was claimed (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pool: Option<PoolReport>,
 }
 
 fn method_name<S: serde::Serializer>(
@@ -62,6 +72,9 @@ async fn add(c: &Creation) -> Result<WorktreeAdded> {
     })
     .await
     .map_err(|e| Error::Internal(format!("blocking step panicked: {e}")))??;
+    if let Some(claim) = &c.claim {
+        return register_claimed(c, claim, created_branch).await;
+    }
     if let Some(parent) = c.path.parent() {
         std::fs::create_dir_all(parent)
             .map_err(|e| Error::io_path("create directory", parent, e))?;
@@ -88,5 +101,69 @@ async fn add(c: &Creation) -> Result<WorktreeAdded> {
             .iter()
             .map(|(n, ms)| (*n, (ms * 100.0).round() / 100.0))
             .collect(),
+        pool: None,
+    })
+}
+
+/// The claimed spare at `c.path` registered on the branch just made at its commit, then the
+/// `post-checkout` hook run as after our checkout; each a phase (`register`, `hook`).
+async fn register_claimed(
+    c: &Creation,
+    claim: &Claimed,
+    created_branch: bool,
+) -> Result<WorktreeAdded> {
+    if !created_branch || claim.commit() != Some(c.from.commit) {
+        // another process made the branch between `prepare` and now: the spare goes back
+        return Err(Error::AlreadyExists(format!(
+            "branch {:?} was created by another process during this creation",
+            c.name
+        )));
+    }
+    let (root, path, name, commit) = (
+        c.state.root.clone(),
+        c.path.clone(),
+        c.name.clone(),
+        c.from.commit,
+    );
+    let span = crate::optimizer::current_span();
+    let phases = tokio::task::spawn_blocking(move || -> Result<_> {
+        let mut phases = CheckoutPhases::under(span);
+        let done = (|| {
+            phases.begin("register");
+            let repo = git::open(&root)?;
+            pool::claim::register(&repo, &path, &name, &creating_reason(), commit)?;
+            if let Some(hook) = checkout::post_checkout_hook(&repo) {
+                phases.begin("hook");
+                checkout::run_post_checkout_hook(&hook, &path, commit)?;
+            }
+            Ok(())
+        })();
+        phases.finish(done.as_ref().err());
+        done.map(|()| phases.times)
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("blocking step panicked: {e}")))??;
+    c.emit(
+        "git",
+        format!(
+            "✓ Worktree created at {} (a claimed spare)",
+            c.path.display()
+        ),
+    );
+    Ok(WorktreeAdded {
+        path: c.path.clone(),
+        branch: c.name.clone(),
+        created_branch,
+        checkout_workers: 0,
+        checkout: CheckoutMethod::Git2Parallel,
+        checkout_cli_because: None,
+        checkout_phases_ms: phases
+            .iter()
+            .map(|(n, ms)| (*n, (ms * 100.0).round() / 100.0))
+            .collect(),
+        pool: Some(PoolReport {
+            claimed: true,
+            spare_age_ms: Some(claim.age_ms),
+        }),
     })
 }

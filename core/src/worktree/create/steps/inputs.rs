@@ -63,13 +63,7 @@ fn read(c: &Creation) -> Result<ProjectInputs> {
         }
     }
     let compose_text = text(c.state.settings.compose_file())?;
-    let key_inputs = match &package_json {
-        Some(_) => {
-            let tree = repo.find_tree(tree_id).map_err(|e| Error::git("tree", e))?;
-            Some(KeyInputs::from_git_tree(&repo, &tree, Path::new(""))?)
-        }
-        None => None,
-    };
+    let key_inputs = key_inputs_if(&repo, tree_id, package_json.is_some())?;
     Ok(ProjectInputs {
         cache_key: key_inputs.as_ref().map(KeyInputs::key),
         package_json,
@@ -78,4 +72,25 @@ fn read(c: &Creation) -> Result<ProjectInputs> {
         compose_text,
         key_inputs,
     })
+}
+
+/// What the node_modules cache key of the project in `tree_id` is computed from, when its
+/// package.json parses: the key a creation from that tree restores, and the key a pool spare of
+/// that tree is made with (`worktree/pool/`).
+pub fn tree_key_inputs(repo: &git2::Repository, tree_id: git2::Oid) -> Result<Option<KeyInputs>> {
+    let parses = git::read_blob(repo, tree_id, "package.json")?
+        .is_some_and(|b| serde_json::from_slice::<Value>(&b).is_ok());
+    key_inputs_if(repo, tree_id, parses)
+}
+
+fn key_inputs_if(
+    repo: &git2::Repository,
+    tree_id: git2::Oid,
+    package_json: bool,
+) -> Result<Option<KeyInputs>> {
+    if !package_json {
+        return Ok(None);
+    }
+    let tree = repo.find_tree(tree_id).map_err(|e| Error::git("tree", e))?;
+    Ok(Some(KeyInputs::from_git_tree(repo, &tree, Path::new(""))?))
 }

@@ -25,7 +25,7 @@ pub use git_add::{WorktreeAdded, add_worktree};
 pub use hooks::{
     CreationHooks, add_post_create, plan_hooks, ports_of, task_name as hook_task_name,
 };
-pub use inputs::{ProjectInputs, read_inputs};
+pub use inputs::{ProjectInputs, read_inputs, tree_key_inputs};
 pub use ports_env_mcp::{
     EnvWritten, McpConfigured, PortsAllocated, allocate_ports, configure_mcp, write_env,
 };
@@ -67,6 +67,7 @@ mod tests {
             checkout: CheckoutMethod::Git2Parallel,
             checkout_cli_because: None,
             checkout_phases_ms: [("register", 1.25), ("files", 3.5)].into_iter().collect(),
+            pool: None,
         };
         assert_eq!(
             json_of(&added),
