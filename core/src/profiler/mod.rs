@@ -33,10 +33,14 @@
 mod guard;
 mod ids;
 mod stats;
+#[cfg(test)]
+mod tests;
+mod thread;
 mod trace;
 mod types;
+mod window;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -50,6 +54,10 @@ pub use types::{Metrics, MetricsOperation, OperationResult, OperationStats, Repo
 use crate::{Error, Result};
 use ids::IdBuildHasher;
 use stats::NameStats;
+pub(crate) use thread::ThreadInfo;
+use thread::current_thread;
+pub(crate) use window::{Done, Window};
+use window::{NS_PER_MS, shell};
 
 /// Name under which operations are counted once [`ProfilerConfig::max_names`] distinct names exist.
 pub const OTHER_NAMES: &str = "(other names)";
@@ -86,31 +94,6 @@ impl Default for ProfilerConfig {
     }
 }
 
-/// The thread an operation started on, for the Chrome trace's tracks.
-pub(crate) struct ThreadInfo {
-    /// A process-wide number, distinct for every thread that ever started an operation.
-    pub(crate) ordinal: u64,
-    /// The thread's name, or `thread-<ordinal>` for unnamed threads.
-    pub(crate) name: Arc<str>,
-}
-
-static NEXT_THREAD_ORDINAL: AtomicU64 = AtomicU64::new(1);
-
-thread_local! {
-    static THREAD: Arc<ThreadInfo> = {
-        let ordinal = NEXT_THREAD_ORDINAL.fetch_add(1, Ordering::Relaxed);
-        let name: Arc<str> = match std::thread::current().name() {
-            Some(n) => Arc::from(n),
-            None => Arc::from(format!("thread-{ordinal}")),
-        };
-        Arc::new(ThreadInfo { ordinal, name })
-    };
-}
-
-fn current_thread() -> Arc<ThreadInfo> {
-    THREAD.with(Arc::clone)
-}
-
 /// An interned operation name and its statistics.
 struct NameEntry {
     name: Arc<str>,
@@ -140,138 +123,6 @@ struct Running {
     /// the table until its result is in the window, so a parent classifying its children never
     /// misses it.
     ending: bool,
-}
-
-/// An ended operation, as kept in the window.
-pub(crate) struct Done {
-    pub(crate) num: u64,
-    entry: Arc<NameEntry>,
-    /// The operation's own name when it is counted under [`OTHER_NAMES`].
-    own_name: Option<Arc<str>>,
-    pub(crate) start_ns: u64,
-    pub(crate) end_ns: u64,
-    pub(crate) parent: Option<u64>,
-    /// Children that had ended when this one ended, in start order.
-    ended_children: Vec<u64>,
-    /// Children still running when this one ended.
-    running_children: Vec<u64>,
-    pub(crate) error: Option<Box<str>>,
-    pub(crate) thread: Arc<ThreadInfo>,
-}
-
-impl Done {
-    /// The operation's name.
-    pub(crate) fn name(&self) -> &str {
-        self.own_name.as_deref().unwrap_or(&self.entry.name)
-    }
-}
-
-/// The bounded window of ended operations, oldest first, with an index by operation number.
-pub(crate) struct Window {
-    ring: VecDeque<Done>,
-    /// Operation number -> sequence number (position + `first_seq`).
-    index: HashMap<u64, u64, IdBuildHasher>,
-    first_seq: u64,
-    cap: usize,
-}
-
-impl Window {
-    fn new(cap: usize) -> Self {
-        Self {
-            ring: VecDeque::with_capacity(cap.min(1 << 14)),
-            index: HashMap::with_capacity_and_hasher(cap.min(1 << 14), IdBuildHasher::default()),
-            first_seq: 0,
-            cap,
-        }
-    }
-
-    pub(crate) fn get(&self, num: u64) -> Option<&Done> {
-        let seq = *self.index.get(&num)?;
-        self.ring.get((seq - self.first_seq) as usize)
-    }
-
-    fn contains(&self, num: u64) -> bool {
-        self.index.contains_key(&num)
-    }
-
-    fn push(&mut self, done: Done) {
-        if self.cap == 0 {
-            return;
-        }
-        if self.ring.len() >= self.cap
-            && let Some(old) = self.ring.pop_front()
-        {
-            self.index.remove(&old.num);
-            self.first_seq += 1;
-        }
-        self.index
-            .insert(done.num, self.first_seq + self.ring.len() as u64);
-        self.ring.push_back(done);
-    }
-
-    fn clear(&mut self) {
-        self.first_seq += self.ring.len() as u64;
-        self.ring.clear();
-        self.index.clear();
-    }
-
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &Done> {
-        self.ring.iter()
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.ring.len()
-    }
-
-    /// The result of `done` with its ended children's results, nested, built without recursion
-    /// (deep chains of spans must not overflow the stack).
-    fn build_result(&self, done: &Done, id: Option<&str>) -> OperationResult {
-        let mut stack: Vec<(&Done, usize, OperationResult)> = vec![(done, 0, shell(done, id))];
-        loop {
-            let top = stack
-                .last_mut()
-                .expect("stack holds the root until it returns");
-            if top.1 < top.0.ended_children.len() {
-                let child = top.0.ended_children[top.1];
-                top.1 += 1;
-                if let Some(c) = self.get(child) {
-                    stack.push((c, 0, shell(c, None)));
-                }
-            } else {
-                let (_, _, result) = stack.pop().expect("non-empty");
-                match stack.last_mut() {
-                    Some(parent) => parent.2.children.push(result),
-                    None => return result,
-                }
-            }
-        }
-    }
-}
-
-const NS_PER_MS: f64 = 1_000_000.0;
-
-/// An [`OperationResult`] of `done` without its children; `id` is its id string when the caller
-/// has it already.
-fn shell(done: &Done, id: Option<&str>) -> OperationResult {
-    OperationResult {
-        id: match id {
-            Some(id) => id.to_owned(),
-            None => ids::format_id(done.num),
-        },
-        name: String::from(done.name()),
-        duration: (done.end_ns - done.start_ns) as f64 / NS_PER_MS,
-        start_time: done.start_ns as f64 / NS_PER_MS,
-        end_time: done.end_ns as f64 / NS_PER_MS,
-        children: Vec::new(),
-        parent_id: done.parent.map(ids::format_id),
-        failed: done.error.is_some(),
-        error: done.error.as_deref().map(str::to_owned),
-        running_children: done
-            .running_children
-            .iter()
-            .map(|&n| ids::format_id(n))
-            .collect(),
-    }
 }
 
 /// CLOCK_MONOTONIC in ns (what `std::time::Instant` reads on Linux, without its checked
@@ -774,90 +625,5 @@ impl Profiler {
         for e in self.entries() {
             e.stats.lock().reset();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn assert_send_sync<T: Send + Sync>() {}
-
-    #[test]
-    fn profiler_and_owned_guard_are_send_sync() {
-        assert_send_sync::<Profiler>();
-        assert_send_sync::<OwnedSpanGuard>();
-        assert_send_sync::<SpanGuard<'static>>();
-    }
-
-    #[test]
-    fn window_evicts_oldest_and_keeps_index_consistent() {
-        let p = Profiler::with_config(ProfilerConfig {
-            max_results: 3,
-            ..Default::default()
-        });
-        let ids: Vec<String> = (0..5)
-            .map(|i| {
-                let id = p.start(&format!("n{i}"), None).unwrap();
-                p.end(&id).unwrap();
-                id
-            })
-            .collect();
-        let w = p.window.lock();
-        assert_eq!(w.len(), 3);
-        assert_eq!(w.index.len(), 3);
-        let kept: Vec<u64> = w.iter().map(|d| d.num).collect();
-        let expect: Vec<u64> = ids[2..].iter().map(|s| ids::parse_id(s).unwrap()).collect();
-        assert_eq!(kept, expect);
-    }
-
-    #[test]
-    fn a_long_lived_parent_keeps_a_bounded_list_of_child_ids() {
-        let p = Profiler::with_config(ProfilerConfig {
-            max_results: 10,
-            ..Default::default()
-        });
-        let root = p.start_op("server", None).unwrap();
-        let mut last = Vec::new();
-        for _ in 0..10_000 {
-            let c = p.start_op("request", Some(root)).unwrap();
-            p.end_op_quiet(c, None).unwrap();
-            last.push(c);
-        }
-        let kept = p.shard(root.get()).lock()[&root.get()].children.len();
-        assert!((1024..2048).contains(&kept), "{kept}");
-        // The most recent children are the ones kept, so the window's children still show.
-        let r = p.end_op(root).unwrap();
-        let got: Vec<String> = r.children.iter().map(|c| c.id.clone()).collect();
-        let want: Vec<String> = last[last.len() - 10..]
-            .iter()
-            .map(|c| c.to_string())
-            .collect();
-        assert_eq!(got, want, "the window's 10 children are all listed");
-    }
-
-    #[test]
-    fn deep_chain_builds_without_recursion() {
-        let p = Profiler::with_config(ProfilerConfig {
-            max_results: 10_000,
-            ..Default::default()
-        });
-        let mut ids = vec![p.start("d", None).unwrap()];
-        for _ in 0..5_000 {
-            let parent = ids.last().unwrap().clone();
-            ids.push(p.start("d", Some(&parent)).unwrap());
-        }
-        // Inner ones end quietly (a guard's drop path), the root builds the whole chain once.
-        for id in ids.iter().skip(1).rev() {
-            p.finish_quiet(ids::parse_id(id).unwrap(), None).unwrap();
-        }
-        let root = p.end(&ids[0]).unwrap();
-        let mut depth = 0;
-        let mut node = &root;
-        while let Some(c) = node.children.first() {
-            depth += 1;
-            node = c;
-        }
-        assert_eq!(depth, 5_000);
     }
 }
