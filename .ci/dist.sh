@@ -204,7 +204,7 @@ build_target() {
       fi ;;
     *-linux-musl)
       [ $zig = 1 ] || { say "$target skipped: it needs zig (a musl linker), which could not be installed"; return 0; }
-      rustup target list --installed 2>/dev/null | grep -qx "$target" || rustup target add "$target"
+      rustup target list --installed 2>/dev/null | grep -cx "$target" >/dev/null || rustup target add "$target"
       build=(cargo-zigbuild zigbuild)
       packages=(-p vibetrees-node)
       # A Node addon is a shared object that links musl's libc dynamically (the target's default,
@@ -212,7 +212,7 @@ build_target() {
       export "CARGO_TARGET_$(echo "$target" | tr 'a-z-' 'A-Z_')_RUSTFLAGS=-C target-feature=-crt-static"
       say "$target: musl libc, linked dynamically" ;;
     *-apple-darwin)
-      rustup target list --installed 2>/dev/null | grep -qx "$target" || rustup target add "$target" ;;
+      rustup target list --installed 2>/dev/null | grep -cx "$target" >/dev/null || rustup target add "$target" ;;
   esac
 
   # The Node addon and the C library in one cargo run: the core compiles once for both.

@@ -133,16 +133,20 @@ for src in "$root"/tests/c/test_*.c "$root"/tests/c/example.c; do
 done
 
 # --- install layout: pkg-config (static) and the shared library --------------------------------
+# (ldd's output goes to a file before grep -q reads it: with pipefail, `ldd | grep -q` fails when
+# grep exits at its first match and ldd dies of SIGPIPE)
 if [ -z "$filter" ] || [[ install == *"$filter"* ]]; then
   prefix="$work/prefix"
   if bash "$root/ffi/install.sh" --prefix "$prefix" --debug --no-build >"$work/install.log" 2>&1 \
      && flags=$(PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --cflags --libs vibetrees-static) \
      && gcc -Wall -Wextra -Werror "$root/tests/c/example.c" $flags -o "$work/example-pc" >>"$work/install.log" 2>&1 \
-     && ! ldd "$work/example-pc" | grep -q libvibetrees && HOME="$work" "$work/example-pc" >>"$work/install.log" 2>&1 \
+     && ldd "$work/example-pc" >"$work/ldd-pc.txt" && ! grep -q libvibetrees "$work/ldd-pc.txt" \
+     && HOME="$work" "$work/example-pc" >>"$work/install.log" 2>&1 \
      && gcc -Wall -Wextra -Werror -I "$prefix/include" "$root/tests/c/example.c" -L "$prefix/lib" -lvibetrees \
           -o "$work/example-so" >>"$work/install.log" 2>&1 \
      && HOME="$work" LD_LIBRARY_PATH="$prefix/lib" "$work/example-so" >>"$work/install.log" 2>&1 \
-     && LD_LIBRARY_PATH="$prefix/lib" ldd "$work/example-so" | grep -q "$prefix/lib/libvibetrees.so"; then
+     && LD_LIBRARY_PATH="$prefix/lib" ldd "$work/example-so" >"$work/ldd-so.txt" \
+     && grep -q "$prefix/lib/libvibetrees.so" "$work/ldd-so.txt"; then
     passed=$((passed + 1)); echo "ok   install: ffi/install.sh; example linked via pkg-config vibetrees-static and via vibetrees (shared)"
   else
     failed=$((failed + 1)); failed_names+=("install"); echo "FAIL install"; sed 's/^/    /' "$work/install.log" | tail -n 30

@@ -18,6 +18,8 @@
 # Usage: tests/dist/run.sh   Env: VT_DIST_PROFILE (default dist-ci, see Cargo.toml; `release` for
 # the published build). Prints `N passed, N failed`; exits non-zero when anything fails.
 set -uo pipefail
+# (`producer | grep -c PATTERN >/dev/null`, never `grep -q`, after a producer: grep -q exits at its
+# first match, the producer dies of SIGPIPE, and pipefail turns a match into a failure)
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 profile=${VT_DIST_PROFILE:-dist-ci}
@@ -268,7 +270,7 @@ musl_package() {
   mkdir -p "$work/musl" && tar -xzf "$musl_tgz" -C "$work/musl"
   local node_file
   node_file=$(ls "$work"/musl/package/*.node)
-  readelf -h "$node_file" | grep -q 'DYN' || { echo "not a shared object"; return 1; }
+  readelf -h "$node_file" | grep -c 'DYN' >/dev/null || { echo "not a shared object"; return 1; }
   local needed
   needed=$(readelf -d "$node_file" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')
   echo "note: musl .node needs: $needed"
@@ -330,7 +332,7 @@ sdist_contents() {
            bindings-python/Cargo.toml bindings-python/src/lib.rs python/vibetrees/__init__.py; do
     grep -qx "$top/$f" "$work/sdist.files" || { echo "$top/$f is not in the sdist"; return 1; }
   done
-  tar -xzOf "$sdist" "$top/PKG-INFO" | grep -qx "Version: $version" || { echo "PKG-INFO has another version"; return 1; }
+  tar -xzOf "$sdist" "$top/PKG-INFO" | grep -cx "Version: $version" >/dev/null || { echo "PKG-INFO has another version"; return 1; }
   echo "note: $(wc -l <"$work/sdist.files") files; builds with maturin and a Rust toolchain where no wheel fits"
 }
 check "python: the sdist holds the workspace it builds from, version $version" sdist_contents
@@ -367,9 +369,9 @@ c_link() {
   cat "$work/c-$kind.err" >>"$work/c-$kind.out"
   quickstart_output "$work/c-$kind.out" "libvibetrees $version" || return 1
   if [ "$kind" = shared ]; then
-    LD_LIBRARY_PATH=$c_prefix/lib ldd "$exe" | grep -q "libvibetrees.so.${version%.*} => $c_prefix/lib/" \
+    LD_LIBRARY_PATH=$c_prefix/lib ldd "$exe" | grep -c "libvibetrees.so.${version%.*} => $c_prefix/lib/" >/dev/null \
       || { LD_LIBRARY_PATH=$c_prefix/lib ldd "$exe"; return 1; }
-  elif ldd "$exe" | grep -q libvibetrees; then
+  elif ldd "$exe" | grep -c libvibetrees >/dev/null; then
     echo "the static build still needs libvibetrees.so"; return 1
   fi
 }
@@ -395,7 +397,7 @@ baseline() {
     [ -n "$v" ] || { echo "$f needs no GLIBC_ symbol version?"; return 1; }
     echo "note: $(basename "$f") needs $v at most"
     highest=$(printf '%s\n%s\n' "${highest:-GLIBC_0}" "$v" | sort -V | tail -n 1)
-    if readelf -S -W "$f" | grep -q ' \.symtab '; then echo "$f is not stripped"; return 1; fi
+    if readelf -S -W "$f" | grep -c ' \.symtab ' >/dev/null; then echo "$f is not stripped"; return 1; fi
   done
   if [ $glibc_path = zig ]; then
     [ "$(printf '%s\nGLIBC_2.17\n' "$highest" | sort -V | tail -n 1)" = GLIBC_2.17 ] || { echo "needs $highest > 2.17"; return 1; }
