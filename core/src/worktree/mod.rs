@@ -11,9 +11,10 @@
 //! - [`settings`], [`options`]: the plain-data settings every binding deserializes, and the
 //!   callbacks beside them. [`outcome`]: the results (the contract's shapes).
 //! - [`slug`]: names and the safety checks done before anything is touched.
-//! - [`checkout`]: registration through libgit2 and a parallel checkout of our own (its
-//!   [`loose`] object reader is re-exported here under its old path).
-//! - [`git`]: refs and objects through git2, registration and checkout through the git CLI.
+//! - [`checkout`]: the registration, written as `git worktree add` writes it, and a parallel
+//!   checkout of our own (its [`loose`] object reader is re-exported here under its old path).
+//! - [`git`]: refs and objects through git2, registration and checkout through the git CLI;
+//!   [`registrations`]: the registered worktrees as listing and recovery read them.
 //! - [`install`]: the project's install on a cache miss, its output lines as progress.
 //! - [`history`]: every creation's step timings in SQLite, p50/p95 and advice.
 //! - [`jobs`]: the background jobs a manager awaits ("settled").
@@ -36,6 +37,7 @@ pub mod outcome;
 pub mod phases;
 pub mod pool;
 pub mod recovery;
+pub mod registrations;
 pub mod removal;
 pub mod settings;
 pub mod slug;

@@ -40,7 +40,7 @@ pub fn plain_name(base: &str) -> bool {
 const REGISTERING: &str = "vibetrees-registering";
 
 /// The registration a process of ours was writing when it died, by our own marker: `Some(name)`
-/// only when [`REGISTERING`] names it and no live process holds [`registration_lock`] (one
+/// only when `vibetrees-registering` names it and no live process holds [`registration_lock`] (one
 /// that does may be writing it right now).
 pub fn left_registering(common: &Path) -> Option<String> {
     let name = std::fs::read_to_string(common.join(REGISTERING)).ok()?;
@@ -117,9 +117,9 @@ pub fn registration_lock(common: &Path) -> Result<std::fs::File> {
 }
 /// Registers the new worktree `path` on local branch `branch`, as `git worktree add --lock
 /// --reason <lock_reason>` does: refused when the branch is checked out in another worktree
-/// ([`checked_out_at`]) or `path` exists (its parent must); then the folder is made and the
+/// (`checked_out_at`) or `path` exists (its parent must); then the folder is made and the
 /// registration (`locked`, `commondir`, `gitdir`, `HEAD`) published with the worktree's `.git`
-/// file ([`publish`]). Named as the git CLI names it (the folder's basename, then `<base>1`,
+/// file (`publish`). Named as the git CLI names it (the folder's basename, then `<base>1`,
 /// `<base>2`, ... when taken). Returns the registration's name. On failure nothing of it is left.
 pub fn register(repo: &Repository, path: &Path, branch: &str, lock_reason: &str) -> Result<String> {
     let base = folder_name(path)?;
