@@ -3,10 +3,16 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
 import pytest
+
+# The Ctrl-C tests press Ctrl-C with `_thread.interrupt_main()`, which does nothing when SIGINT is
+# ignored, as it is for a job started in the background (`cmd &`) by a non-interactive shell:
+# Python then never installs its KeyboardInterrupt handler. Install it for the tests.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
