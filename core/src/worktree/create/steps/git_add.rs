@@ -106,13 +106,18 @@ async fn add(c: &Creation) -> Result<WorktreeAdded> {
 }
 
 /// The claimed spare at `c.path` registered on the branch just made at its commit, then the
-/// `post-checkout` hook run as after our checkout; each a phase (`register`, `hook`).
+/// `post-checkout` hook run as after our checkout; each a phase (`register`, `hook`). A near spare
+/// is first brought to the commit by its difference update (phase `near`).
 async fn register_claimed(
     c: &Creation,
     claim: &Claimed,
     created_branch: bool,
 ) -> Result<WorktreeAdded> {
-    if !created_branch || claim.commit() != Some(c.from.commit) {
+    let expected = match &claim.near {
+        Some(plan) => plan.old_commit == c.from.commit || plan.new_commit == c.from.commit,
+        None => claim.commit() == Some(c.from.commit),
+    };
+    if !created_branch || !expected {
         // another process made the branch between `prepare` and now: the spare goes back
         return Err(Error::AlreadyExists(format!(
             "branch {:?} was created by another process during this creation",
@@ -125,12 +130,19 @@ async fn register_claimed(
         c.name.clone(),
         c.from.commit,
     );
+    let near = claim.near.clone().map(|plan| (plan, claim.meta.clone()));
+    let git_program = c.state.settings.git_program.clone();
     let span = crate::optimizer::current_span();
     let phases = tokio::task::spawn_blocking(move || -> Result<_> {
         let mut phases = CheckoutPhases::under(span);
         let done = (|| {
-            phases.begin("register");
             let repo = git::open(&root)?;
+            if let Some((plan, meta)) = &near {
+                // a near spare: the difference to this commit first (files and index)
+                phases.begin("near");
+                pool::claim::update(&repo, &path, meta, plan, &git_program)?;
+            }
+            phases.begin("register");
             pool::claim::register(&repo, &path, &name, &creating_reason(), commit)?;
             if let Some(hook) = checkout::post_checkout_hook(&repo) {
                 phases.begin("hook");
@@ -164,6 +176,7 @@ async fn register_claimed(
         pool: Some(PoolReport {
             claimed: true,
             spare_age_ms: Some(claim.age_ms),
+            near_changes: claim.near.as_ref().map(|p| p.changes.len()),
         }),
     })
 }
