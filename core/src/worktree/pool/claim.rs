@@ -3,6 +3,8 @@
 //! spare's flock from before the rename until the folder is registered, so recovery can tell a
 //! claim in progress from one whose process died. Two claimers of one spare: one rename
 //! succeeds, the other gets `ENOENT` and tries the next spare or creates the normal way.
+//! [`claim_near`] claims a spare of an older commit of the same ref the same way when its
+//! difference is a near plan (`near.rs`); [`update`] applies that plan in the claimed folder.
 //!
 //! Then [`register`]: the registration written as `git worktree add` writes it
 //! (`checkout::register_claimed`, under the registration lock), with the files beside HEAD and
