@@ -166,8 +166,10 @@ pub struct WorktreeSettings {
     pub pool_max_bytes: u64,
     /// Near spares: a spare of an older commit of `from`'s ref is claimed (and a refill brings a
     /// spare up to date) by a difference update when at most this many paths changed; past it a
-    /// normal creation (a new spare) is faster. Default [`DEFAULT_POOL_NEAR_MAX_CHANGES`]
-    /// (measured: docs/worktree.md, "Pool"); 0 turns near spares off.
+    /// normal creation (a new spare) is faster. Never more than half the tracked files, whatever
+    /// this says (past that a creation is faster at any size). Default
+    /// [`DEFAULT_POOL_NEAR_MAX_CHANGES`] (measured: docs/worktree.md, "Pool"); 0 turns near
+    /// spares off.
     #[serde(default = "default_pool_near_max_changes")]
     pub pool_near_max_changes: usize,
 }
@@ -200,7 +202,7 @@ fn default_pool_max_bytes() -> u64 {
 }
 
 /// Default of `poolNearMaxChanges` (see docs/worktree.md, "Pool", for the measurement).
-pub const DEFAULT_POOL_NEAR_MAX_CHANGES: usize = 1000;
+pub const DEFAULT_POOL_NEAR_MAX_CHANGES: usize = 2000;
 
 fn default_pool_near_max_changes() -> usize {
     DEFAULT_POOL_NEAR_MAX_CHANGES

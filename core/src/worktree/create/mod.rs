@@ -161,10 +161,11 @@ fn prepare(
     match state.recovery.clear_debris(&repo, name, path)? {
         Found::Complete => Ok(Prepared::Existed),
         Found::Clear => {
+            let tracked_files = repo.index().map(|i| i.len()).unwrap_or(0);
             let claim = (pool::enabled(&state.settings) && !git::branch_exists(&repo, name))
                 .then(|| {
                     pool::claim::claim(&state.base, resolved.commit, path).or_else(|| {
-                        let max = state.settings.pool_near_max_changes;
+                        let max = pool::near::max_changes(&state.settings, tracked_files);
                         pool::claim::claim_near(&repo, &state.base, &resolved, max, path)
                     })
                 })
@@ -172,7 +173,7 @@ fn prepare(
                 .map(Box::new);
             Ok(Prepared::Go {
                 from: resolved,
-                tracked_files: repo.index().map(|i| i.len()).unwrap_or(0),
+                tracked_files,
                 claim,
             })
         }

@@ -161,7 +161,7 @@ fn refresh(
     let Ok(old) = git2::Oid::from_str(&s.meta.commit) else {
         return false;
     };
-    let max = state.settings.pool_near_max_changes;
+    let max = near::max_changes(&state.settings, s.meta.files);
     let plan = match near::plan(repo, &state.base, old, resolved.commit, resolved.tree, max) {
         Ok(p) => p,
         Err(why) => {

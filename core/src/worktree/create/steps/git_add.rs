@@ -2,7 +2,9 @@
 //! locked `vibetrees: creating (pid N)`) and the checkout (ours, or `git worktree add`), through
 //! `git::add_worktree_with` with the manager's checkout settings. When the creation claimed a
 //! pool spare (`Creation::claim`), its files and index are already there: only the registration
-//! (`pool::claim::register`, as `git worktree add` writes it) and the `post-checkout` hook run.
+//! (`pool::claim::register`, as `git worktree add` writes it) and the `post-checkout` hook run;
+//! a near spare (an older commit of `from`'s ref) first gets its difference update
+//! (`pool::claim::update`).
 //! Must not clear debris (done before the graph, by `recovery.rs`) nor unlock the worktree (done
 //! at "ready").
 
@@ -114,7 +116,7 @@ async fn register_claimed(
     created_branch: bool,
 ) -> Result<WorktreeAdded> {
     let expected = match &claim.near {
-        Some(plan) => plan.old_commit == c.from.commit || plan.new_commit == c.from.commit,
+        Some(plan) => plan.new_commit == c.from.commit,
         None => claim.commit() == Some(c.from.commit),
     };
     if !created_branch || !expected {
