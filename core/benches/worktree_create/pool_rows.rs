@@ -173,6 +173,7 @@ pub fn flat(
         }
         rows.push((present, median(&w_ms), median(&p_ms), w_ms, p_ms));
     }
+    disk_cost(pooled, root);
     println!("\nflat in the number of worktrees (medians of {rounds} rounds, alternating):");
     for (present, w, p, wv, pv) in &rows {
         let f = |v: &Vec<f64>| {
@@ -194,5 +195,33 @@ pub fn flat(
         few.0,
         many.1 / few.1,
         many.2 / few.2
+    );
+}
+
+/// The pool's disk cost: one spare made (untimed), then what `pool_status` counts (its own
+/// checked-out bytes) and what `du` says of the pool folder (blocks, and inodes: its
+/// node_modules are hardlinks into the cache, no data of their own).
+fn disk_cost(pooled: &WorktreeManager, root: &Path) {
+    block_on(pooled.fill_pool(Some("main"))).unwrap();
+    let status = pooled.pool_status();
+    let pool = root.join(".worktrees/.pool");
+    let du = |args: &[&str]| -> String {
+        let out = Command::new("du").args(args).arg(&pool).output().unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap_or("?")
+            .to_string()
+    };
+    for s in &status.spares {
+        println!(
+            "pool disk cost: a spare of {} files holds {} bytes of its own files (node_modules restored: {}, hardlinks)",
+            s.files, s.bytes, s.node_modules
+        );
+    }
+    println!(
+        "pool disk cost: du of .pool: {} KiB on disk, {} inodes",
+        du(&["-sk"]),
+        du(&["-s", "--inodes"])
     );
 }
