@@ -196,6 +196,19 @@ pub fn flat(
         many.1 / few.1,
         many.2 / few.2
     );
+    // the fastest round of each: what the work costs when the shared machine left it alone
+    let min = |v: &Vec<f64>| v.iter().copied().fold(f64::INFINITY, f64::min);
+    println!(
+        "  fastest rounds, {} / {} present: warm {:.1} / {:.1} ms = {:.2}x, claim {:.1} / {:.1} ms = {:.2}x",
+        many.0,
+        few.0,
+        min(&many.3),
+        min(&few.3),
+        min(&many.3) / min(&few.3),
+        min(&many.4),
+        min(&few.4),
+        min(&many.4) / min(&few.4)
+    );
 }
 
 /// The pool's disk cost: one spare made (untimed), then what `pool_status` counts (its own
