@@ -286,3 +286,111 @@ fn the_refill_brings_a_moved_spare_up_to_date() {
     assert_indistinguishable(&p, &claimed.path, &fresh.path);
     block_on(m.clear_pool()).unwrap();
 }
+
+#[test]
+fn a_spare_whose_commit_is_gone_is_discarded_not_updated() {
+    let p = project(None);
+    p.warm_cache();
+    git(&p.root, &["checkout", "-q", "-b", "topic"]);
+    write(&p.root.join("topic.txt"), "soon gone\n");
+    let gone = commit(&p, "a commit that will be gone");
+    let m = manager(&p, 1, 1000);
+    assert_eq!(block_on(m.fill_pool(Some("topic"))).unwrap().made, 1);
+    // topic rewound, its old commit unreachable and pruned
+    git(&p.root, &["reset", "-q", "--hard", "HEAD~1"]);
+    git(&p.root, &["checkout", "-q", "main"]);
+    git(&p.root, &["reflog", "expire", "--expire=now", "--all"]);
+    git(&p.root, &["gc", "-q", "--prune=now"]);
+    assert!(
+        std::process::Command::new("git")
+            .args(["cat-file", "-e", &gone])
+            .current_dir(&p.root)
+            .status()
+            .is_ok_and(|s| !s.success()),
+        "the commit is still there"
+    );
+    let report = block_on(m.fill_pool(Some("topic"))).unwrap();
+    assert_eq!(
+        (report.updated, report.discarded, report.made),
+        (0, 1, 1),
+        "{report:?}"
+    );
+    let spares = m.pool_status().spares;
+    assert!(spares.iter().all(|s| s.commit != gone), "{spares:?}");
+    block_on(m.clear_pool()).unwrap();
+}
+
+#[test]
+fn a_refill_killed_while_updating_a_spare_leaves_debris_the_next_fill_removes() {
+    use std::time::{Duration, Instant};
+    let p = project(None);
+    // enough files that the update takes a while
+    for i in 0..3000 {
+        write(
+            &p.root.join(format!("src/big{}/f{i}.js", i % 30)),
+            &format!("export const x{i} = {i};\n"),
+        );
+    }
+    commit(&p, "big");
+    let m = manager(&p, 1, 5000);
+    assert_eq!(block_on(m.fill_pool(Some("main"))).unwrap().made, 1);
+    for i in 0..1400 {
+        write(
+            &p.root.join(format!("src/big{}/f{i}.js", i % 30)),
+            &format!("export const x{i} = 'moved';\n"),
+        );
+    }
+    let new = commit(&p, "1,400 files changed");
+    let pool = p.root.join(".worktrees/.pool");
+    let making = |pool: &Path| -> Vec<String> {
+        std::fs::read_dir(pool)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with(".making-") && !n.ends_with(".lock"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vibetrees"))
+        .args([
+            "pool",
+            "fill",
+            "--repo",
+            &p.root.to_string_lossy(),
+            "--from",
+            "main",
+        ])
+        .env("HOME", setup())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = false;
+    while child.try_wait().unwrap().is_none() {
+        if !making(&pool).is_empty() {
+            seen = true;
+            break;
+        }
+        assert!(Instant::now() < deadline, "the fill never started");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    eprintln!("killed while updating a spare: {seen}");
+    // whatever the moment: the next fill leaves one whole spare of the new commit, no debris
+    block_on(m.fill_pool(Some("main"))).unwrap();
+    assert_eq!(making(&pool), Vec::<String>::new());
+    let spares = m.pool_status().spares;
+    assert_eq!(spares.len(), 1, "{spares:?}");
+    assert_eq!(spares[0].commit, new);
+    let w = create(&m, "after-kill", "main");
+    assert!(w.pool.claimed);
+    assert_eq!(git(&w.path, &["status", "--porcelain"]), "");
+    let fresh = create(&manager(&p, 0, 5000), "fresh", "main");
+    assert_eq!(
+        git(&w.path, &["ls-files", "-s"]),
+        git(&fresh.path, &["ls-files", "-s"])
+    );
+    block_on(m.clear_pool()).unwrap();
+}
