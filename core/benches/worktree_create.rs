@@ -18,17 +18,25 @@
 //! - **pooled**: `create_worktree_optimized` claiming a pool spare of `main` (made, untimed,
 //!   before the round by `fill_pool`; the refill after the claim is awaited, untimed, before the
 //!   next contender runs). The other arms run with the pool off (`poolSize: 0`);
+//! - **near**: a claim of a near spare: a spare of `main` made (untimed), `main` moved by a
+//!   commit touching 10 files (untimed), then the creation applies the difference
+//!   (`pool_rows.rs`);
 //! - **floors**: the checkout alone (the one creations use: `git::add_worktree`, branch,
 //!   registration and checkout) and the cache restore alone; `git worktree add` alone for reference.
 //!
 //! `--warm-only` runs only the warm creation and the floors, `--steps` prints each warm creation's
 //! steps on a time line, `--keep` leaves the temporary folder (delete it at a quiet moment), and
 //! `--no-settle` skips the 65 s wait after building the project (see BENCHMARKING.md's ext4 trap).
+//! `--near-sweep` adds near claims of 10 to 20,000 changed files (where `poolNearMaxChanges`
+//! lies); `--flat` runs only warm creations and claims with 5 and then 200 worktrees present.
 //!
 //! Prints medians and ratios: sequential / warm, sequential / cold, and warm / max(checkout,
 //! restore) (the floor). `--checkout` also compares the checkout alone: the git CLI's (with and
 //! without `checkout.workers=2`), libgit2's, and ours (1-3 threads, also beside a burnt core),
 //! on loose then packed objects (see `checkout_comparison`).
+
+#[path = "worktree_create/pool_rows.rs"]
+mod pool_rows;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -52,6 +60,8 @@ struct Args {
     warm_only: bool,
     keep: bool,
     settle: bool,
+    near_sweep: bool,
+    flat: bool,
 }
 
 fn args() -> Args {
@@ -67,6 +77,8 @@ fn args() -> Args {
         warm_only: false,
         keep: false,
         settle: true,
+        near_sweep: false,
+        flat: false,
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -95,6 +107,8 @@ fn args() -> Args {
             "--keep" => a.keep = true,
             "--no-settle" => a.settle = false,
             "--offline" => a.offline = true,
+            "--near-sweep" => a.near_sweep = true,
+            "--flat" => a.flat = true,
             _ => {} // cargo bench passes --bench
         }
         i += 1;
@@ -282,9 +296,18 @@ fn main() {
         WorktreeManager::new(o).unwrap()
     };
     let mut pooled = Vec::new();
+    let mut near_claims = Vec::new();
     if a.settle {
         // building the project deleted ~10k files (`npm ci` empties node_modules first)
         settle();
+    }
+    if a.flat {
+        pool_rows::flat(&warm, &pooled_manager, &root, a.rounds, a.steps);
+        drop(warm);
+        vibetrees_core::runtime::block_on(pooled_manager.clear_pool()).unwrap();
+        drop(pooled_manager);
+        finish(tmp, a.keep);
+        return;
     }
 
     let (mut seq, mut cold, mut hot, mut checkout, mut restore) =
@@ -353,6 +376,18 @@ fn main() {
             print_steps(&w);
         }
         vibetrees_core::runtime::block_on(pooled_manager.wait_background());
+        // C3: a near claim after a commit touching 10 files (its setup untimed)
+        let w = pool_rows::near_claim(
+            &pooled_manager,
+            &root,
+            a.files,
+            &format!("near-claim-{r}"),
+            10,
+        );
+        near_claims.push((w.total_ms, pool_rows::near_phase_ms(&w)));
+        if a.steps {
+            print_steps(&w);
+        }
         // E/F: a dependency added on branch `bump`: near entry (main's node_modules restored,
         // then `npm install --prefer-offline`) vs the clean install, each with a fresh cache
         if has_bump && !a.warm_only {
@@ -431,8 +466,8 @@ fn main() {
         restore.push(ms(t));
         cpu_restore.push(cpu_ms() - cpu);
         println!(
-            "round {r}: sequential {:.0} ms | cold {:.0} ms | warm {:.0} ms | pooled {:.0} ms | checkout alone {:.0} ms | restore alone {:.0} ms",
-            seq[r], cold[r], hot[r], pooled[r], checkout[r], restore[r]
+            "round {r}: sequential {:.0} ms | cold {:.0} ms | warm {:.0} ms | pooled {:.0} ms | near claim {:.0} ms | checkout alone {:.0} ms | restore alone {:.0} ms",
+            seq[r], cold[r], hot[r], pooled[r], near_claims[r].0, checkout[r], restore[r]
         );
     }
     let (s, c, w, co, re) = (
@@ -461,6 +496,13 @@ fn main() {
         "  pooled creation (a claimed spare)   {pm:>8.1} ms   warm/pooled = {:.2}x, `git worktree add`/pooled = {:.2}x (target <= 25 ms)",
         w / pm,
         median(&cli_checkout) / pm
+    );
+    let near_ms: Vec<f64> = near_claims.iter().map(|n| n.0).collect();
+    let near_phase: Vec<f64> = near_claims.iter().map(|n| n.1).collect();
+    println!(
+        "  near claim (10 files changed)       {:>8.1} ms   of which the difference update {:.1} ms",
+        median(&near_ms),
+        median(&near_phase)
     );
     println!(
         "  floor max(checkout {co:.1}, restore {re:.1}) = {floor:.1} ms   warm/floor = {:.2} (target <= 1.25)",
@@ -495,6 +537,13 @@ fn main() {
     );
     println!("  containers: no engine runs here; both flows skip compose up");
 
+    if a.near_sweep {
+        let mut o = opts(warm_cache_dir.clone());
+        o.settings.pool_size = 1;
+        o.settings.pool_near_max_changes = usize::MAX;
+        let m = WorktreeManager::new(o).unwrap();
+        pool_rows::near_sweep(&m, &root, a.files, w);
+    }
     if a.checkout {
         checkout_comparison(&root, a.rounds, tmp.path());
     }
@@ -502,7 +551,12 @@ fn main() {
     drop(warm);
     vibetrees_core::runtime::block_on(pooled_manager.clear_pool()).unwrap();
     drop(pooled_manager);
-    if a.keep {
+    finish(tmp, a.keep);
+}
+
+/// Deletes the benchmark's temporary folder, or keeps it (`--keep`) for a later delete.
+fn finish(tmp: tempfile::TempDir, keep: bool) {
+    if keep {
         println!(
             "kept {} (delete it at a quiet moment)",
             tmp.keep().display()

@@ -123,8 +123,8 @@ pub struct HooksReport {
     pub skipped: Vec<SkippedHook>,
 }
 
-/// Whether a creation claimed a pool spare (`worktree/pool/`). JSON: `{ claimed, spareAgeMs }`
-/// (`spareAgeMs` only when one was claimed).
+/// Whether a creation claimed a pool spare (`worktree/pool/`). JSON: `{ claimed, spareAgeMs,
+/// nearChanges }` (`spareAgeMs` only when one was claimed, `nearChanges` when it was a near one).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PoolReport {
@@ -133,6 +133,10 @@ pub struct PoolReport {
     /// The spare's age when claimed, ms.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spare_age_ms: Option<u64>,
+    /// Paths the difference update changed, when the spare was a near one (an older commit of
+    /// `from`'s ref; see `pool/near.rs`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub near_changes: Option<usize>,
 }
 
 /// A worktree just made.

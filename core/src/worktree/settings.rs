@@ -164,6 +164,14 @@ pub struct WorktreeSettings {
     /// hardlinks into the cache and are not counted). No spare is made past it. Default 1 GiB.
     #[serde(default = "default_pool_max_bytes")]
     pub pool_max_bytes: u64,
+    /// Near spares: a spare of an older commit of `from`'s ref is claimed (and a refill brings a
+    /// spare up to date) by a difference update when at most this many paths changed; past it a
+    /// normal creation (a new spare) is faster. Never more than half the tracked files, whatever
+    /// this says (past that a creation is faster at any size). Default
+    /// [`DEFAULT_POOL_NEAR_MAX_CHANGES`] (measured: docs/worktree.md, "Pool"); 0 turns near
+    /// spares off.
+    #[serde(default = "default_pool_near_max_changes")]
+    pub pool_near_max_changes: usize,
 }
 
 fn yes() -> bool {
@@ -191,6 +199,13 @@ pub const DEFAULT_POOL_MAX_BYTES: u64 = 1 << 30;
 
 fn default_pool_max_bytes() -> u64 {
     DEFAULT_POOL_MAX_BYTES
+}
+
+/// Default of `poolNearMaxChanges` (see docs/worktree.md, "Pool", for the measurement).
+pub const DEFAULT_POOL_NEAR_MAX_CHANGES: usize = 2000;
+
+fn default_pool_near_max_changes() -> usize {
+    DEFAULT_POOL_NEAR_MAX_CHANGES
 }
 
 fn default_git_program() -> PathBuf {
@@ -249,6 +264,7 @@ impl WorktreeSettings {
             trust_project_hooks: false,
             pool_size: default_pool_size(),
             pool_max_bytes: default_pool_max_bytes(),
+            pool_near_max_changes: default_pool_near_max_changes(),
         }
     }
 
@@ -362,7 +378,7 @@ mod tests {
             "checkout": "cli", "checkoutThreads": 4, "gitProgram": "/usr/bin/git",
             "trashGrace": 60000,
             "include": [".env.local"], "includeBackground": ["target/"], "hooks": {"post-create": ["make gen"]},
-            "trustProjectHooks": true, "poolSize": 3, "poolMaxBytes": 1000000,
+            "trustProjectHooks": true, "poolSize": 3, "poolMaxBytes": 1000000, "poolNearMaxChanges": 7,
         }))
         .unwrap();
         assert_eq!(s.runtime, RuntimeChoice::None);
@@ -379,8 +395,9 @@ mod tests {
         assert_eq!(s.hooks.post_create.len(), 1);
         assert!(s.trust_project_hooks);
         assert_eq!((s.pool_size, s.pool_max_bytes), (3, 1_000_000));
+        assert_eq!(s.pool_near_max_changes, 7);
         let keys = WorktreeSettings::keys();
-        assert_eq!(keys.len(), 26, "{keys:?}");
+        assert_eq!(keys.len(), 27, "{keys:?}");
     }
 
     #[test]

@@ -136,7 +136,7 @@ pub fn attributes_change_checkout(text: &[u8]) -> bool {
 }
 
 /// A tree entry name git itself would refuse to check out (or that could escape the folder).
-pub(super) fn unsafe_name(name: &[u8]) -> bool {
+pub(crate) fn unsafe_name(name: &[u8]) -> bool {
     if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0)
     {
         return true;

@@ -21,7 +21,7 @@
 //! - `blob.rs`: the objects a writer thread reads, and each blob into its file with bounded
 //!   memory (loose ones inflated chunk by chunk, big packed ones streamed by `git cat-file`).
 //! - `index.rs`: the worktree's index file (entries by libgit2, the cache-tree
-//!   extension appended, the checksum recomputed); never the files.
+//!   extension appended or taken out, the checksum recomputed); never the files.
 //! - [`loose`] (`loose.rs`): loose objects read straight from the objects folder (the writer's
 //!   hot path).
 //!
@@ -37,15 +37,17 @@ pub mod loose;
 mod register;
 mod writer;
 
+pub(crate) use blob::{DEFAULT_BIG_FILE_THRESHOLD, Objects};
+pub(crate) use eligibility::unsafe_name;
 pub use eligibility::{attributes_change_checkout, cli_reason};
 pub use folding::NameFolding;
 pub use hook::{post_checkout_hook, run_post_checkout_hook};
-pub use index::{cache_tree_extension, write_index};
+pub use index::{add_cache_tree, cache_tree_extension, index_entry, take_cache_tree, write_index};
 pub use register::{
     left_registering, plain_name, register, register_claimed, registration_lock, unregister,
     write_head_files,
 };
-pub use writer::{CheckoutOptions, checkout_tree, checkout_tree_with};
+pub use writer::{CheckoutOptions, DEFAULT_MAX_TREE_DEPTH, checkout_tree, checkout_tree_with};
 
 use crate::Error;
 use git2::Oid;

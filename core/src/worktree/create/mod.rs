@@ -14,8 +14,10 @@
 //!
 //! - **Before the graph** ([`prepare`]): the name and the ref are checked, debris of earlier
 //!   attempts cleared (`recovery.rs`); nothing is touched when a check fails. Then a pool spare
-//!   of `from`'s commit is claimed when there is one (`pool/`): renamed to the worktree's place,
-//!   it is what `git-worktree-add` registers and where `cache-restore` finds node_modules; a
+//!   of `from`'s commit is claimed when there is one (`pool/`), else a near spare (an older
+//!   commit of the same ref, within `poolNearMaxChanges` changed paths): renamed to the worktree's
+//!   place, it is what `git-worktree-add` updates (a near spare) and registers, and where
+//!   `cache-restore` finds node_modules; a
 //!   creation that fails before registering it gives it back. After ready, a claim starts a
 //!   refill of the pool in the background.
 //! - **Ready**: the end of the graph (span `create-worktree-total`): the worktree is unlocked,
@@ -159,13 +161,19 @@ fn prepare(
     match state.recovery.clear_debris(&repo, name, path)? {
         Found::Complete => Ok(Prepared::Existed),
         Found::Clear => {
+            let tracked_files = repo.index().map(|i| i.len()).unwrap_or(0);
             let claim = (pool::enabled(&state.settings) && !git::branch_exists(&repo, name))
-                .then(|| pool::claim::claim(&state.base, resolved.commit, path))
+                .then(|| {
+                    pool::claim::claim(&state.base, resolved.commit, path).or_else(|| {
+                        let max = pool::near::max_changes(&state.settings, tracked_files);
+                        pool::claim::claim_near(&repo, &state.base, &resolved, max, path)
+                    })
+                })
                 .flatten()
                 .map(Box::new);
             Ok(Prepared::Go {
                 from: resolved,
-                tracked_files: repo.index().map(|i| i.len()).unwrap_or(0),
+                tracked_files,
                 claim,
             })
         }

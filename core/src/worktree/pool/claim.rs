@@ -3,6 +3,8 @@
 //! spare's flock from before the rename until the folder is registered, so recovery can tell a
 //! claim in progress from one whose process died. Two claimers of one spare: one rename
 //! succeeds, the other gets `ENOENT` and tries the next spare or creates the normal way.
+//! [`claim_near`] claims a spare of an older commit of the same ref the same way when its
+//! difference is a near plan (`near.rs`); [`update`] applies that plan in the claimed folder.
 //!
 //! Then [`register`]: the registration written as `git worktree add` writes it
 //! (`checkout::register_claimed`, under the registration lock), with the files beside HEAD and
@@ -13,6 +15,7 @@
 //! other registrations.
 
 use super::layout::{self, SpareMeta};
+use super::near::{self, NearPlan};
 use crate::Result;
 use crate::worktree::checkout;
 use crate::worktree::marker::CreationMarker;
@@ -28,6 +31,9 @@ pub struct Claimed {
     pub meta: SpareMeta,
     /// How old it was when claimed, ms.
     pub age_ms: u64,
+    /// The difference update that brings it to the creation's commit, when it is a near spare
+    /// (applied by `git-worktree-add` before the registration).
+    pub near: Option<NearPlan>,
     _lock: File,
 }
 
@@ -55,6 +61,7 @@ pub fn claim(base: &Path, commit: Oid, path: &Path) -> Option<Claimed> {
                 return Some(Claimed {
                     age_ms: spare.meta.age_ms(),
                     meta: spare.meta,
+                    near: None,
                     _lock: lock,
                 });
             }
@@ -67,6 +74,75 @@ pub fn claim(base: &Path, commit: Oid, path: &Path) -> Option<Claimed> {
         }
     }
     None
+}
+
+/// Claims a near spare for `from` (see [`near`]): a spare made from the same ref at an older
+/// commit, newest first, whose difference to `from`'s commit is a [`NearPlan`] of at most
+/// `max_changes` paths. Renamed to `path` like [`claim`]; the plan travels in the claim.
+pub fn claim_near(
+    repo: &Repository,
+    base: &Path,
+    from: &crate::worktree::git::ResolvedFrom,
+    max_changes: usize,
+    path: &Path,
+) -> Option<Claimed> {
+    if max_changes == 0 {
+        return None;
+    }
+    let current = from.commit.to_string();
+    let mut candidates: Vec<_> = layout::spares(base)
+        .into_iter()
+        .filter(|s| s.meta.from == from.ref_name && s.meta.commit != current)
+        .collect();
+    candidates.reverse(); // newest first: the smallest difference, most likely
+    for spare in candidates {
+        let Ok(old) = Oid::from_str(&spare.meta.commit) else {
+            continue;
+        };
+        let plan = match near::plan(repo, base, old, from.commit, from.tree, max_changes) {
+            Ok(p) => p,
+            Err(why) => {
+                tracing::debug!("pool: {} is not near: {why}", spare.path.display());
+                continue;
+            }
+        };
+        let Some(lock) = layout::try_lock(&layout::spare_lock_path(&spare.path), false) else {
+            continue;
+        };
+        match crate::platform::rename_no_replace(&spare.path, path) {
+            Ok(()) => {
+                return Some(Claimed {
+                    age_ms: spare.meta.age_ms(),
+                    meta: spare.meta,
+                    near: Some(plan),
+                    _lock: lock,
+                });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                tracing::warn!("pool: cannot claim {}: {e}", spare.path.display());
+                return None;
+            }
+        }
+    }
+    None
+}
+
+/// Brings the claimed folder `path` to `plan`'s commit ([`near::apply`]) and records that commit
+/// in its metadata (so a creation that fails before registering gives back a spare of the
+/// commit it holds). On an error the folder is no longer whole: [`release`] deletes it.
+pub fn update(
+    repo: &Repository,
+    path: &Path,
+    meta: &SpareMeta,
+    plan: &NearPlan,
+    git_program: &Path,
+) -> Result<near::Applied> {
+    let applied = near::apply(repo, path, plan, git_program)?;
+    let mut meta = meta.clone();
+    meta.commit = plan.new_commit.to_string();
+    layout::write_meta(path, &meta)?;
+    Ok(applied)
 }
 
 /// Registers the claimed folder `path` on `branch` (which this creation just made at `commit`,

@@ -1,4 +1,4 @@
-//! A pool of ready worktrees (issue 17, first slice): spares made before anyone asks, so a
+//! A pool of ready worktrees (issue 17): spares made before anyone asks, so a
 //! creation from their commit only renames one into place and registers it.
 //!
 //! - [`layout`]: the pool's folder, names, marker and metadata, the locks that tell a live maker
@@ -10,6 +10,8 @@
 //!   writes it, and giving back a claimed folder whose creation failed first.
 //! - [`refill`]: filling for a commit source within `poolSize` and `poolMaxBytes`, in the
 //!   background at low priority, yielding to creations; clearing; sweeping dead makers' debris.
+//! - [`near`]: near spares: a spare of an older commit of the same ref brought to the new one by
+//!   a two-tree update of the changed paths (at a claim, and in the refill).
 //!
 //! A creation decides claim-or-not before its graph (`create/mod.rs` `prepare`); its
 //! `git-worktree-add` and `cache-restore` steps then use the claimed folder. Recovery of a claim
@@ -17,10 +19,12 @@
 //!
 //! Owns: `<worktreeBase>/.pool/` and, until it is registered, a claimed folder. Must not touch
 //! anything there without our marks, nor branches or registrations other than the claimer's.
-//! Not yet: near spares (a difference update when `from` moved), the bindings' own API.
+//!
+//! Not yet: the bindings' own API.
 
 pub mod claim;
 pub mod layout;
+pub mod near;
 pub mod refill;
 pub mod spare;
 

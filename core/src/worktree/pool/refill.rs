@@ -1,7 +1,10 @@
 //! Filling the pool: for one commit source (a ref, default the main worktree's branch), spares
 //! are made until `poolSize` of its current commit exist or the disk budget (`poolMaxBytes`) is
-//! reached; spares of that source whose commit moved, and spares whose commit is gone, are
-//! discarded (near spares, brought up to date by a difference update, are not made yet). When the
+//! reached. A spare of that source whose commit moved is brought up to date by the difference
+//! update of a near claim ([`super::near`]) when it is within `poolNearMaxChanges` (as a spare
+//! being made, `.making-*`, so a kill mid-way leaves debris, never a half-updated spare; its
+//! node_modules restored again when the key changed), else discarded; a spare whose commit is
+//! gone is discarded. When the
 //! budget is full, the oldest spares of other commits make room, never this source's. Before
 //! each spare it waits until no creation of the manager is running (refills yield to creations).
 //! Debris is swept first: a `.making-*` folder whose maker died (its flock free), a `.discard-*`
@@ -13,7 +16,8 @@
 //! Owns: what is under `.pool/` and bears our marks. Must not touch folders there without them
 //! (they are left alone), nor anything outside `.pool/`.
 
-use super::layout::{self, DISCARD_PREFIX, FILL_LOCK, MAKING_PREFIX};
+use super::layout::{self, DISCARD_PREFIX, FILL_LOCK, MAKING_PREFIX, SpareMeta};
+use super::near;
 use super::spare::{self, NotMade};
 use crate::worktree::git::{self, ResolvedFrom};
 use crate::worktree::manager::ManagerState;
@@ -34,6 +38,8 @@ pub struct FillReport {
     pub made: usize,
     /// Spares and debris removed.
     pub discarded: usize,
+    /// Spares of the source whose commit moved, brought up to date by a difference update.
+    pub updated: usize,
     /// Why it stopped before `poolSize` spares, if it did (`budget`, the checkout needs the git
     /// CLI, ...).
     pub stopped: Option<String>,
@@ -67,6 +73,15 @@ pub(crate) fn fill(state: &ManagerState, from: Option<&str>) -> Result<FillRepor
         let gone = git2::Oid::from_str(&s.meta.commit)
             .map(|c| repo.find_commit(c).is_err())
             .unwrap_or(true);
+        if moved && !gone {
+            while state.creations_running() {
+                std::thread::sleep(YIELD_POLL);
+            }
+            if refresh(state, &repo, &pool, &s, &resolved) {
+                report.updated += 1;
+                continue;
+            }
+        }
         if (moved || gone) && discard(&pool, &s.path) {
             report.discarded += 1;
         }
@@ -129,6 +144,92 @@ pub(crate) fn fill(state: &ManagerState, from: Option<&str>) -> Result<FillRepor
             }
         }
     }
+}
+
+/// Brings the spare `s` (of `resolved`'s ref, at an older commit) to `resolved`'s commit by its
+/// difference update, renamed to `.making-<suffix>` meanwhile with that name's flock held (and
+/// the spare's own, so no claimer takes it), then published under its new commit. node_modules
+/// are restored again when the cache key changed. False when it is not near, or is being
+/// claimed, or the update failed (what it left is removed): the caller discards it.
+fn refresh(
+    state: &ManagerState,
+    repo: &git2::Repository,
+    pool: &Path,
+    s: &layout::Spare,
+    resolved: &ResolvedFrom,
+) -> bool {
+    let Ok(old) = git2::Oid::from_str(&s.meta.commit) else {
+        return false;
+    };
+    let max = near::max_changes(&state.settings, s.meta.files);
+    let plan = match near::plan(repo, &state.base, old, resolved.commit, resolved.tree, max) {
+        Ok(p) => p,
+        Err(why) => {
+            tracing::debug!("pool: {} is not near: {why}", s.path.display());
+            return false;
+        }
+    };
+    let Some(_claim_lock) = layout::try_lock(&layout::spare_lock_path(&s.path), false) else {
+        return false;
+    };
+    let suffix = unique_suffix();
+    let making = pool.join(format!("{MAKING_PREFIX}{suffix}"));
+    let lock_path = pool.join(format!("{MAKING_PREFIX}{suffix}.lock"));
+    let Ok(lock) = layout::lock(&lock_path) else {
+        return false;
+    };
+    let mut ok = false;
+    if crate::platform::rename_no_replace(&s.path, &making).is_ok() {
+        match update_in_place(state, repo, &making, &s.meta, &plan) {
+            Ok(meta) => {
+                let dest = pool.join(format!("{}-{suffix}", &meta.commit[..12]));
+                ok = crate::platform::rename_no_replace(&making, &dest).is_ok();
+            }
+            Err(e) => tracing::warn!("pool: updating a spare failed: {}", e.full_message()),
+        }
+        if !ok {
+            let _ = std::fs::remove_dir_all(&making);
+        }
+    }
+    let _ = std::fs::remove_file(&lock_path);
+    drop(lock);
+    ok
+}
+
+/// The difference update of the spare at `dir` (see [`refresh`]); returns its new metadata
+/// (written).
+fn update_in_place(
+    state: &ManagerState,
+    repo: &git2::Repository,
+    dir: &Path,
+    meta: &SpareMeta,
+    plan: &near::NearPlan,
+) -> Result<SpareMeta> {
+    near::apply(repo, dir, plan, &state.settings.git_program)?;
+    let key = crate::worktree::create::tree_key_inputs(repo, plan.new_tree)?.map(|i| i.key());
+    let mut meta = meta.clone();
+    let (added, removed) = plan.changes.iter().fold((0, 0), |(a, r), c| {
+        match (c.old.is_some(), c.new.is_some()) {
+            (false, true) => (a + 1, r),
+            (true, false) => (a, r + 1),
+            _ => (a, r),
+        }
+    });
+    meta.files = (meta.files + added).saturating_sub(removed);
+    meta.commit = plan.new_commit.to_string();
+    let new_key = key.as_ref().map(|k| k.as_str().to_string());
+    if new_key != meta.cache_key || !meta.node_modules {
+        if meta.node_modules {
+            let nm = dir.join("node_modules");
+            std::fs::remove_dir_all(&nm).map_err(|e| Error::io_path("remove", &nm, e))?;
+        }
+        meta.node_modules_files = spare::restore_node_modules(state, key.as_ref(), dir);
+        meta.node_modules = meta.node_modules_files.is_some();
+        meta.cache_key = new_key;
+    }
+    meta.created_at_ms = layout::now_ms();
+    layout::write_meta(dir, &meta)?;
+    Ok(meta)
 }
 
 /// Discards the oldest spare of `spares` whose commit is not `keep` (and that nobody is

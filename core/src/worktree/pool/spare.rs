@@ -99,27 +99,7 @@ fn fill(
         .map(|e| e.stat.st_size as u64)
         .sum();
     let key = tree_key_inputs(repo, from.tree)?.map(|i| i.key());
-    let node_modules_files = match (&key, &state.cache) {
-        (Some(key), Some(cache))
-            if cache.contains(key)
-                && std::fs::symlink_metadata(dir.join("node_modules")).is_err() =>
-        {
-            let target: PathBuf = dir.join("node_modules");
-            let opts = RestoreOptions {
-                method: settings.cache_method,
-                ..Default::default()
-            };
-            match cache.restore(key, &target, &opts) {
-                Ok(stats) => Some(stats.files),
-                Err(e) => {
-                    tracing::warn!("pool: node_modules not restored into a spare: {e}");
-                    let _ = std::fs::remove_dir_all(&target);
-                    None
-                }
-            }
-        }
-        _ => None,
-    };
+    let node_modules_files = restore_node_modules(state, key.as_ref(), dir);
     let meta = layout::new_meta(
         from.commit,
         &from.ref_name,
@@ -132,4 +112,33 @@ fn fill(
         .map_err(|e| Error::io_path("create", layout::spare_lock_path(dir), e))?;
     layout::write_meta(dir, &meta)?;
     Ok(Ok(meta))
+}
+
+/// node_modules of `key` restored from the cache into the spare `dir` (which has none), when the
+/// cache holds that entry and the tree has no `node_modules` of its own: the files restored, or
+/// `None` (nothing restored; a failed restore is removed again).
+pub(super) fn restore_node_modules(
+    state: &ManagerState,
+    key: Option<&crate::cache::CacheKey>,
+    dir: &Path,
+) -> Option<u64> {
+    let (Some(key), Some(cache)) = (key, &state.cache) else {
+        return None;
+    };
+    if !cache.contains(key) || std::fs::symlink_metadata(dir.join("node_modules")).is_ok() {
+        return None;
+    }
+    let target: PathBuf = dir.join("node_modules");
+    let opts = RestoreOptions {
+        method: state.settings.cache_method,
+        ..Default::default()
+    };
+    match cache.restore(key, &target, &opts) {
+        Ok(stats) => Some(stats.files),
+        Err(e) => {
+            tracing::warn!("pool: node_modules not restored into a spare: {e}");
+            let _ = std::fs::remove_dir_all(&target);
+            None
+        }
+    }
 }

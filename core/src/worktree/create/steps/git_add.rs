@@ -2,7 +2,9 @@
 //! locked `vibetrees: creating (pid N)`) and the checkout (ours, or `git worktree add`), through
 //! `git::add_worktree_with` with the manager's checkout settings. When the creation claimed a
 //! pool spare (`Creation::claim`), its files and index are already there: only the registration
-//! (`pool::claim::register`, as `git worktree add` writes it) and the `post-checkout` hook run.
+//! (`pool::claim::register`, as `git worktree add` writes it) and the `post-checkout` hook run;
+//! a near spare (an older commit of `from`'s ref) first gets its difference update
+//! (`pool::claim::update`).
 //! Must not clear debris (done before the graph, by `recovery.rs`) nor unlock the worktree (done
 //! at "ready").
 
@@ -106,13 +108,18 @@ async fn add(c: &Creation) -> Result<WorktreeAdded> {
 }
 
 /// The claimed spare at `c.path` registered on the branch just made at its commit, then the
-/// `post-checkout` hook run as after our checkout; each a phase (`register`, `hook`).
+/// `post-checkout` hook run as after our checkout; each a phase (`register`, `hook`). A near spare
+/// is first brought to the commit by its difference update (phase `near`).
 async fn register_claimed(
     c: &Creation,
     claim: &Claimed,
     created_branch: bool,
 ) -> Result<WorktreeAdded> {
-    if !created_branch || claim.commit() != Some(c.from.commit) {
+    let expected = match &claim.near {
+        Some(plan) => plan.new_commit == c.from.commit,
+        None => claim.commit() == Some(c.from.commit),
+    };
+    if !created_branch || !expected {
         // another process made the branch between `prepare` and now: the spare goes back
         return Err(Error::AlreadyExists(format!(
             "branch {:?} was created by another process during this creation",
@@ -125,12 +132,19 @@ async fn register_claimed(
         c.name.clone(),
         c.from.commit,
     );
+    let near = claim.near.clone().map(|plan| (plan, claim.meta.clone()));
+    let git_program = c.state.settings.git_program.clone();
     let span = crate::optimizer::current_span();
     let phases = tokio::task::spawn_blocking(move || -> Result<_> {
         let mut phases = CheckoutPhases::under(span);
         let done = (|| {
-            phases.begin("register");
             let repo = git::open(&root)?;
+            if let Some((plan, meta)) = &near {
+                // a near spare: the difference to this commit first (files and index)
+                phases.begin("near");
+                pool::claim::update(&repo, &path, meta, plan, &git_program)?;
+            }
+            phases.begin("register");
             pool::claim::register(&repo, &path, &name, &creating_reason(), commit)?;
             if let Some(hook) = checkout::post_checkout_hook(&repo) {
                 phases.begin("hook");
@@ -164,6 +178,7 @@ async fn register_claimed(
         pool: Some(PoolReport {
             claimed: true,
             spare_age_ms: Some(claim.age_ms),
+            near_changes: claim.near.as_ref().map(|p| p.changes.len()),
         }),
     })
 }
