@@ -199,6 +199,22 @@ export declare class NativeWorktreeManager {
   trashList(): Promise<any>
   /** Brings the newest trash entry of `name` back (folder and registration). */
   trashRestore(name: string): Promise<any>
+  /**
+   * Fills the pool of spare worktrees for `from` (a ref; null: the main worktree's branch) up
+   * to `poolSize` within `poolMaxBytes`, now, on a low-priority thread. Resolves to the fill
+   * report `{ from, made, discarded, stopped }`; an unknown `from` rejects with `NOT_FOUND`.
+   */
+  fillPool(from?: string | undefined | null): Promise<any>
+  /**
+   * Deletes every spare of the pool nobody is claiming (and dead fills' debris); resolves to
+   * how many were removed.
+   */
+  clearPool(): Promise<number>
+  /**
+   * The pool's spares and settings `{ dir, size, maxBytes, bytes, spares }` (reads the pool's
+   * folder off the JS thread).
+   */
+  poolStatus(): Promise<any>
   /** The project's worktrees with their ports. */
   listWorktrees(): Promise<any>
   /** Starts the warm-up jobs (cache populate from the main worktree, image pulls). */

@@ -472,6 +472,52 @@ export interface TrashEntry {
   location: string;
 }
 
+/** One spare worktree of the pool (`poolStatus`). */
+export interface SpareInfo {
+  /** Its folder (under `<worktreeBase>/.pool/`). */
+  path: string;
+  /** The commit it holds. */
+  commit: string;
+  /** The ref it was made from (`refs/heads/main`). */
+  from: string;
+  /** Its node_modules cache key, if the project has one. */
+  cacheKey: string | null;
+  /** Whether node_modules is in it. */
+  nodeModules: boolean;
+  /** Bytes of its checked-out files. */
+  bytes: number;
+  /** Files checked out. */
+  files: number;
+  /** Its age, ms. */
+  ageMs: number;
+}
+
+/** The pool of spare worktrees of a project (`poolStatus`). */
+export interface PoolStatus {
+  /** The pool's folder, `<worktreeBase>/.pool`. */
+  dir: string;
+  /** `poolSize`. */
+  size: number;
+  /** `poolMaxBytes`. */
+  maxBytes: number;
+  /** Bytes the spares hold (their checked-out files). */
+  bytes: number;
+  /** The spares, oldest first. */
+  spares: SpareInfo[];
+}
+
+/** What a `fillPool` did. */
+export interface PoolFillReport {
+  /** The ref filled for (`refs/heads/main`), if one resolved. */
+  from: string | null;
+  /** Spares made. */
+  made: number;
+  /** Spares and debris removed. */
+  discarded: number;
+  /** Why it stopped before `poolSize` spares, if it did (the budget, the pool is off, ...). */
+  stopped: string | null;
+}
+
 export interface CreationRecord {
   id: number;
   name: string;
@@ -529,6 +575,11 @@ export declare class WorktreeManager {
   trashList(): Promise<TrashEntry[]>;
   trashRestore(name: string): Promise<TrashEntry>;
   listWorktrees(): Promise<WorktreeInfo[]>;
+  /** Makes spares for `from` (default: the main worktree's branch) up to `poolSize`; rejects `NOT_FOUND` for an unknown ref. */
+  fillPool(from?: string | null): Promise<PoolFillReport>;
+  /** Deletes every spare nobody is claiming; resolves to how many were removed. */
+  clearPool(): Promise<number>;
+  poolStatus(): Promise<PoolStatus>;
   warm(): Promise<string[]>;
   waitBackground(): Promise<void>;
   backgroundJobs(): string[];

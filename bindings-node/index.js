@@ -632,6 +632,28 @@ class WorktreeManager {
     return this._native.trashRestore(name);
   }
 
+  /**
+   * Fills the pool of spare worktrees for `from` (a ref; default: the main worktree's branch) up
+   * to `poolSize` within `poolMaxBytes`, now (a low-priority thread). Resolves to
+   * `{ from, made, discarded, stopped }`; rejects `NOT_FOUND` for an unknown ref.
+   */
+  fillPool(from) {
+    if (from !== undefined && from !== null && typeof from !== 'string') {
+      throw argError(`fillPool: from must be a string, got ${describe(from)}`);
+    }
+    return this._native.fillPool(from ?? null);
+  }
+
+  /** Deletes every spare nobody is claiming (and dead fills' debris); resolves to how many. */
+  clearPool() {
+    return this._native.clearPool();
+  }
+
+  /** The pool: `{ dir, size, maxBytes, bytes, spares: [{ path, commit, from, cacheKey, nodeModules, bytes, files, ageMs }] }`. */
+  poolStatus() {
+    return this._native.poolStatus();
+  }
+
   /** The project's worktrees: `[{ name, path, branch, ports, isMain, missing, halfMade }]`. */
   listWorktrees() {
     return this._native.listWorktrees();

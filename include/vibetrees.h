@@ -1018,6 +1018,53 @@ enum vt_result vt_worktree_manager_new_with_profiler(const char *options_json,
                                                      struct vt_worktree_manager **manager_out);
 
 /**
+ * Deletes every spare of the pool that no creation is claiming, and the debris of dead fills,
+ * and writes how many were removed to `*removed_out` (if not NULL). Nothing outside the pool's
+ * folder is touched. Blocks the calling thread. Errors: `VT_LOCK`, `VT_IO`, `VT_NULL_ARGUMENT`.
+ *
+ * Threads: safe to call from any thread.
+ *
+ * # Safety
+ * `manager` is a live handle; `removed_out` is NULL or valid for one write.
+ */
+enum vt_result vt_worktree_manager_pool_clear(const struct vt_worktree_manager *manager,
+                                              size_t *removed_out);
+
+/**
+ * Fills the pool of spare worktrees for the ref `from` (NULL: the main worktree's branch) up to
+ * `poolSize` within `poolMaxBytes`, now, and gives the fill report as JSON `{ from, made,
+ * discarded, stopped }` in `*report_json_out` (free it with `vt_string_free`). `from` is the
+ * full ref filled for (or null), `stopped` why it stopped short (or null). Blocks the calling
+ * thread until the spares are made (the work runs on a low-priority library thread). Errors:
+ * `VT_NOT_FOUND` (`from` is no ref), `VT_LOCK`, `VT_GIT`, `VT_IO`, `VT_NULL_ARGUMENT`,
+ * `VT_INVALID_UTF8`.
+ *
+ * Threads: safe to call from any thread, also while creations run on the same manager (a fill
+ * yields to them).
+ *
+ * # Safety
+ * `manager` is a live handle; `from` is NULL or NUL-terminated; `report_json_out` is valid for
+ * one write.
+ */
+enum vt_result vt_worktree_manager_pool_fill(const struct vt_worktree_manager *manager,
+                                             const char *from,
+                                             char **report_json_out);
+
+/**
+ * Gives the pool as JSON `{ dir, size, maxBytes, bytes, spares: [{ path, commit, from,
+ * cacheKey, nodeModules, bytes, files, ageMs }] }` (spares oldest first; `size` and `maxBytes`
+ * are the settings `poolSize` and `poolMaxBytes`) in `*status_json_out` (free it with
+ * `vt_string_free`). Reads the pool's folder on the calling thread. Errors: `VT_NULL_ARGUMENT`.
+ *
+ * Threads: safe to call from any thread.
+ *
+ * # Safety
+ * `manager` is a live handle; `status_json_out` is valid for one write.
+ */
+enum vt_result vt_worktree_manager_pool_status(const struct vt_worktree_manager *manager,
+                                               char **status_json_out);
+
+/**
  * Gives a new profiler handle sharing the manager's profiler (every creation's spans: stats,
  * report, Chrome trace) in `*profiler_out`; free it with `vt_profiler_free` (the manager is not
  * affected). Errors: `VT_NULL_ARGUMENT`.

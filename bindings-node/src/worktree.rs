@@ -21,7 +21,7 @@ use vibetrees_core::worktree::{
     WorktreeOptions, WorktreeSettings, failure_json,
 };
 
-use crate::errors::{core_error, invalid_argument, spawn};
+use crate::errors::{core_error, invalid_argument, spawn, spawn_blocking};
 use crate::optimizer::CancelHandle;
 use crate::profiler::{JsProfiler, Metrics};
 
@@ -286,6 +286,57 @@ impl NativeWorktreeManager {
         spawn(
             env,
             async move { Ok(serde_json::to_value(manager.trash_restore(&name).await?)?) },
+            |_, v| Ok(v),
+        )
+    }
+
+    /// Fills the pool of spare worktrees for `from` (a ref; null: the main worktree's branch) up
+    /// to `poolSize` within `poolMaxBytes`, now, on a low-priority thread. Resolves to the fill
+    /// report `{ from, made, discarded, stopped }`; an unknown `from` rejects with `NOT_FOUND`.
+    #[napi(ts_return_type = "Promise<any>")]
+    pub fn fill_pool<'env>(
+        &self,
+        env: &'env Env,
+        from: Option<String>,
+    ) -> napi::Result<PromiseRaw<'env, serde_json::Value>> {
+        let manager = self.inner.clone();
+        spawn(
+            env,
+            async move {
+                Ok(serde_json::to_value(
+                    manager.fill_pool(from.as_deref()).await?,
+                )?)
+            },
+            |_, v| Ok(v),
+        )
+    }
+
+    /// Deletes every spare of the pool nobody is claiming (and dead fills' debris); resolves to
+    /// how many were removed.
+    #[napi]
+    pub fn clear_pool<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, u32>> {
+        let manager = self.inner.clone();
+        spawn(
+            env,
+            async move {
+                let removed = manager.clear_pool().await?;
+                Ok(u32::try_from(removed).unwrap_or(u32::MAX))
+            },
+            |_, v| Ok(v),
+        )
+    }
+
+    /// The pool's spares and settings `{ dir, size, maxBytes, bytes, spares }` (reads the pool's
+    /// folder off the JS thread).
+    #[napi(ts_return_type = "Promise<any>")]
+    pub fn pool_status<'env>(
+        &self,
+        env: &'env Env,
+    ) -> napi::Result<PromiseRaw<'env, serde_json::Value>> {
+        let manager = self.inner.clone();
+        spawn_blocking(
+            env,
+            move || Ok(serde_json::to_value(manager.pool_status())?),
             |_, v| Ok(v),
         )
     }

@@ -492,6 +492,39 @@ impl PyWorktreeManager {
         })
     }
 
+    /// Fills the pool of spare worktrees for `from_` (a ref; `None`: the main worktree's branch)
+    /// up to `pool_size` within `pool_max_bytes`, now, on a low-priority thread. Returns
+    /// `{from, made, discarded, stopped}`; raises `NotFoundError` for an unknown ref. A Ctrl-C
+    /// lets the fill finish (each spare is published whole), then raises `KeyboardInterrupt`.
+    #[pyo3(signature = (from_=None))]
+    fn fill_pool<'py>(
+        &self,
+        py: Python<'py>,
+        from_: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let manager = self.inner.clone();
+        let report = bridge::wait_to_end(py, "fill_pool", async move {
+            manager.fill_pool(from_.as_deref()).await
+        })?
+        .py()?;
+        to_py(py, &report)
+    }
+
+    /// Deletes every spare of the pool nobody is claiming (and dead fills' debris); returns how
+    /// many were removed.
+    fn clear_pool(&self, py: Python<'_>) -> PyResult<usize> {
+        let manager = self.inner.clone();
+        bridge::wait_to_end(py, "clear_pool", async move { manager.clear_pool().await })?.py()
+    }
+
+    /// The pool: `{dir, size, maxBytes, bytes, spares: [{path, commit, from, cacheKey,
+    /// nodeModules, bytes, files, ageMs}]}` (spares oldest first).
+    fn pool_status<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let manager = self.inner.clone();
+        let status = py.detach(move || manager.pool_status());
+        to_py(py, &status)
+    }
+
     /// Names of the background jobs still running.
     fn background_jobs(&self) -> Vec<String> {
         self.inner.background_jobs()

@@ -20,6 +20,7 @@ pub mod cache;
 pub mod gate;
 pub mod last_error;
 pub mod optimizer;
+pub mod pool;
 pub mod ports;
 pub mod profiler;
 pub mod result;

@@ -109,6 +109,24 @@ test('a real creation result (created, existed, failed) has exactly the declared
   await wm.waitBackground();
 });
 
+test('a real pool status, spare, fill report and claimed creation have exactly the declared keys', async () => {
+  const project = makeProject();
+  const wm = new WorktreeManager({ rootDir: project.root, cacheDir: project.cacheDir, historyPath: project.historyPath, runtime: 'none', poolSize: 1 });
+  const report = await wm.fillPool();
+  assert.equal(report.made, 1, JSON.stringify(report));
+  sameKeys(decls.get('PoolFillReport'), report, 'fill report');
+  const status = await wm.poolStatus();
+  sameKeys(decls.get('PoolStatus'), status, 'pool status');
+  assert.equal(status.spares.length, 1);
+  sameKeys(members(decls.get('PoolStatus')).get('spares'), status.spares[0], 'spare');
+  const claimed = await wm.createWorktreeOptimized('claimed');
+  assert.equal(claimed.worktree.pool.claimed, true, JSON.stringify(claimed.worktree.pool));
+  sameKeys(decls.get('CreatedWorktree'), claimed.worktree, 'claimed worktree');
+  sameKeys(members(decls.get('CreatedWorktree')).get('pool'), claimed.worktree.pool, 'worktree.pool (claimed)');
+  await wm.waitBackground();
+  await wm.clearPool();
+});
+
 test('a real restore outcome (hit and miss) has exactly the declared keys', async () => {
   const project = makeProject();
   const cache = new CacheManager({ cacheDir: project.cacheDir });

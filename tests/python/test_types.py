@@ -51,6 +51,23 @@ def test_a_real_creation_result_has_exactly_the_declared_keys(node_project, warm
     mgr.wait_background()
 
 
+def test_a_real_pool_status_fill_report_and_claim_have_exactly_the_declared_keys(node_project, warm_cache):  # noqa: F811
+    mgr = manager(node_project, warm_cache, pool_size=1)
+    report = mgr.fill_pool()
+    assert report["made"] == 1, report
+    same_keys(types.PoolFillReport, report, "fill report")
+    status = mgr.pool_status()
+    same_keys(types.PoolStatus, status, "pool status")
+    assert len(status["spares"]) == 1
+    same_keys(hint(types.PoolStatus, "spares"), status["spares"][0], "spare")
+    made = mgr.create_worktree_optimized("claimed")
+    assert made["worktree"]["pool"]["claimed"] is True
+    same_keys(types.CreatedWorktree, made["worktree"], "claimed worktree")
+    same_keys(types.PoolReport, made["worktree"]["pool"], "worktree.pool (claimed)")
+    mgr.wait_background()
+    mgr.clear_pool()
+
+
 def test_a_real_restore_outcome_has_exactly_the_declared_keys(node_project, tmp_path):
     cache = vibetrees.CacheManager(tmp_path / "cache")
     cache.cache_node_modules(node_project / "node_modules")

@@ -32,6 +32,9 @@ __all__ = [
     "HooksReport",
     "SkippedHook",
     "PoolReport",
+    "SpareInfo",
+    "PoolStatus",
+    "PoolFillReport",
     "CreatedWorktree",
     "CreatedResult",
     "ExistedResult",
@@ -391,3 +394,45 @@ class TrashEntry(TypedDict):
     trashedAtMs: int
     expiresAtMs: int
     location: str
+
+
+
+# One spare worktree of the pool (``pool_status``). The functional form, because "from" (the
+# ref it was made from, ``refs/heads/main``) is a Python keyword.
+SpareInfo = TypedDict(
+    "SpareInfo",
+    {
+        "path": str,
+        "commit": str,
+        "from": str,
+        "cacheKey": Optional[str],
+        "nodeModules": bool,
+        "bytes": int,
+        "files": int,
+        "ageMs": int,
+    },
+)
+
+
+class PoolStatus(TypedDict):
+    """The pool of spare worktrees of a project (``pool_status``); ``size`` and ``maxBytes`` are
+    the settings ``pool_size`` and ``pool_max_bytes``; spares oldest first."""
+
+    dir: str
+    size: int
+    maxBytes: int
+    bytes: int
+    spares: List[SpareInfo]
+
+
+# What ``fill_pool`` did: the ref filled for (or None), spares made, spares and debris removed,
+# and why it stopped short of ``pool_size`` (or None). Functional form: "from" is a keyword.
+PoolFillReport = TypedDict(
+    "PoolFillReport",
+    {
+        "from": Optional[str],
+        "made": int,
+        "discarded": int,
+        "stopped": Optional[str],
+    },
+)
