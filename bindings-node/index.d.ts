@@ -351,6 +351,8 @@ export interface WorktreeSettings {
   poolSize?: number | null;
   /** Disk budget of the pool, bytes (the spares' checked-out files; node_modules are hardlinks into the cache). Default 1073741824 (1 GiB). */
   poolMaxBytes?: number | null;
+  /** Most changed paths a near spare (made from an older commit of `from`) is brought up to date by at a claim or refill; past it a normal creation is faster. Default 2000 (also never more than half the tracked files). */
+  poolNearMaxChanges?: number | null;
 }
 
 /** A hook: a command run through `sh -c` in the worktree, or the command with its options. */
@@ -426,8 +428,8 @@ export interface CreatedWorktree {
   background: string[];
   hooks: HooksReport;
   creationId: number | null;
-  /** Whether the worktree is a claimed pool spare (`poolSize`); `spareAgeMs` only when it is. */
-  pool: { claimed: boolean; spareAgeMs?: number };
+  /** Whether the worktree is a claimed pool spare (`poolSize`); `spareAgeMs` only when it is, `nearChanges` (paths updated) when the spare was of an older commit. */
+  pool: { claimed: boolean; spareAgeMs?: number; nearChanges?: number };
 }
 
 export type CreateWorktreeResult =
@@ -514,6 +516,8 @@ export interface PoolFillReport {
   made: number;
   /** Spares and debris removed. */
   discarded: number;
+  /** Spares of an older commit brought up to date (near spares). */
+  updated: number;
   /** Why it stopped before `poolSize` spares, if it did (the budget, the pool is off, ...). */
   stopped: string | null;
 }

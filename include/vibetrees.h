@@ -967,7 +967,8 @@ enum vt_result vt_worktree_manager_metrics(const struct vt_worktree_manager *man
  * "restoreWorkers": null (chosen per creation), "historyPath": "~/.vibetrees/history.sqlite",
  * "recordHistory": true, "mcpServers": { "<id>": { "command": "...", "args": [] } },
  * "checkout": "git2" | "cli", "checkoutThreads": null (one per core, at most 8),
- * "gitProgram": "git", "poolSize": 1, "poolMaxBytes": 1073741824 }` (all but rootDir optional, shown with their defaults). `on_progress` may be NULL; otherwise it gets every progress event with
+ * "gitProgram": "git", "poolSize": 1, "poolMaxBytes": 1073741824,
+ * "poolNearMaxChanges": 2000 }` (all but rootDir optional, shown with their defaults). `on_progress` may be NULL; otherwise it gets every progress event with
  * `userdata`, as `vt_progress_fn` says.
  *
  * `host_steps` (may be NULL when `host_step_count` is 0) are the host's own steps, run in every
@@ -1033,7 +1034,7 @@ enum vt_result vt_worktree_manager_pool_clear(const struct vt_worktree_manager *
 /**
  * Fills the pool of spare worktrees for the ref `from` (NULL: the main worktree's branch) up to
  * `poolSize` within `poolMaxBytes`, now, and gives the fill report as JSON `{ from, made,
- * discarded, stopped }` in `*report_json_out` (free it with `vt_string_free`). `from` is the
+ * updated, discarded, stopped }` in `*report_json_out` (free it with `vt_string_free`). `from` is the
  * full ref filled for (or null), `stopped` why it stopped short (or null). Blocks the calling
  * thread until the spares are made (the work runs on a low-priority library thread). Errors:
  * `VT_NOT_FOUND` (`from` is no ref), `VT_LOCK`, `VT_GIT`, `VT_IO`, `VT_NULL_ARGUMENT`,

@@ -15,7 +15,7 @@ use vibetrees_core::runtime::block_on;
 
 /// Fills the pool of spare worktrees for the ref `from` (NULL: the main worktree's branch) up to
 /// `poolSize` within `poolMaxBytes`, now, and gives the fill report as JSON `{ from, made,
-/// discarded, stopped }` in `*report_json_out` (free it with `vt_string_free`). `from` is the
+/// updated, discarded, stopped }` in `*report_json_out` (free it with `vt_string_free`). `from` is the
 /// full ref filled for (or null), `stopped` why it stopped short (or null). Blocks the calling
 /// thread until the spares are made (the work runs on a low-priority library thread). Errors:
 /// `VT_NOT_FOUND` (`from` is no ref), `VT_LOCK`, `VT_GIT`, `VT_IO`, `VT_NULL_ARGUMENT`,

@@ -53,7 +53,8 @@ pub type vt_progress_fn =
 /// "restoreWorkers": null (chosen per creation), "historyPath": "~/.vibetrees/history.sqlite",
 /// "recordHistory": true, "mcpServers": { "<id>": { "command": "...", "args": [] } },
 /// "checkout": "git2" | "cli", "checkoutThreads": null (one per core, at most 8),
-/// "gitProgram": "git", "poolSize": 1, "poolMaxBytes": 1073741824 }` (all but rootDir optional, shown with their defaults). `on_progress` may be NULL; otherwise it gets every progress event with
+/// "gitProgram": "git", "poolSize": 1, "poolMaxBytes": 1073741824,
+/// "poolNearMaxChanges": 2000 }` (all but rootDir optional, shown with their defaults). `on_progress` may be NULL; otherwise it gets every progress event with
 /// `userdata`, as `vt_progress_fn` says.
 ///
 /// `host_steps` (may be NULL when `host_step_count` is 0) are the host's own steps, run in every

@@ -219,6 +219,7 @@ class WorktreeManager:
         trust_project_hooks: Optional[bool] = None,
         pool_size: Optional[int] = None,
         pool_max_bytes: Optional[int] = None,
+        pool_near_max_changes: Optional[int] = None,
         mcp_extra: Optional[Mapping[str, Any]] = None,
     ) -> WorktreeManager:
         """Every keyword but ``on_progress``, ``host_steps``, ``profiler`` (record every creation

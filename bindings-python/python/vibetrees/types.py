@@ -310,9 +310,11 @@ class _PoolReportRequired(TypedDict):
 
 
 class PoolReport(_PoolReportRequired, total=False):
-    """Whether the worktree is a claimed pool spare (``pool_size``); ``spareAgeMs`` only when it is."""
+    """Whether the worktree is a claimed pool spare (``pool_size``); ``spareAgeMs`` only when it is,
+    ``nearChanges`` (paths updated) when the spare was of an older commit."""
 
     spareAgeMs: int
+    nearChanges: int
 
 
 # The worktree a creation made. The functional form, because "from" (the full ref it was made
@@ -433,6 +435,7 @@ PoolFillReport = TypedDict(
         "from": Optional[str],
         "made": int,
         "discarded": int,
+        "updated": int,
         "stopped": Optional[str],
     },
 )
