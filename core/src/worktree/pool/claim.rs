@@ -52,28 +52,45 @@ pub fn claim(base: &Path, commit: Oid, path: &Path) -> Option<Claimed> {
         .into_iter()
         .filter(|s| s.meta.commit == commit)
     {
-        // held by another claimer (or a discard) right now: not ours to take
-        let Some(lock) = layout::try_lock(&layout::spare_lock_path(&spare.path), false) else {
-            continue;
-        };
-        match crate::platform::rename_no_replace(&spare.path, path) {
-            Ok(()) => {
-                return Some(Claimed {
-                    age_ms: spare.meta.age_ms(),
-                    meta: spare.meta,
-                    near: None,
-                    _lock: lock,
-                });
-            }
-            // another claimer renamed it first
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => {
-                tracing::warn!("pool: cannot claim {}: {e}", spare.path.display());
-                return None;
-            }
+        match take(spare, path, None) {
+            Ok(c) => return Some(c),
+            Err(NotTaken::Gone) => continue,
+            Err(NotTaken::Failed) => return None,
         }
     }
     None
+}
+
+/// Why [`take`] did not claim a spare.
+enum NotTaken {
+    /// Held or renamed by another claimer (or a discard) first: try the next one.
+    Gone,
+    /// The rename failed otherwise (logged): stop claiming.
+    Failed,
+}
+
+/// Locks `spare` and renames it to `path` (never over anything): the one step of every claim.
+fn take(
+    spare: layout::Spare,
+    path: &Path,
+    near: Option<NearPlan>,
+) -> std::result::Result<Claimed, NotTaken> {
+    let Some(lock) = layout::try_lock(&layout::spare_lock_path(&spare.path), false) else {
+        return Err(NotTaken::Gone);
+    };
+    match crate::platform::rename_no_replace(&spare.path, path) {
+        Ok(()) => Ok(Claimed {
+            age_ms: spare.meta.age_ms(),
+            meta: spare.meta,
+            near,
+            _lock: lock,
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(NotTaken::Gone),
+        Err(e) => {
+            tracing::warn!("pool: cannot claim {}: {e}", spare.path.display());
+            Err(NotTaken::Failed)
+        }
+    }
 }
 
 /// Claims a near spare for `from` (see [`near`]): a spare made from the same ref at an older
@@ -106,23 +123,10 @@ pub fn claim_near(
                 continue;
             }
         };
-        let Some(lock) = layout::try_lock(&layout::spare_lock_path(&spare.path), false) else {
-            continue;
-        };
-        match crate::platform::rename_no_replace(&spare.path, path) {
-            Ok(()) => {
-                return Some(Claimed {
-                    age_ms: spare.meta.age_ms(),
-                    meta: spare.meta,
-                    near: Some(plan),
-                    _lock: lock,
-                });
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => {
-                tracing::warn!("pool: cannot claim {}: {e}", spare.path.display());
-                return None;
-            }
+        match take(spare, path, Some(plan)) {
+            Ok(c) => return Some(c),
+            Err(NotTaken::Gone) => continue,
+            Err(NotTaken::Failed) => return None,
         }
     }
     None

@@ -10,7 +10,7 @@
 //! Debris is swept first: a `.making-*` folder whose maker died (its flock free), a `.discard-*`
 //! folder whose deleter died. One fill at a time among all processes (the fill flock).
 //!
-//! [`spawn_refill`] runs a fill as a background job of the manager (`wait_background` awaits it)
+//! `spawn_refill` runs a fill as a background job of the manager (`wait_background` awaits it)
 //! on a thread of its own at low CPU and I/O priority.
 //!
 //! Owns: what is under `.pool/` and bears our marks. Must not touch folders there without them
