@@ -7,17 +7,11 @@
 mod worktree_support;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use vibetrees_core::runtime::block_on;
-use vibetrees_core::worktree::{CreateOutcome, CreatedWorktree, WorktreeManager, WorktreeOptions};
+use vibetrees_core::worktree::{WorktreeManager, WorktreeOptions};
+use worktree_support::pool::{assert_indistinguishable, create_settled as create};
 use worktree_support::*;
-
-fn created(o: CreateOutcome) -> Box<CreatedWorktree> {
-    match o {
-        CreateOutcome::Created(w) => w,
-        other => panic!("expected a new worktree, got {other:?}"),
-    }
-}
 
 fn options(p: &Project, pool_size: usize, near_max: usize) -> WorktreeOptions {
     let mut o = p.options();
@@ -30,17 +24,6 @@ fn manager(p: &Project, pool_size: usize, near_max: usize) -> WorktreeManager {
     WorktreeManager::new(options(p, pool_size, near_max)).unwrap()
 }
 
-fn create(m: &WorktreeManager, branch: &str, from: &str) -> Box<CreatedWorktree> {
-    created(
-        block_on(async {
-            let r = m.create_worktree_optimized(branch, from).await;
-            m.wait_background().await;
-            r
-        })
-        .unwrap(),
-    )
-}
-
 fn write(p: &Path, text: &str) {
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
     std::fs::write(p, text).unwrap();
@@ -50,85 +33,6 @@ fn commit(p: &Project, msg: &str) -> String {
     git(&p.root, &["add", "-A"]);
     git(&p.root, &["commit", "-q", "-m", msg]);
     git(&p.root, &["rev-parse", "HEAD"]).trim().to_string()
-}
-
-/// Every entry under `dir` but `.git`, `.env` and `.claude` (relative path -> what it is: a folder, a link and its
-/// target, or a file with its mode bits and bytes), recursively, links never followed.
-fn entries(dir: &Path) -> Vec<(String, String)> {
-    fn walk(base: &Path, dir: &Path, out: &mut Vec<(String, String)>) {
-        for e in std::fs::read_dir(dir).unwrap().flatten() {
-            let p = e.path();
-            let rel = p.strip_prefix(base).unwrap().to_string_lossy().into_owned();
-            // the registration's link and what differs by design (ports, names)
-            if matches!(rel.as_str(), ".git" | ".env" | ".claude") {
-                continue;
-            }
-            let m = std::fs::symlink_metadata(&p).unwrap();
-            if m.file_type().is_symlink() {
-                let target = std::fs::read_link(&p).unwrap();
-                out.push((rel, format!("-> {}", target.display())));
-            } else if m.is_dir() {
-                out.push((format!("{rel}/"), String::new()));
-                walk(base, &p, out);
-            } else {
-                let exec = m.permissions().mode() & 0o111 != 0;
-                let text = String::from_utf8_lossy(&std::fs::read(&p).unwrap()).into_owned();
-                out.push((rel, format!("exec={exec} {text}")));
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(dir, dir, &mut out);
-    out.sort();
-    out
-}
-
-/// The index's cache-tree extension (`TREE`), byte for byte.
-fn tree_ext(index: &Path) -> Vec<u8> {
-    let i = std::fs::read(index).unwrap();
-    let body = &i[..i.len() - 20];
-    let at = body
-        .windows(4)
-        .rposition(|w| w == b"TREE")
-        .expect("a TREE extension");
-    body[at..].to_vec()
-}
-
-/// `claimed` and `fresh` (made from the same commit) as git and a reader see them.
-fn assert_indistinguishable(p: &Project, claimed: &Path, fresh: &Path) {
-    for path in [claimed, fresh] {
-        assert_eq!(
-            git(path, &["status", "--porcelain"]),
-            "",
-            "{}",
-            path.display()
-        );
-        assert_eq!(git(path, &["diff", "--cached"]), "", "{}", path.display());
-        assert!(!path.join(".vibetrees-spare").exists());
-    }
-    assert_eq!(
-        git(claimed, &["ls-files", "-s"]),
-        git(fresh, &["ls-files", "-s"]),
-        "the index entries"
-    );
-    let reg = |w: &Path| -> PathBuf {
-        p.root
-            .join(".git/worktrees")
-            .join(w.file_name().unwrap())
-            .join("index")
-    };
-    assert_eq!(
-        tree_ext(&reg(claimed)),
-        tree_ext(&reg(fresh)),
-        "the cache-tree"
-    );
-    assert_eq!(
-        git(claimed, &["write-tree"]),
-        git(fresh, &["write-tree"]),
-        "the index's tree"
-    );
-    assert_eq!(entries(claimed), entries(fresh), "the files");
-    git(&p.root, &["fsck", "--no-progress"]);
 }
 
 /// A project with an executable-to-be, links, folders that become files and files that become

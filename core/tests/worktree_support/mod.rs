@@ -2,6 +2,8 @@
 //! a real node_modules tree, HOME pointed at a temporary folder.
 #![allow(dead_code)]
 
+pub mod pool;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Once, OnceLock};
