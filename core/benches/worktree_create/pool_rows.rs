@@ -128,9 +128,33 @@ fn fill_worktrees(root: &Path, n: usize) {
     }
 }
 
-/// `--flat`: warm creations and claims with 5 worktrees present, then with 200, `rounds` each
-/// (alternating); prints the medians and the ratios (target within 1.1x). `steps` prints each
-/// creation's step times.
+/// Moves the registrations `present-<i>` for `i` in `from..to` between `.git/worktrees/` and
+/// the side folder `.git/vt-bench-held/` (`show`: back into `worktrees/`), untimed: git and
+/// the engine see only the registrations in `worktrees/`, so one project serves both arms.
+fn show_registrations(root: &Path, from: usize, to: usize, show: bool) {
+    let (live, held) = (root.join(".git/worktrees"), root.join(".git/vt-bench-held"));
+    std::fs::create_dir_all(&held).unwrap();
+    let (src, dst) = if show { (&held, &live) } else { (&live, &held) };
+    for i in from..to {
+        let name = format!("present-{i}");
+        if src.join(&name).exists() {
+            std::fs::rename(src.join(&name), dst.join(&name)).unwrap();
+        }
+    }
+}
+
+/// Moves the registration of the benchmark's own worktree `w` aside (untimed), so the count of
+/// worktrees present stays what the arm says round after round.
+fn hide_created(root: &Path, w: &CreatedWorktree) {
+    let held = root.join(".git/vt-bench-held");
+    let name = w.path.file_name().unwrap();
+    std::fs::rename(root.join(".git/worktrees").join(name), held.join(name)).unwrap();
+}
+
+/// `--flat`: warm creations and claims with 5 and with 200 worktrees present, `rounds` each,
+/// the two arms alternating on one project (the 195 extra registrations moved aside and back,
+/// untimed; each creation's own registration moved aside after it); prints the medians and the
+/// ratios (target within 1.1x). `steps` prints each creation's step times.
 pub fn flat(
     warm: &WorktreeManager,
     pooled: &WorktreeManager,
@@ -138,76 +162,80 @@ pub fn flat(
     rounds: usize,
     steps: bool,
 ) {
-    let mut rows = Vec::new();
-    for target in [5, 200] {
-        fill_worktrees(root, target);
-        let present = worktrees_present(root);
-        let (mut w_ms, mut p_ms) = (Vec::new(), Vec::new());
-        for r in 0..rounds {
+    const FEW: usize = 5;
+    const MANY: usize = 200;
+    fill_worktrees(root, MANY);
+    let mut times: [(Vec<f64>, Vec<f64>); 2] = Default::default();
+    let mut present = [0; 2];
+    for r in 0..rounds {
+        let arms = if r % 2 == 0 { [0, 1] } else { [1, 0] };
+        for arm in arms {
+            show_registrations(root, FEW, MANY, arm == 1);
+            present[arm] = worktrees_present(root);
             let w = created(
-                block_on(warm.create_worktree_optimized(&format!("flat{target}-warm-{r}"), "main"))
+                block_on(warm.create_worktree_optimized(&format!("flat{arm}-warm-{r}"), "main"))
                     .unwrap(),
             );
             block_on(warm.wait_background());
-            w_ms.push(w.total_ms);
-            if steps {
-                super::print_steps(&w);
-            }
+            hide_created(root, &w);
             block_on(pooled.fill_pool(Some("main"))).unwrap();
             let p = created(
-                block_on(
-                    pooled.create_worktree_optimized(&format!("flat{target}-pool-{r}"), "main"),
-                )
-                .unwrap(),
+                block_on(pooled.create_worktree_optimized(&format!("flat{arm}-pool-{r}"), "main"))
+                    .unwrap(),
             );
             assert!(p.pool.claimed, "no spare claimed");
             block_on(pooled.wait_background());
-            p_ms.push(p.total_ms);
-            if steps {
-                super::print_steps(&p);
+            hide_created(root, &p);
+            for c in [&w, &p].into_iter().filter(|_| steps) {
+                super::print_steps(c);
             }
             println!(
-                "flat, {present} worktrees present, round {r}: warm {:.1} ms | claim {:.1} ms",
-                w.total_ms, p.total_ms
+                "flat, {} worktrees present, round {r}: warm {:.1} ms | claim {:.1} ms",
+                present[arm], w.total_ms, p.total_ms
             );
+            times[arm].0.push(w.total_ms);
+            times[arm].1.push(p.total_ms);
         }
-        rows.push((present, median(&w_ms), median(&p_ms), w_ms, p_ms));
     }
+    show_registrations(root, FEW, MANY, true);
     disk_cost(pooled, root);
-    println!("\nflat in the number of worktrees (medians of {rounds} rounds, alternating):");
-    for (present, w, p, wv, pv) in &rows {
-        let f = |v: &Vec<f64>| {
-            v.iter()
-                .map(|x| format!("{x:.0}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+    println!("\nflat in the number of worktrees (medians of {rounds} rounds, arms alternating):");
+    let f = |v: &Vec<f64>| {
+        v.iter()
+            .map(|x| format!("{x:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for (arm, (wv, pv)) in times.iter().enumerate() {
         println!(
-            "  {present:>3} present: warm {w:>7.1} ms ({}) | claim {p:>6.1} ms ({})",
+            "  {:>3} present: warm {:>7.1} ms ({}) | claim {:>6.1} ms ({})",
+            present[arm],
+            median(wv),
             f(wv),
+            median(pv),
             f(pv)
         );
     }
-    let (few, many) = (&rows[0], &rows[1]);
+    let ((fw, fp), (mw, mp)) = (&times[0], &times[1]);
     println!(
         "  ratio {} / {} present: warm {:.2}x, claim {:.2}x (target <= 1.1x)",
-        many.0,
-        few.0,
-        many.1 / few.1,
-        many.2 / few.2
+        present[1],
+        present[0],
+        median(mw) / median(fw),
+        median(mp) / median(fp)
     );
     // the fastest round of each: what the work costs when the shared machine left it alone
     let min = |v: &Vec<f64>| v.iter().copied().fold(f64::INFINITY, f64::min);
     println!(
         "  fastest rounds, {} / {} present: warm {:.1} / {:.1} ms = {:.2}x, claim {:.1} / {:.1} ms = {:.2}x",
-        many.0,
-        few.0,
-        min(&many.3),
-        min(&few.3),
-        min(&many.3) / min(&few.3),
-        min(&many.4),
-        min(&few.4),
-        min(&many.4) / min(&few.4)
+        present[1],
+        present[0],
+        min(mw),
+        min(fw),
+        min(mw) / min(fw),
+        min(mp),
+        min(fp),
+        min(mp) / min(fp)
     );
 }
 
