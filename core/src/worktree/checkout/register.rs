@@ -172,23 +172,53 @@ pub fn checked_out_at(
     branch: &str,
 ) -> Option<std::path::PathBuf> {
     let wanted = head_file(branch);
-    let on = |head: &Path| std::fs::read(head).is_ok_and(|h| h == wanted);
-    if !repo.is_bare() && on(&common.join("HEAD")) {
+    if !repo.is_bare()
+        && std::fs::File::open(common).is_ok_and(|d| holds(&d, Path::new("HEAD"), &wanted))
+    {
         return Some(
             repo.workdir()
                 .map_or_else(|| common.to_path_buf(), Path::to_path_buf),
         );
     }
-    let rd = std::fs::read_dir(common.join("worktrees")).ok()?;
+    let worktrees = common.join("worktrees");
+    let folder = std::fs::File::open(&worktrees).ok()?;
+    let rd = std::fs::read_dir(&worktrees).ok()?;
     rd.flatten().find_map(|e| {
-        let dir = e.path();
-        on(&dir.join("HEAD")).then(|| {
+        holds(&folder, &Path::new(&e.file_name()).join("HEAD"), &wanted).then(|| {
+            let dir = e.path();
             std::fs::read_to_string(dir.join("gitdir"))
                 .ok()
                 .and_then(|g| Path::new(g.trim_end()).parent().map(Path::to_path_buf))
                 .unwrap_or(dir)
         })
     })
+}
+
+/// Whether the file `rel` under the folder `dir` holds exactly `wanted`: one `openat`, reads
+/// that stop at the first differing byte, no `stat` (this runs once per registered worktree on
+/// every creation, so it is kept to the fewest system calls).
+fn holds(dir: &std::fs::File, rel: &Path, wanted: &[u8]) -> bool {
+    use rustix::fs::{Mode, OFlags};
+    let Ok(fd) = rustix::fs::openat(dir, rel, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+    else {
+        return false;
+    };
+    // one byte more than `wanted`, to see a longer file
+    let mut buf = vec![0u8; wanted.len() + 1];
+    let mut got = 0;
+    loop {
+        match rustix::io::read(&fd, &mut buf[got..]) {
+            Ok(0) => return got == wanted.len(),
+            Ok(n) => {
+                got += n;
+                if got > wanted.len() || buf[..got] != wanted[..got] {
+                    return false;
+                }
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(_) => return false,
+        }
+    }
 }
 
 /// The folder name of `path` when it can be a registration name as the git CLI would make it.
@@ -402,4 +432,34 @@ pub fn write_head_files(repo: &Repository, gitdir: &Path, commit: Oid) -> Result
         .map_err(|e| io("write", &log, e))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::holds;
+    use std::path::Path;
+
+    #[test]
+    fn holds_is_exact_equality_of_the_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = std::fs::File::open(dir.path()).unwrap();
+        let wanted = b"ref: refs/heads/feature\n";
+        let cases: [(&str, &[u8], bool); 5] = [
+            ("same", wanted, true),
+            ("longer", b"ref: refs/heads/feature\nmore", false),
+            ("shorter", b"ref: refs/heads/feat", false),
+            ("other", b"ref: refs/heads/main\n", false),
+            ("empty", b"", false),
+        ];
+        for (name, text, expected) in cases {
+            std::fs::write(dir.path().join(name), text).unwrap();
+            assert_eq!(holds(&folder, Path::new(name), wanted), expected, "{name}");
+        }
+        assert!(!holds(&folder, Path::new("missing"), wanted));
+        // a branch name longer than any small buffer
+        let long = format!("ref: refs/heads/{}\n", "x".repeat(2000));
+        std::fs::write(dir.path().join("long"), &long).unwrap();
+        assert!(holds(&folder, Path::new("long"), long.as_bytes()));
+        assert!(!holds(&folder, Path::new("long"), &long.as_bytes()[1..]));
+    }
 }
