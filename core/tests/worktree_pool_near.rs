@@ -133,6 +133,50 @@ fn a_near_claim_is_indistinguishable_from_a_fresh_creation() {
     block_on(m.clear_pool()).unwrap();
 }
 
+/// A spare's index the update cannot read exactly (here git rewrote it as version 4, which
+/// vibetrees never writes) fails the claim with the reader's reason, never a wrong index; the
+/// folder is discarded and the next creation is a whole one.
+#[test]
+fn a_spare_whose_index_is_not_ours_fails_the_claim() {
+    let (p, m) = project_with_spare(1000);
+    let spare = m.pool_status().spares[0].path.clone();
+    let index = spare.join(".vibetrees-spare/index");
+    let out = std::process::Command::new("git")
+        .args(["update-index", "--index-version", "4"])
+        .env("GIT_INDEX_FILE", &index)
+        .current_dir(&p.root)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(&std::fs::read(&index).unwrap()[4..8], &[0, 0, 0, 4]);
+    write(&p.root.join("src/dir0/file0.js"), "changed\n");
+    let new = commit(&p, "one file");
+    let r = block_on(async {
+        let r = m.create_worktree_optimized("near", "main").await;
+        m.wait_background().await;
+        r
+    });
+    let e = match r {
+        Err(e) => e,
+        Ok(o) => panic!("expected the claim to fail, got {o:?}"),
+    };
+    assert!(
+        e.full_message().contains("index version 4"),
+        "{}",
+        e.full_message()
+    );
+    assert!(!spare.exists());
+    let w = create(&m, "after", "main");
+    assert_eq!(git(&w.path, &["rev-parse", "HEAD"]).trim(), new);
+    assert_eq!(git(&w.path, &["status", "--porcelain"]), "");
+    git(&w.path, &["fsck", "--no-progress"]);
+    block_on(m.clear_pool()).unwrap();
+}
+
 #[test]
 fn past_the_threshold_a_normal_creation_happens_and_the_refill_replaces_the_spare() {
     let (p, m) = project_with_spare(3);

@@ -1,24 +1,180 @@
-//! The new worktree's index: the entries the writer checked out, with their full stat data,
-//! written by libgit2; then the cache-tree (`TREE` extension) built from the trees the writer
-//! walked, appended to the file with its trailing checksum recomputed, as `git worktree add`'s
-//! internal `reset --hard` primes it.
+//! The worktree's index file, written by us: version 2 entries with their full stat data (as
+//! libgit2 and git write them), the cache-tree (`TREE` extension) built from the trees the
+//! writer walked, as `git worktree add`'s internal `reset --hard` primes it, and the trailing
+//! SHA-1; written beside its place and renamed over it (as git's lock file does), in one write.
+//! The same writer serves a new worktree ([`write_index`]) and a near spare's update
+//! ([`write_updated_index`]: the entries of the old index, read once by `index_read.rs`, copied
+//! as they are around the changed ones).
 //!
 //! Owns: the index file at the path it is given. Must not touch: the worktree's files or the
 //! rest of the registration.
 
+use super::index_read::IndexFile;
 use super::{CheckedOut, Written, WrittenTree};
 use crate::{Error, Result};
 use std::path::Path;
 
-/// Writes the index at `index_path` (a new file) holding what was written (entries in index
-/// order, with their full stat data) and its cache-tree, as the git CLI's checkout would.
+/// The index file version we write (and the only one `index_read.rs` reads back).
+pub(super) const INDEX_VERSION: u32 = 2;
+
+/// The fixed part of a version 2 entry, before its path: ten 32-bit stat and mode fields, the
+/// object id (20 bytes) and 16 bits of flags.
+pub(super) const ENTRY_FIXED: usize = 62;
+
+/// The bytes of a version 2 entry whose path is `path_len` bytes long: padded with 1 to 8 NULs
+/// to a multiple of 8.
+pub(super) fn entry_size(path_len: usize) -> usize {
+    (ENTRY_FIXED + path_len + 8) & !7
+}
+
+/// Writes the index at `index_path` holding what was written (entries in index order, with
+/// their full stat data) and its cache-tree, as the git CLI's checkout would. The file is
+/// replaced whole (written beside it, then renamed).
 pub fn write_index(index_path: &Path, written: &Written) -> Result<()> {
-    write_index_entries(index_path, &written.entries)?;
-    let Some(ext) = cache_tree_extension(&written.trees) else {
-        return Ok(());
-    };
-    append_extension(index_path, &ext)
-        .map_err(|e| Error::io_path("write the index's cache-tree", index_path, e))
+    let mut entries: Vec<&CheckedOut> = written.entries.iter().collect();
+    // in index order already (the writer sorts them); a stable sort of sorted input is one pass
+    entries.sort_by(|a, b| a.path.cmp(&b.path));
+    if let Some(w) = entries.windows(2).find(|w| w[0].path == w[1].path) {
+        return Err(bad_entries(index_path, &w[0].path));
+    }
+    let mut out = IndexOut::new(entries.iter().map(|e| entry_size(e.path.len())).sum());
+    for e in entries {
+        out.entry(e);
+    }
+    out.finish(index_path, cache_tree_extension(&written.trees).as_deref())
+}
+
+/// Writes at `index_path` the index `old` (read by [`IndexFile::read`]) with every entry at one
+/// of the `changed` paths taken out (all its stages) and the `added` entries put in (their
+/// stat data taken after they were written), with the cache-tree of `trees` (the folders of the
+/// whole new tree; see [`cache_tree_extension`]). The kept entries are copied byte for byte, so
+/// the cost is one pass over the old index plus the change; one write, replacing the file whole.
+/// `changed` must name every added path too.
+pub fn write_updated_index(
+    index_path: &Path,
+    old: &IndexFile,
+    changed: &[&[u8]],
+    mut added: Vec<CheckedOut>,
+    trees: &[WrittenTree],
+) -> Result<()> {
+    added.sort_by(|a, b| a.path.cmp(&b.path));
+    if let Some(w) = added.windows(2).find(|w| w[0].path == w[1].path) {
+        return Err(bad_entries(index_path, &w[0].path));
+    }
+    let mut gone: Vec<&[u8]> = changed.to_vec();
+    gone.sort_unstable();
+    gone.dedup();
+    if let Some(a) = added
+        .iter()
+        .find(|a| gone.binary_search(&&a.path[..]).is_err())
+    {
+        return Err(bad_entries(index_path, &a.path));
+    }
+    let mut out = IndexOut::new(old.entries_bytes() + added.len() * entry_size(64));
+    let (mut next_added, mut next_gone) = (added.iter().peekable(), 0);
+    for i in 0..old.len() {
+        let (path, raw) = old.raw_entry(i);
+        // the new entries that sort before this one (index order: path bytes, then stage; ours
+        // are stage 0 and replace every stage of their path, which is dropped below)
+        while let Some(a) = next_added.next_if(|a| &a.path[..] <= path) {
+            out.entry(a);
+        }
+        while next_gone < gone.len() && gone[next_gone] < path {
+            next_gone += 1;
+        }
+        if gone.get(next_gone) != Some(&path) {
+            out.raw(raw);
+        }
+    }
+    for a in next_added {
+        out.entry(a);
+    }
+    out.finish(index_path, cache_tree_extension(trees).as_deref())
+}
+
+fn bad_entries(index_path: &Path, path: &[u8]) -> Error {
+    Error::Git {
+        context: format!("write index {}", index_path.display()),
+        message: format!(
+            "entry {} given twice (or added without being changed)",
+            String::from_utf8_lossy(path)
+        ),
+    }
+}
+
+/// An index file being made: the header (its entry count filled in at the end), the entries
+/// in index order, then the extensions and the checksum.
+struct IndexOut {
+    buf: Vec<u8>,
+    count: u32,
+}
+
+impl IndexOut {
+    fn new(entry_bytes: usize) -> Self {
+        let mut buf = Vec::with_capacity(12 + entry_bytes + 4096 + 20);
+        buf.extend_from_slice(b"DIRC");
+        buf.extend_from_slice(&INDEX_VERSION.to_be_bytes());
+        buf.extend_from_slice(&[0; 4]);
+        IndexOut { buf, count: 0 }
+    }
+
+    /// Appends a version 2 entry for `e`, as libgit2 writes it: the `lstat` fields truncated to
+    /// 32 bits, no size for a submodule, flags holding the path length (at most 0xFFF) and
+    /// stage 0, the path padded with NULs.
+    fn entry(&mut self, e: &CheckedOut) {
+        let st = &e.stat;
+        let size = if e.mode == 0o160000 {
+            0
+        } else {
+            st.st_size as u32
+        };
+        let fields = [
+            st.st_ctime as u32,
+            st.st_ctime_nsec as u32,
+            st.st_mtime as u32,
+            st.st_mtime_nsec as u32,
+            st.st_dev as u32,
+            st.st_ino as u32,
+            e.mode,
+            st.st_uid,
+            st.st_gid,
+            size,
+        ];
+        let start = self.buf.len();
+        for f in fields {
+            self.buf.extend_from_slice(&f.to_be_bytes());
+        }
+        self.buf.extend_from_slice(e.id.as_bytes());
+        let flags = e.path.len().min(0xFFF) as u16;
+        self.buf.extend_from_slice(&flags.to_be_bytes());
+        self.buf.extend_from_slice(&e.path);
+        self.buf.resize(start + entry_size(e.path.len()), 0);
+        self.count += 1;
+    }
+
+    /// Appends an entry as it was in another index file (see [`IndexFile::raw_entry`]).
+    fn raw(&mut self, entry: &[u8]) {
+        self.buf.extend_from_slice(entry);
+        self.count += 1;
+    }
+
+    /// Fills in the count, appends `ext` (an extension: signature, size, data) and the SHA-1
+    /// of it all, writes the file beside `path` and renames it over `path`.
+    fn finish(mut self, path: &Path, ext: Option<&[u8]>) -> Result<()> {
+        self.buf[8..12].copy_from_slice(&self.count.to_be_bytes());
+        if let Some(ext) = ext {
+            self.buf.extend_from_slice(ext);
+        }
+        let sum = sha1_smol::Sha1::from(&self.buf[..]).digest().bytes();
+        self.buf.extend_from_slice(&sum);
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".vibetrees-tmp");
+        let written = std::fs::write(&tmp, &self.buf).and_then(|()| std::fs::rename(&tmp, path));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written.map_err(|e| Error::io_path("write the index", path, e))
+    }
 }
 
 /// The index's `TREE` extension (signature, size, data) for the folders written, as git's
@@ -86,212 +242,4 @@ pub fn cache_tree_extension(trees: &[WrittenTree]) -> Option<Vec<u8>> {
     ext.extend_from_slice(&u32::try_from(data.len()).ok()?.to_be_bytes());
     ext.extend_from_slice(&data);
     Some(ext)
-}
-
-/// Adds extension `ext` (signature, size, data) at the end of the index file `path`, before its
-/// trailing SHA-1, and recomputes that checksum; the file is replaced by rename.
-fn append_extension(path: &Path, ext: &[u8]) -> std::io::Result<()> {
-    let old = std::fs::read(path)?;
-    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "not an index file");
-    if old.len() < 12 + 20 || &old[..4] != b"DIRC" {
-        return Err(bad());
-    }
-    let body = &old[..old.len() - 20];
-    if sha1_smol::Sha1::from(body).digest().bytes() != old[old.len() - 20..] {
-        return Err(bad());
-    }
-    let mut new = Vec::with_capacity(old.len() + ext.len());
-    new.extend_from_slice(body);
-    new.extend_from_slice(ext);
-    let sum = sha1_smol::Sha1::from(&new[..]).digest().bytes();
-    new.extend_from_slice(&sum);
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".vibetrees-tmp");
-    std::fs::write(&tmp, &new)?;
-    std::fs::rename(&tmp, path)
-}
-
-/// The index's entries (see [`write_index`]), written by libgit2.
-fn write_index_entries(index_path: &Path, entries: &[CheckedOut]) -> Result<()> {
-    let mut index = git2::Index::open(index_path)
-        .map_err(|e| Error::git(format!("open index {}", index_path.display()), e))?;
-    for e in entries {
-        let entry = index_entry(e.path.clone(), e.mode, e.id, &e.stat);
-        index.add(&entry).map_err(|e| {
-            Error::git(
-                format!("index entry {}", String::from_utf8_lossy(&entry.path)),
-                e,
-            )
-        })?;
-    }
-    index
-        .write()
-        .map_err(|e| Error::git(format!("write index {}", index_path.display()), e))
-}
-
-/// Where the extensions of the index `data` start (after its entries), for versions 2 and 3;
-/// `None` for anything else (version 4's compressed paths, a damaged file).
-fn extensions_start(data: &[u8]) -> Option<usize> {
-    if data.len() < 12 + 20 || &data[..4] != b"DIRC" {
-        return None;
-    }
-    let version = u32::from_be_bytes(data[4..8].try_into().ok()?);
-    let count = u32::from_be_bytes(data[8..12].try_into().ok()?) as usize;
-    if !matches!(version, 2 | 3) {
-        return None;
-    }
-    let end = data.len() - 20;
-    let mut at = 12;
-    for _ in 0..count {
-        let flags = u16::from_be_bytes(data.get(at + 60..at + 62)?.try_into().ok()?);
-        let mut fixed = 62;
-        if version == 3 && flags & 0x4000 != 0 {
-            fixed += 2;
-        }
-        let path_start = at + fixed;
-        let nul = data.get(path_start..end)?.iter().position(|&b| b == 0)?;
-        // the entry is padded with 1 to 8 NULs to a multiple of 8 bytes
-        let len = (fixed + nul + 8) & !7;
-        at += len;
-        if at > end {
-            return None;
-        }
-    }
-    Some(at)
-}
-
-/// The folders recorded in the `TREE` extension `data` (valid ones only: an invalidated folder,
-/// `-1` entries, is left out with its subfolders), keyed by prefix (`a/b/`, empty at the top).
-fn parse_cache_tree(data: &[u8]) -> std::collections::HashMap<Vec<u8>, WrittenTree> {
-    /// One folder at `*at` and its subfolders; returns its entry count (`-1`: invalid).
-    fn node(
-        data: &[u8],
-        at: &mut usize,
-        prefix: Vec<u8>,
-        out: &mut std::collections::HashMap<Vec<u8>, WrittenTree>,
-    ) -> Option<i64> {
-        let nul = data.get(*at..)?.iter().position(|&b| b == 0)?;
-        *at += nul + 1;
-        let nl = data.get(*at..)?.iter().position(|&b| b == b'\n')?;
-        let head = std::str::from_utf8(&data[*at..*at + nl]).ok()?;
-        *at += nl + 1;
-        let (entries, subs) = head.split_once(' ')?;
-        let (entries, subs): (i64, usize) = (entries.parse().ok()?, subs.parse().ok()?);
-        let id = if entries >= 0 {
-            let id = git2::Oid::from_bytes(data.get(*at..*at + 20)?).ok()?;
-            *at += 20;
-            Some(id)
-        } else {
-            None
-        };
-        let mut names = Vec::with_capacity(subs);
-        let mut below = 0i64;
-        let mut valid = id.is_some();
-        for _ in 0..subs {
-            let nul = data.get(*at..)?.iter().position(|&b| b == 0)?;
-            let name = data[*at..*at + nul].to_vec();
-            let mut p = prefix.clone();
-            p.extend_from_slice(&name);
-            p.push(b'/');
-            let n = node(data, at, p, out)?;
-            valid &= n >= 0;
-            below += n.max(0);
-            names.push(name.into_boxed_slice());
-        }
-        if let (Some(id), true) = (id, valid) {
-            let files = usize::try_from(entries - below).ok()?;
-            out.insert(
-                prefix.clone(),
-                WrittenTree {
-                    prefix,
-                    id,
-                    files,
-                    subtrees: names,
-                },
-            );
-        }
-        Some(entries)
-    }
-    let mut out = std::collections::HashMap::new();
-    let mut at = 0;
-    if node(data, &mut at, Vec::new(), &mut out).is_none() {
-        out.clear();
-    }
-    out
-}
-
-/// Removes the cache-tree (`TREE` extension) from the index file `path` (its checksum
-/// recomputed, the file replaced by rename) and returns the folders it recorded by prefix (see
-/// [`replace_cache_tree`]). Other extensions are kept. An index this cannot read is left as it is
-/// (nothing returned).
-pub fn take_cache_tree(path: &Path) -> Result<std::collections::HashMap<Vec<u8>, WrittenTree>> {
-    let io = |e| Error::io_path("read the index's cache-tree", path, e);
-    let old = std::fs::read(path).map_err(io)?;
-    let Some(start) = extensions_start(&old) else {
-        return Ok(Default::default());
-    };
-    let end = old.len() - 20;
-    let mut kept = old[..start].to_vec();
-    let mut trees = Default::default();
-    let mut at = start;
-    while at + 8 <= end {
-        let size = u32::from_be_bytes(old[at + 4..at + 8].try_into().expect("4 bytes")) as usize;
-        let Some(body) = old
-            .get(at + 8..at + 8 + size)
-            .filter(|_| at + 8 + size <= end)
-        else {
-            return Ok(Default::default());
-        };
-        if &old[at..at + 4] == b"TREE" {
-            trees = parse_cache_tree(body);
-        } else {
-            kept.extend_from_slice(&old[at..at + 8 + size]);
-        }
-        at += 8 + size;
-    }
-    let sum = sha1_smol::Sha1::from(&kept[..]).digest().bytes();
-    kept.extend_from_slice(&sum);
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".vibetrees-tmp");
-    std::fs::write(&tmp, &kept)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| Error::io_path("write", path, e))?;
-    Ok(trees)
-}
-
-/// Appends the cache-tree of `trees` (the folders of the whole tree the index holds) to the index
-/// file `path`, which has none (see [`take_cache_tree`]).
-pub fn add_cache_tree(path: &Path, trees: &[WrittenTree]) -> Result<()> {
-    let Some(ext) = cache_tree_extension(trees) else {
-        return Ok(());
-    };
-    append_extension(path, &ext)
-        .map_err(|e| Error::io_path("write the index's cache-tree", path, e))
-}
-
-/// An index entry for `path` with the `lstat` data `st` (what [`write_index`] records).
-pub fn index_entry(
-    path: Vec<u8>,
-    mode: u32,
-    id: git2::Oid,
-    st: &rustix::fs::Stat,
-) -> git2::IndexEntry {
-    git2::IndexEntry {
-        ctime: git2::IndexTime::new(st.st_ctime as i32, st.st_ctime_nsec as u32),
-        mtime: git2::IndexTime::new(st.st_mtime as i32, st.st_mtime_nsec as u32),
-        dev: st.st_dev as u32,
-        ino: st.st_ino as u32,
-        mode,
-        uid: st.st_uid,
-        gid: st.st_gid,
-        file_size: if mode == 0o160000 {
-            0
-        } else {
-            st.st_size as u32
-        },
-        id,
-        flags: 0,
-        flags_extended: 0,
-        path,
-    }
 }

@@ -20,8 +20,11 @@
 //!   directory fds; it writes inside the destination folder only.
 //! - `blob.rs`: the objects a writer thread reads, and each blob into its file with bounded
 //!   memory (loose ones inflated chunk by chunk, big packed ones streamed by `git cat-file`).
-//! - `index.rs`: the worktree's index file (entries by libgit2, the cache-tree
-//!   extension appended or taken out, the checksum recomputed); never the files.
+//! - `index.rs`: the worktree's index file, written by us in one write (version 2 entries, the
+//!   cache-tree extension, the checksum), for a new worktree or a near spare's update; never the
+//!   files.
+//! - `index_read.rs`: an index file we wrote, read back once and checked (version 2, our one
+//!   extension, the checksum), for a near spare's update; reads only.
 //! - [`loose`] (`loose.rs`): loose objects read straight from the objects folder (the writer's
 //!   hot path).
 //!
@@ -33,6 +36,9 @@ mod eligibility;
 mod folding;
 mod hook;
 mod index;
+mod index_read;
+#[cfg(test)]
+mod index_tests;
 pub mod loose;
 mod register;
 mod writer;
@@ -42,7 +48,8 @@ pub(crate) use eligibility::unsafe_name;
 pub use eligibility::{attributes_change_checkout, cli_reason};
 pub use folding::NameFolding;
 pub use hook::{post_checkout_hook, run_post_checkout_hook};
-pub use index::{add_cache_tree, cache_tree_extension, index_entry, take_cache_tree, write_index};
+pub use index::{cache_tree_extension, write_index, write_updated_index};
+pub use index_read::{IndexEntryRef, IndexFile};
 pub use register::{
     left_registering, plain_name, register, register_claimed, registration_lock, unregister,
     write_head_files,

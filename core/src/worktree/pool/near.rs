@@ -9,16 +9,18 @@
 //! spare's folder: removed paths unlinked (and the folders they leave empty), new and changed
 //! ones written beside their place and renamed over it (blobs by the checkout's `Objects`, links
 //! as links, submodules as empty folders), every path opened through [`ConfinedDir`], never
-//! through a link; then the spare's index: the changed entries with the stat data of what was
-//! written (every other entry kept), and its cache-tree rebuilt from the unchanged folders' old
-//! records and the changed folders' trees.
+//! through a link; then the spare's index, read once (before anything is touched) and written
+//! once: the changed entries with the stat data of what was written (every other entry copied
+//! as it was), and its cache-tree rebuilt from the unchanged folders' old records and the
+//! changed folders' trees. An index the reader refuses (not version 2, an extension but `TREE`,
+//! a damaged checksum: `checkout::IndexFile`) fails the update, so the spare is discarded.
 //!
 //! Owns: the changed paths of the spare it is given and that spare's index. Must not touch any
 //! other path of the spare (node_modules is the caller's), the repository or a registration.
 
 use super::layout;
 use crate::platform::ConfinedDir;
-use crate::worktree::checkout::{self, NameFolding, Objects, WrittenTree};
+use crate::worktree::checkout::{self, CheckedOut, NameFolding, Objects, WrittenTree};
 use crate::{Error, Result};
 use git2::{Delta, Oid, Repository};
 use rustix::fs::{AtFlags, Mode, OFlags};
@@ -192,6 +194,9 @@ fn apply_inner(
     plan: &NearPlan,
     git_program: &Path,
 ) -> Result<Applied> {
+    // the spare's index, read once and checked before anything is touched: one we cannot
+    // update exactly (not ours, damaged) fails the claim here
+    let old_index = checkout::IndexFile::read(index_path)?;
     let root = ConfinedDir::open(dir)?;
     let mut applied = Applied::default();
     // removals first (a file that becomes a folder, and back), then the writes
@@ -219,31 +224,28 @@ fn apply_inner(
     for c in &plan.changes {
         if let Some((mode, id)) = c.new {
             let st = write(&root, &mut objects, repo, &c.path, mode, id)?;
-            written.push(checkout::index_entry(c.path.clone(), mode, id, &st));
+            written.push(CheckedOut {
+                path: c.path.clone(),
+                mode,
+                id,
+                stat: st,
+            });
             applied.written += 1;
         }
     }
-    // the index: changed entries, then the cache-tree of the new tree
-    let old_trees = checkout::take_cache_tree(index_path)?;
-    let mut index = git2::Index::open(index_path)
-        .map_err(|e| Error::git(format!("open index {}", index_path.display()), e))?;
-    for c in plan.changes.iter().filter(|c| c.new.is_none()) {
-        index
-            .remove(Path::new(OsStr::from_bytes(&c.path)), 0)
-            .map_err(|e| Error::git("update the index", e))?;
-    }
-    for e in written {
-        index
-            .add(&e)
-            .map_err(|e| Error::git("update the index", e))?;
-    }
-    index
-        .write()
-        .map_err(|e| Error::git(format!("write index {}", index_path.display()), e))?;
-    drop(index);
+    // the index in one write: the changed entries out, the written ones in, every other entry
+    // copied as it was, and the cache-tree of the new tree (the unchanged folders' records
+    // reused)
     let mut trees = Vec::new();
-    folders(repo, plan.new_tree, Vec::new(), &old_trees, &mut trees)?;
-    checkout::add_cache_tree(index_path, &trees)?;
+    folders(
+        repo,
+        plan.new_tree,
+        Vec::new(),
+        old_index.cache_tree(),
+        &mut trees,
+    )?;
+    let changed: Vec<&[u8]> = plan.changes.iter().map(|c| &c.path[..]).collect();
+    checkout::write_updated_index(index_path, &old_index, &changed, written, &trees)?;
     Ok(applied)
 }
 
