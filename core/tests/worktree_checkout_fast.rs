@@ -11,6 +11,13 @@ use vibetrees_core::worktree::checkout::CheckoutMethod;
 use vibetrees_core::worktree::git;
 use worktree_support::{git, setup};
 
+#[path = "worktree_checkout_fast/errors.rs"]
+mod errors;
+#[path = "worktree_checkout_fast/hooks.rs"]
+mod hooks;
+#[path = "worktree_checkout_fast/objects.rs"]
+mod objects;
+
 fn write(p: &Path, bytes: &[u8]) {
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
     std::fs::write(p, bytes).unwrap();
@@ -356,89 +363,6 @@ fn attributes_in_the_tree_go_through_the_git_cli() {
     }
 }
 
-/// A husky-style hook: `core.hooksPath=.husky/_`, the folder ignored (not in the tree), the hook
-/// recording its arguments, folder and `GIT_DIR` into `<worktree>/hook-ran`.
-fn husky_hook(root: &Path, body: &str) {
-    let hook = root.join(".husky/_/post-checkout");
-    write(&root.join(".husky/_/.gitignore"), b"*\n");
-    write(&hook, format!("#!/bin/sh\n{body}\n").as_bytes());
-    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
-    git(root, &["config", "core.hooksPath", ".husky/_"]);
-}
-
-const RECORD: &str = r#"printf '%s|%s|%s|%s\n' "$*" "$(pwd)" "${GIT_DIR-unset}" "${GIT_WORK_TREE-unset}" > hook-ran"#;
-
-#[test]
-fn a_post_checkout_hook_runs_as_git_worktree_add_runs_it() {
-    let (_tmp, root) = repo();
-    husky_hook(&root, RECORD);
-    let ours = add(&root, "hooked").unwrap();
-    assert_eq!(
-        ours.method,
-        CheckoutMethod::Git2Parallel,
-        "{:?}",
-        ours.cli_because
-    );
-    // the same hook through `git worktree add`
-    git(&root, &["branch", "by-cli", "main"]);
-    let cli_path = root.join(".worktrees/by-cli");
-    block_on(git::add_worktree_cli(&root, &cli_path, "by-cli", 1, "test")).unwrap();
-    let read = |name: &str| {
-        std::fs::read_to_string(root.join(".worktrees").join(name).join("hook-ran"))
-            .unwrap_or_else(|e| panic!("the hook did not run in {name}: {e}"))
-    };
-    let (ours, cli) = (read("hooked"), read("by-cli"));
-    let head = git(&root, &["rev-parse", "main"]);
-    let canon = |n: &str| std::fs::canonicalize(root.join(".worktrees").join(n)).unwrap();
-    assert_eq!(
-        ours.trim(),
-        format!(
-            "{} {} 1|{}|unset|unset",
-            "0".repeat(40),
-            head.trim(),
-            canon("hooked").display()
-        )
-    );
-    // git's own run differs only by the folder
-    assert_eq!(
-        ours.replace(&canon("hooked").display().to_string(), "<wt>"),
-        cli.replace(&canon("by-cli").display().to_string(), "<wt>")
-    );
-    // the hook's output file is untracked, as with the CLI; nothing else differs
-    assert_eq!(
-        git(&canon("hooked"), &["status", "--porcelain"]),
-        "?? hook-ran\n"
-    );
-}
-
-#[test]
-fn a_failing_post_checkout_hook_fails_the_add_and_leaves_nothing() {
-    let (_tmp, root) = repo();
-    husky_hook(&root, "echo 'hook says no' >&2; exit 3");
-    let e = add(&root, "refused").unwrap_err();
-    assert_eq!(e.code(), "GIT");
-    assert!(e.to_string().contains("hook says no"), "{e}");
-    assert!(!root.join(".worktrees/refused").exists());
-    assert!(
-        !git(&root, &["worktree", "list", "--porcelain"]).contains("refused"),
-        "registration left behind"
-    );
-}
-
-#[test]
-fn a_hook_that_is_not_executable_is_skipped_like_git_does() {
-    let (_tmp, root) = repo();
-    husky_hook(&root, RECORD);
-    std::fs::set_permissions(
-        root.join(".husky/_/post-checkout"),
-        std::fs::Permissions::from_mode(0o644),
-    )
-    .unwrap();
-    let added = add(&root, "plain").unwrap();
-    assert_eq!(added.method, CheckoutMethod::Git2Parallel);
-    assert!(!root.join(".worktrees/plain/hook-ran").exists());
-}
-
 #[test]
 fn conversion_config_goes_through_the_git_cli() {
     for (k, v) in [
@@ -453,59 +377,6 @@ fn conversion_config_goes_through_the_git_cli() {
         assert_eq!(added.method, CheckoutMethod::GitCli, "{k}");
         assert!(added.cli_because.is_some(), "{k}");
     }
-}
-
-#[test]
-fn a_path_in_the_way_is_a_clean_error_with_nothing_left() {
-    let (_tmp, root) = repo();
-    git(&root, &["branch", "blocked", "main"]);
-    let parent = root.join(".worktrees");
-    std::fs::create_dir_all(&parent).unwrap();
-    write(&parent.join("blocked"), b"not mine\n");
-    let err = block_on(git::add_worktree(
-        &root,
-        &parent.join("blocked"),
-        "blocked",
-        2,
-    ))
-    .unwrap_err();
-    assert_eq!(err.code(), "GIT", "{err}");
-    assert_eq!(
-        std::fs::read(parent.join("blocked")).unwrap(),
-        b"not mine\n"
-    );
-    assert!(
-        registrations_on_disk(&root).is_empty(),
-        "{:?}",
-        registrations_on_disk(&root)
-    );
-    assert!(!git(&root, &["worktree", "list"]).contains("blocked"));
-}
-
-#[test]
-fn a_failed_checkout_leaves_nothing_and_the_retry_succeeds() {
-    let (_tmp, root) = repo();
-    // a blob the checkout needs is missing from the object database
-    let blob = git(&root, &["rev-parse", "main:src/d3/e3/f3.js"]);
-    let blob = blob.trim();
-    let obj = root.join(".git/objects").join(&blob[..2]).join(&blob[2..]);
-    let saved = std::fs::read(&obj).unwrap();
-    std::fs::remove_file(&obj).unwrap();
-    let err = add(&root, "broken").unwrap_err();
-    assert!(err.to_string().contains("f3.js"), "{err}");
-    assert!(!root.join(".worktrees/broken").exists());
-    assert!(registrations_on_disk(&root).is_empty());
-    std::fs::write(&obj, saved).unwrap();
-    let parent = root.join(".worktrees");
-    let added = block_on(git::add_worktree(
-        &root,
-        &parent.join("broken"),
-        "broken",
-        2,
-    ))
-    .unwrap();
-    assert_eq!(added.method, CheckoutMethod::Git2Parallel);
-    assert_eq!(git(&parent.join("broken"), &["status", "--porcelain"]), "");
 }
 
 #[test]
@@ -563,98 +434,6 @@ fn the_manager_uses_the_fast_checkout_by_default_and_says_so() {
         !p.worktree_list().contains("locked"),
         "{}",
         p.worktree_list()
-    );
-}
-
-#[test]
-fn a_registration_cut_short_while_built_aside_is_removed_by_the_next_one() {
-    let (_tmp, root) = repo();
-    let parent = root.join(".worktrees");
-    // what `register` leaves when killed while building the registration aside (before the
-    // rename that publishes it): git sees nothing of it
-    let common = std::fs::canonicalize(root.join(".git")).unwrap();
-    let aside = common.join("vibetrees-claiming/cut");
-    std::fs::create_dir_all(&aside).unwrap();
-    std::fs::write(aside.join("locked"), "vibetrees: creating (pid 1)\n").unwrap();
-    std::fs::write(aside.join("HEAD"), "ref: refs/heads/cut\n").unwrap();
-    assert!(!git(&root, &["worktree", "list"]).contains("cut"));
-    // another tool's registration without a gitdir: left alone
-    let theirs = common.join("worktrees/theirs");
-    std::fs::create_dir_all(&theirs).unwrap();
-    std::fs::write(theirs.join("locked"), "").unwrap();
-    let added = add(&root, "cut").unwrap();
-    assert_eq!(added.method, CheckoutMethod::Git2Parallel);
-    assert!(!common.join("vibetrees-claiming").exists());
-    assert_eq!(
-        std::fs::read_to_string(common.join("worktrees/cut/gitdir")).unwrap(),
-        format!(
-            "{}/.git\n",
-            std::fs::canonicalize(parent.join("cut")).unwrap().display()
-        )
-    );
-    assert!(theirs.join("locked").exists());
-    assert_eq!(git(&parent.join("cut"), &["status", "--porcelain"]), "");
-}
-
-#[test]
-fn a_branch_checked_out_elsewhere_is_refused_like_the_cli_with_nothing_left() {
-    let (_tmp, root) = repo();
-    let parent = root.join(".worktrees");
-    std::fs::create_dir_all(&parent).unwrap();
-    // `main` is the main worktree's branch; `taken` is checked out in a linked worktree
-    git(&root, &["branch", "taken", "main"]);
-    add(&root, "first").unwrap();
-    git(&parent.join("first"), &["checkout", "-q", "taken"]);
-    for (branch, at) in [("main", root.clone()), ("taken", parent.join("first"))] {
-        let path = parent.join(format!("again-{branch}"));
-        let err = block_on(git::add_worktree(&root, &path, branch, 2)).unwrap_err();
-        assert_eq!(err.code(), "GIT", "{err}");
-        let text = err.to_string();
-        assert!(text.contains("already checked out"), "{text}");
-        assert!(
-            text.contains(&*std::fs::canonicalize(&at).unwrap().to_string_lossy())
-                || text.contains(&*at.to_string_lossy()),
-            "{text}"
-        );
-        assert!(!path.exists());
-    }
-    assert_eq!(registrations_on_disk(&root), ["first"]);
-}
-
-#[test]
-fn a_registration_cut_short_inside_libgit2_is_debris_for_the_next_creation() {
-    use vibetrees_core::worktree::checkout;
-    let p = worktree_support::project(None);
-    git(&p.root, &["branch", "cut", "main"]);
-    let path = p.root.join(".worktrees/cut");
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let repo = git::open(&p.root).unwrap();
-    let name = checkout::register(&repo, &path, "cut", "x").unwrap();
-    // as git_worktree_add leaves it before `register` rewrites it: empty lock, absolute commondir
-    let gitdir = p.root.join(".git/worktrees").join(&name);
-    std::fs::write(gitdir.join("locked"), "").unwrap();
-    let common = std::fs::canonicalize(p.root.join(".git")).unwrap();
-    std::fs::write(gitdir.join("commondir"), format!("{}/\n", common.display())).unwrap();
-    // and our own marker of the registration it was writing
-    std::fs::write(common.join("vibetrees-registering"), format!("{name}\n")).unwrap();
-    let reg = git::registration_at(&repo, &path).unwrap().unwrap();
-    assert!(reg.half_made(), "{reg:?}");
-
-    let m = vibetrees_core::worktree::WorktreeManager::new(p.options()).unwrap();
-    let out = block_on(async {
-        let r = m.create_worktree_optimized("cut", "main").await;
-        m.wait_background().await;
-        r
-    })
-    .unwrap();
-    let vibetrees_core::worktree::CreateOutcome::Created(w) = out else {
-        panic!("a half-made worktree was reported as existing")
-    };
-    assert_eq!(w.steps["git-worktree-add"]["checkout"], "git2-parallel");
-    assert_eq!(git(&path, &["status", "--porcelain"]), "");
-    assert_eq!(
-        git(&path, &["ls-files"]).lines().count(),
-        git(&p.root, &["ls-files"]).lines().count()
     );
 }
 
@@ -760,117 +539,4 @@ fn attributes_that_change_nothing_on_checkout_keep_the_fast_path() {
             .unwrap()
             .ends_with(b"\r\n")
     );
-}
-
-/// Every file under `dir` with its content (symlinks as their target), for comparing checkouts.
-fn contents(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut names = walk(dir);
-    names.sort();
-    names
-        .into_iter()
-        .filter_map(|n| {
-            let p = dir.join(&n);
-            let m = std::fs::symlink_metadata(&p).unwrap();
-            if m.file_type().is_symlink() {
-                let t = std::fs::read_link(&p).unwrap();
-                Some((n, t.to_string_lossy().into_owned().into_bytes()))
-            } else if m.is_file() {
-                Some((n, std::fs::read(&p).unwrap()))
-            } else {
-                None
-            }
-        })
-        .collect()
-}
-
-#[test]
-fn loose_packed_and_mixed_objects_check_out_the_same_files() {
-    use vibetrees_core::worktree::checkout::checkout_tree;
-    let (tmp, root) = repo();
-    let checkout = |name: &str, rev: &str| {
-        let repo = git::open(&root).unwrap();
-        let tree = repo
-            .revparse_single(&format!("{rev}^{{tree}}"))
-            .unwrap()
-            .id();
-        let dest = tmp.path().join(name);
-        std::fs::create_dir(&dest).unwrap();
-        checkout_tree(repo.commondir(), tree, &dest, 2).unwrap_or_else(|e| panic!("{e:?}"));
-        contents(&dest)
-    };
-    // all loose (read by our own reader)
-    let loose = checkout("loose", "main");
-    assert_eq!(
-        loose.iter().find(|(n, _)| n == "bin/run.sh").unwrap().1,
-        b"#!/bin/sh\necho run\n"
-    );
-    assert_eq!(
-        loose.iter().find(|(n, _)| n == "bin/link").unwrap().1,
-        b"../empty.txt"
-    );
-    // all packed (read through git2)
-    git(&root, &["repack", "-adq"]);
-    git(&root, &["prune-packed"]);
-    let objects = root.join(".git/objects");
-    let loose_dirs = std::fs::read_dir(&objects)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().len() == 2)
-        .count();
-    assert_eq!(loose_dirs, 0, "every object is packed now");
-    assert_eq!(checkout("packed", "main"), loose);
-    // packed history plus a loose commit on top
-    write(&root.join("src/d1/new.js"), b"export const fresh = 1;\n");
-    write(&root.join("big.bin"), &vec![9u8; 3 << 20]);
-    git(&root, &["add", "-A"]);
-    git(&root, &["commit", "-q", "-m", "on top"]);
-    let mixed = checkout("mixed", "main");
-    assert_eq!(
-        mixed.iter().find(|(n, _)| n == "src/d1/new.js").unwrap().1,
-        b"export const fresh = 1;\n"
-    );
-    assert_eq!(
-        mixed.iter().find(|(n, _)| n == "big.bin").unwrap().1,
-        vec![9u8; 3 << 20]
-    );
-    // and every file equals what the git CLI checks out
-    let cli = tmp.path().join("cli");
-    git(
-        &root,
-        &[
-            "worktree",
-            "add",
-            "-q",
-            "--detach",
-            &cli.to_string_lossy(),
-            "main",
-        ],
-    );
-    let mut from_cli = contents(&cli);
-    from_cli.retain(|(n, _)| n != ".git");
-    assert_eq!(mixed, from_cli);
-}
-
-#[test]
-fn a_damaged_loose_object_is_a_clean_error_naming_the_file() {
-    use vibetrees_core::worktree::checkout::{CheckoutError, checkout_tree};
-    let (tmp, root) = repo();
-    let id = git(&root, &["rev-parse", "main:bin/run.sh"]);
-    let id = id.trim();
-    let p = root.join(".git/objects").join(&id[..2]).join(&id[2..]);
-    let mut perm = std::fs::metadata(&p).unwrap().permissions();
-    perm.set_mode(0o644);
-    std::fs::set_permissions(&p, perm).unwrap();
-    std::fs::write(&p, b"this is not a zlib stream").unwrap();
-    let repo = git::open(&root).unwrap();
-    let tree = repo.revparse_single("main^{tree}").unwrap().id();
-    let dest = tmp.path().join("damaged");
-    std::fs::create_dir(&dest).unwrap();
-    match checkout_tree(repo.commondir(), tree, &dest, 2) {
-        Err(CheckoutError::Failed(e)) => {
-            assert_eq!(e.code(), "GIT");
-            assert!(e.to_string().contains("bin/run.sh"), "{e}");
-        }
-        other => panic!("expected a git error, got {other:?}"),
-    }
 }

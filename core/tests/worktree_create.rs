@@ -8,6 +8,11 @@ use vibetrees_core::runtime::block_on;
 use vibetrees_core::worktree::{CreateOutcome, HostStep, WorktreeManager};
 use worktree_support::*;
 
+#[path = "worktree_create/names.rs"]
+mod names;
+#[path = "worktree_create/recovery.rs"]
+mod recovery;
+
 fn created(o: CreateOutcome) -> Box<vibetrees_core::worktree::CreatedWorktree> {
     match o {
         CreateOutcome::Created(w) => w,
@@ -190,164 +195,6 @@ fn an_existing_worktree_is_reported_and_left_unchanged() {
     );
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "keep me");
     assert_eq!(p.worktree_list(), before);
-}
-
-#[test]
-fn bad_names_are_refused_with_nothing_touched() {
-    let p = project(None);
-    let m = WorktreeManager::new(p.options()).unwrap();
-    let branches = p.branches();
-    let long = "a".repeat(300);
-    for bad in [
-        "..",
-        ".",
-        "",
-        "---",
-        "a..b",
-        ".hidden",
-        long.as_str(),
-        "日本語",
-    ] {
-        let err = block_on(m.create_worktree_optimized(bad, "main")).unwrap_err();
-        assert_eq!(err.code(), "INVALID_ARGUMENT", "{bad:?}: {err}");
-        assert!(
-            err.to_string().contains(&format!("{bad:?}")),
-            "error does not name the input: {err}"
-        );
-    }
-    assert!(!p.root.join(".worktrees").exists(), "something was created");
-    assert_eq!(p.branches(), branches);
-    assert!(
-        !p.ports_json().exists()
-            || !std::fs::read_to_string(p.ports_json())
-                .unwrap()
-                .contains("..")
-    );
-    assert_eq!(p.worktree_list().matches("worktree ").count(), 1);
-}
-
-#[test]
-fn names_with_spaces_upper_case_and_unicode_are_slugged() {
-    let p = project(None);
-    let m = WorktreeManager::new(p.options()).unwrap();
-    for (input, slug) in [
-        ("My Feature", "my-feature"),
-        ("UPPER_Case", "upper_case"),
-        ("Añadir Login ✓", "a-adir-login"),
-        ("fix/Issue #12", "fix-issue-12"),
-    ] {
-        let out = block_on(m.create_worktree_optimized(input, "main")).unwrap();
-        assert_eq!(out.name(), slug, "{input:?}");
-        assert!(p.root.join(".worktrees").join(slug).join(".git").exists());
-        assert!(p.branches().contains(&slug.to_string()));
-    }
-}
-
-#[test]
-fn from_is_only_ever_a_ref_name() {
-    let p = project(None);
-    let m = WorktreeManager::new(p.options()).unwrap();
-    let cwd_x = std::env::current_dir().unwrap().join("x");
-    for from in [
-        "no-such-branch",
-        "--help",
-        "main\"; touch x; \"",
-        "-b",
-        "main~1",
-        "HEAD@{0}",
-    ] {
-        let err = block_on(m.create_worktree_optimized("feature", from)).unwrap_err();
-        assert_eq!(err.code(), "NOT_FOUND", "{from:?}: {err}");
-        assert!(err.to_string().contains(&format!("{from:?}")), "{err}");
-    }
-    assert!(!p.root.join("x").exists() && !cwd_x.exists());
-    assert!(!p.root.join(".worktrees").exists());
-    assert!(!p.branches().contains(&"feature".to_string()));
-    // an existing branch is checked out, not re-created; a tag works as `from`
-    git(&p.root, &["tag", "v1"]);
-    git(&p.root, &["branch", "existing"]);
-    let w = created(block_on(m.create_worktree_optimized("existing", "v1")).unwrap());
-    assert!(!w.created_branch);
-    assert_eq!(w.from, "refs/tags/v1");
-}
-
-#[test]
-fn an_existing_branch_is_read_from_its_own_commit() {
-    let p = project(None);
-    // the branch changes package.json; `from` (main) does not have that change
-    git(&p.root, &["checkout", "-q", "-b", "own-deps"]);
-    let pkg = std::fs::read_to_string(p.root.join("package.json")).unwrap();
-    std::fs::write(
-        p.root.join("package.json"),
-        pkg.replace("\"left-pad\": \"1.3.0\"", "\"left-pad\": \"1.2.0\""),
-    )
-    .unwrap();
-    git(&p.root, &["commit", "-qam", "left-pad 1.2.0"]);
-    git(&p.root, &["checkout", "-q", "main"]);
-    let m = WorktreeManager::new(p.options()).unwrap();
-    let out = block_on(async {
-        let r = m.create_worktree_optimized("own-deps", "main").await;
-        m.wait_background().await;
-        r
-    })
-    .unwrap();
-    let json = out.to_json();
-    let w = created(out);
-    assert!(!w.created_branch);
-    assert!(
-        std::fs::read_to_string(w.path.join("package.json"))
-            .unwrap()
-            .contains("1.2.0")
-    );
-    // the node_modules key is the checked-out package.json's, not main's
-    let ours = vibetrees_core::cache::CacheKey::from_project_dir(&w.path).unwrap();
-    let mains = vibetrees_core::cache::CacheKey::from_project_dir(&p.root).unwrap();
-    assert_ne!(ours, mains);
-    assert_eq!(json["worktree"]["cache"]["key"], ours.as_str(), "{json}");
-}
-
-#[test]
-fn an_orphan_folder_is_moved_aside_never_deleted() {
-    let p = project(None);
-    let orphan = p.root.join(".worktrees/orphan");
-    std::fs::create_dir_all(orphan.join("sub")).unwrap();
-    std::fs::write(orphan.join("sub/precious.txt"), "mine").unwrap();
-    let outside = p.root.join(".worktrees/neighbour.txt");
-    std::fs::write(&outside, "untouched").unwrap();
-    let m = WorktreeManager::new(p.options()).unwrap();
-    let w = created(block_on(m.create_worktree_optimized("orphan", "main")).unwrap());
-    assert!(w.path.join(".git").is_file());
-    let trash: Vec<_> = std::fs::read_dir(p.root.join(".worktrees/.trash"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    assert_eq!(trash.len(), 1);
-    assert!(
-        trash[0]
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with("orphan-")
-    );
-    assert_eq!(
-        std::fs::read_to_string(trash[0].join("sub/precious.txt")).unwrap(),
-        "mine"
-    );
-    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "untouched");
-}
-
-#[test]
-fn a_stale_registration_is_pruned_then_recreated() {
-    let p = project(None);
-    let m = WorktreeManager::new(p.options()).unwrap();
-    let w = created(block_on(m.create_worktree_optimized("stale", "main")).unwrap());
-    std::fs::remove_dir_all(&w.path).unwrap();
-    assert!(p.worktree_list().contains("prunable"));
-    let again = created(block_on(m.create_worktree_optimized("stale", "main")).unwrap());
-    assert!(!again.created_branch);
-    assert!(!p.worktree_list().contains("prunable"));
-    assert_eq!(git(&again.path, &["status", "--porcelain"]), "");
 }
 
 #[test]
@@ -656,63 +503,6 @@ fn the_branch_is_pushed_in_the_background_when_asked() {
 }
 
 #[test]
-fn a_deletion_cut_short_is_finished_by_the_next_creation_and_orphans_are_kept() {
-    let p = project(None);
-    let dead = {
-        let mut c = std::process::Command::new("true").spawn().unwrap();
-        let pid = c.id();
-        c.wait().unwrap();
-        pid
-    };
-    let trash = p.root.join(".worktrees/.trash");
-    let ours = vibetrees_core::platform::this_world_tag();
-    let cut_short = trash.join(format!(".delete-old-removed-1-{ours}-{dead}"));
-    let orphan = trash.join(format!("old-1-{ours}-{dead}"));
-    // the same dead pid, written in another pid namespace (a container sharing the folder), and
-    // in a name without a world (its world unknown): never taken as dead
-    let other = vibetrees_core::platform::world_tag(&vibetrees_core::platform::ProcessWorld {
-        pid_ns: Some("pid:[4026530000]".into()),
-        ..vibetrees_core::platform::this_world()
-    });
-    let other_world = trash.join(format!(".delete-theirs-1-{other}-{dead}"));
-    let untagged = trash.join(format!(".delete-older-1-{dead}"));
-    let staging = p.root.join(".worktrees/.staging");
-    let dead_staging = staging.join(format!("next-one.1-{ours}-{dead}"));
-    let other_staging = staging.join(format!("next-one.1-{other}-{dead}"));
-    for d in [
-        &cut_short,
-        &orphan,
-        &other_world,
-        &untagged,
-        &dead_staging,
-        &other_staging,
-    ] {
-        std::fs::create_dir_all(d.join("deep/er")).unwrap();
-        std::fs::write(d.join("deep/er/file.txt"), "x").unwrap();
-    }
-    let m = WorktreeManager::new(p.options()).unwrap();
-    block_on(async {
-        m.create_worktree_optimized("next-one", "main")
-            .await
-            .unwrap();
-        m.wait_background().await;
-    });
-    assert!(
-        !cut_short.exists(),
-        "the cut-short deletion was not finished"
-    );
-    assert!(!dead_staging.exists(), "a dead creation's staging stayed");
-    for kept in [&orphan, &other_world, &untagged, &other_staging] {
-        assert_eq!(
-            std::fs::read_to_string(kept.join("deep/er/file.txt")).unwrap(),
-            "x",
-            "{} was deleted",
-            kept.display()
-        );
-    }
-}
-
-#[test]
 fn a_runtime_asked_for_by_name_but_missing_is_a_message_not_a_failed_creation() {
     let p = project(None);
     p.warm_cache();
@@ -765,61 +555,4 @@ fn a_runtime_asked_for_by_name_but_missing_is_a_message_not_a_failed_creation() 
     let wt = p.root.join(".worktrees/no-docker");
     assert!(wt.join(".env").is_file());
     assert!(wt.join("node_modules/left-pad/index.js").is_file());
-}
-
-#[test]
-fn a_branch_lock_left_by_a_killed_creation_is_cleared() {
-    let p = project(None);
-    p.warm_cache();
-    // what a creation killed inside libgit2's branch creation leaves behind
-    std::fs::write(p.root.join(".git/refs/heads/stale.lock"), "").unwrap();
-    let m = WorktreeManager::new(p.options()).unwrap();
-    let w = created(block_on(m.create_worktree_optimized("stale", "main")).unwrap());
-    assert_eq!(w.branch, "stale");
-    assert!(!p.root.join(".git/refs/heads/stale.lock").exists());
-    assert_eq!(
-        git(&w.path, &["rev-parse", "--abbrev-ref", "HEAD"]).trim(),
-        "stale"
-    );
-}
-
-#[test]
-fn a_registration_left_half_written_by_a_killed_libgit2_add_is_cleared() {
-    let p = project(None);
-    p.warm_cache();
-    // what a creation killed inside git_worktree_add leaves: its folder, and a registration
-    // with an empty lock, libgit2's absolute commondir and an empty gitdir
-    let reg = p.root.join(".git/worktrees/half");
-    std::fs::create_dir_all(&reg).unwrap();
-    std::fs::write(reg.join("locked"), "").unwrap();
-    std::fs::write(
-        reg.join("commondir"),
-        format!("{}/\n", p.root.join(".git").display()),
-    )
-    .unwrap();
-    std::fs::write(reg.join("gitdir"), "").unwrap();
-    // and our own marker of the registration it was writing
-    std::fs::write(p.root.join(".git/vibetrees-registering"), "half\n").unwrap();
-    std::fs::create_dir_all(p.root.join(".worktrees/half")).unwrap();
-    let m = WorktreeManager::new(p.options()).unwrap();
-    let w = created(block_on(m.create_worktree_optimized("half", "main")).unwrap());
-    assert_eq!(git(&w.path, &["status", "--porcelain"]), "");
-    // the worktree took its own name back; nothing half-written or locked is left
-    let regs: Vec<String> = std::fs::read_dir(p.root.join(".git/worktrees"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(regs, vec!["half".to_string()]);
-    assert!(reg.join("gitdir").metadata().unwrap().len() > 0);
-    let list = p.worktree_list();
-    assert!(
-        !list.contains("locked") && !list.contains("prunable"),
-        "{list}"
-    );
-    // the folder it left held nothing: removed, not kept in the trash as an orphan
-    let trash: Vec<_> = std::fs::read_dir(p.root.join(".worktrees/.trash"))
-        .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
-        .unwrap_or_default();
-    assert!(trash.is_empty(), "{trash:?}");
 }
