@@ -487,13 +487,7 @@ fn a_fill_killed_mid_way_leaves_debris_the_next_fill_removes() {
     use std::time::{Duration, Instant};
     let p = project(None);
     // enough files that making a spare takes a while
-    for i in 0..3000 {
-        let f = p.root.join(format!("src/big{}/f{i}.js", i % 30));
-        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
-        std::fs::write(&f, format!("export const x{i} = {i};\n")).unwrap();
-    }
-    git(&p.root, &["add", "-A"]);
-    git(&p.root, &["commit", "-q", "-m", "big"]);
+    worktree_support::pool::commit_many_files(&p, 3000);
     let pool = pool_dir(&p);
     let making = |pool: &Path| -> Vec<String> {
         std::fs::read_dir(pool)

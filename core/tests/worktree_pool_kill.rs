@@ -185,13 +185,7 @@ fn assert_recovers(p: &Project, m: &WorktreeManager, name: &str, point: Point) {
 fn a_claim_killed_at_any_point_leaves_a_spare_a_worktree_or_debris_the_retry_clears() {
     let p = project(None);
     // enough files that a near update and a spare take a while
-    for i in 0..3000 {
-        write(
-            &p.root.join(format!("src/big{}/f{i}.js", i % 30)),
-            &format!("export const x{i} = {i};\n"),
-        );
-    }
-    commit(&p, "big");
+    worktree_support::pool::commit_many_files(&p, 3000);
     p.warm_cache();
     // what the user has: an untracked file in the project, a folder of theirs under the base
     write(&p.root.join("notes.txt"), "mine\n");

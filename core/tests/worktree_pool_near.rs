@@ -273,13 +273,7 @@ fn a_refill_killed_while_updating_a_spare_leaves_debris_the_next_fill_removes() 
     use std::time::{Duration, Instant};
     let p = project(None);
     // enough files that the update takes a while
-    for i in 0..3000 {
-        write(
-            &p.root.join(format!("src/big{}/f{i}.js", i % 30)),
-            &format!("export const x{i} = {i};\n"),
-        );
-    }
-    commit(&p, "big");
+    worktree_support::pool::commit_many_files(&p, 3000);
     let m = manager(&p, 1, 5000);
     assert_eq!(block_on(m.fill_pool(Some("main"))).unwrap().made, 1);
     for i in 0..1400 {

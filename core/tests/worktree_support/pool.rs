@@ -1,11 +1,24 @@
 //! Helpers of the pool tests (`worktree_pool*.rs`): a creation that waits for the background
-//! refill, and the comparison of a claimed worktree with a fresh creation of the same commit.
+//! refill, a project big enough to be caught mid-way, and the comparison of a claimed worktree
+//! with a fresh creation of the same commit.
 
 use super::{Project, git};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use vibetrees_core::runtime::block_on;
 use vibetrees_core::worktree::{CreateOutcome, CreatedWorktree, WorktreeManager};
+
+/// Commits `n` small source files (`src/big<k>/f<i>.js`, in 30 folders) on the project's
+/// branch: enough files that making or updating a spare takes long enough to be caught mid-way.
+pub fn commit_many_files(p: &Project, n: usize) {
+    for i in 0..n {
+        let f = p.root.join(format!("src/big{}/f{i}.js", i % 30));
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(&f, format!("export const x{i} = {i};\n")).unwrap();
+    }
+    git(&p.root, &["add", "-A"]);
+    git(&p.root, &["commit", "-q", "-m", "many files"]);
+}
 
 /// The new worktree of `o` (panics on any other outcome).
 pub fn created(o: CreateOutcome) -> Box<CreatedWorktree> {
