@@ -13,7 +13,18 @@ use vibetrees_core::worktree::{ContainerRuntime, WorktreeOptions, WorktreeSettin
 static HOME: OnceLock<PathBuf> = OnceLock::new();
 static INIT: Once = Once::new();
 
-/// Points HOME at a temporary folder, once per test binary, before any test reads it.
+/// Deletes the temporary HOME when the test binary exits: the harness ends with `exit`, which
+/// runs `atexit` handlers, whether the tests passed or not. Best effort: what cannot be deleted
+/// stays.
+extern "C" fn remove_home() {
+    if let Some(home) = HOME.get() {
+        let _ = std::fs::remove_dir_all(home);
+    }
+}
+
+/// Points HOME at a temporary folder, once per test binary, before any test reads it. The folder
+/// is deleted when the binary exits, unless `VT_KEEP_TEST_HOME` is set (to look at it after a
+/// failure).
 pub fn setup() -> &'static Path {
     INIT.call_once(|| {
         let dir = tempfile::Builder::new()
@@ -21,6 +32,11 @@ pub fn setup() -> &'static Path {
             .tempdir()
             .unwrap()
             .keep();
+        if std::env::var_os("VT_KEEP_TEST_HOME").is_none() {
+            // SAFETY: `remove_home` is a plain function that never unwinds (its errors are
+            // ignored), as atexit requires.
+            unsafe { libc::atexit(remove_home) };
+        }
         // SAFETY: every test calls setup() first; Once blocks the others until HOME is set.
         unsafe { std::env::set_var("HOME", &dir) };
         // A fixed Node ABI for the cache keys of this binary and the CLI processes it starts:
