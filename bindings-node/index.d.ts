@@ -343,6 +343,8 @@ export interface WorktreeSettings {
   include?: string[] | null;
   /** Patterns of ignored files (big build caches) copied in the background after ready. */
   includeBackground?: string[] | null;
+  /** Write the copied (not cloned) ignored files by direct I/O (`O_DIRECT`, Linux): their bytes go to the disk during the copy and do not fill the page cache. Default false (docs/include.md, "Direct I/O"). */
+  includeDirectIo?: boolean | null;
   /** The host's hooks: always run (`post-create` before ready, `post-ready` after). */
   hooks?: HooksConfig | null;
   /** Run the repository's hooks without approval (`vibetrees hooks approve`). Default false. */

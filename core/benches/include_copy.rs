@@ -1,8 +1,11 @@
 //! Copying a build cache (~1 GB, ~20k files) into a new worktree, the ways the field does it,
 //! in one run, alternating: `cp -a`, worktrunk's way (per-file reflink-or-copy on 4 threads,
 //! reproduced here: walk, then each file `FICLONE` else `std::fs::copy`), and ours
-//! (`.worktreeinclude` selection + `copy_selected`). On a loop-mounted XFS with reflink (when
-//! root and `mkfs.xfs` allow) also `cp -a --reflink=always`. Results: docs/include.md.
+//! (`.worktreeinclude` selection + `copy_selected`), buffered and with direct I/O (the
+//! `includeDirectIo` setting). On a loop-mounted XFS with reflink (when root and `mkfs.xfs`
+//! allow) also `cp -a --reflink=always`. Each run is followed by a timed `sync`: the
+//! "+ sync" column counts the disk write a buffered copy leaves behind, which direct I/O does
+//! inside the copy. Results: docs/include.md.
 //!
 //! Run (release without LTO, on a quiet machine):
 //! `CARGO_PROFILE_BENCH_LTO=false CARGO_PROFILE_BENCH_CODEGEN_UNITS=16 cargo bench -p vibetrees-core --bench include_copy`
@@ -135,15 +138,22 @@ fn worktrunk_style(src: &Path, dst: &Path) {
     });
 }
 
-fn ours(root: &Path, dst_worktree: &Path, staging: &Path) -> (f64, String) {
+fn ours(root: &Path, dst_worktree: &Path, staging: &Path, direct_io: bool) -> (f64, String) {
     let repo = git2::Repository::open(root).unwrap();
     let text = std::fs::read_to_string(root.join(".worktreeinclude")).unwrap();
     let rules = IncludeRules::new(root, Some(&text), &[]).unwrap().unwrap();
     let sel = include::select(root, &repo, &rules, &[root.join(".worktrees")]).unwrap();
     std::fs::create_dir_all(dst_worktree).unwrap();
-    let workers = env_num("VT_BENCH_WORKERS", 4) as usize;
-    let out = include::copy_selected(root, dst_worktree, staging, &sel, workers).unwrap();
-    (out.ms, out.method.to_string())
+    let workers = env_num("VT_BENCH_WORKERS", include::COPY_WORKERS as u64) as usize;
+    let out =
+        include::copy_selected(root, dst_worktree, staging, &sel, workers, direct_io).unwrap();
+    assert!(direct_io || out.direct == 0);
+    let method = if out.direct > 0 {
+        format!("{} ({} by direct I/O)", out.method, out.direct)
+    } else {
+        out.method.to_string()
+    };
+    (out.ms, method)
 }
 
 fn time(f: impl FnOnce()) -> f64 {
@@ -164,6 +174,7 @@ fn run(label: &str, root: &Path, work: &Path, reflink: bool, rounds: u64) {
         "cp -a",
         "worktrunk-style 4 threads",
         "vibetrees copy-ignored",
+        "vibetrees copy-ignored direct I/O",
     ];
     if reflink {
         names.insert(1, "cp -a --reflink=always");
@@ -173,7 +184,8 @@ fn run(label: &str, root: &Path, work: &Path, reflink: bool, rounds: u64) {
         names.retain(|n| *n == "cp -a" || n.contains(only.as_str()));
     }
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
-    let mut method = String::new();
+    let mut synced: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+    let mut method = Vec::new();
     let mut copy_ms = Vec::new();
     for round in 0..rounds {
         for k in 0..names.len() {
@@ -202,17 +214,22 @@ fn run(label: &str, root: &Path, work: &Path, reflink: bool, rounds: u64) {
                     assert!(st.success());
                 }),
                 "worktrunk-style 4 threads" => time(|| worktrunk_style(&src, &dst)),
-                _ => {
+                name => {
+                    let direct_io = name.ends_with("direct I/O");
                     let mut m = (0.0, String::new());
                     let ms = time(|| {
-                        m = ours(root, &dst, &work.join(format!("staging-{round}-{k}")));
+                        let staging = work.join(format!("staging-{round}-{k}"));
+                        m = ours(root, &dst, &staging, direct_io);
                     });
-                    copy_ms.push(m.0);
-                    method = m.1;
+                    if !direct_io {
+                        copy_ms.push(m.0);
+                    }
+                    method.push(format!("{name}: {}", m.1));
                     ms
                 }
             };
             times[k].push(ms);
+            synced[k].push(ms + time(sync));
         }
     }
     for round in 0..rounds {
@@ -222,12 +239,25 @@ fn run(label: &str, root: &Path, work: &Path, reflink: bool, rounds: u64) {
         }
     }
     let base = median(&mut times[0].clone());
-    println!("\n{label}: medians of {rounds} alternating rounds (page cache warm, no fsync)");
+    let base_synced = median(&mut synced[0].clone());
+    println!("\n{label}: medians of {rounds} alternating rounds (source in the page cache)");
+    println!(
+        "  {:<34} {:>9} {:>16} {:>9} {:>16}",
+        "", "copy", "", "+ sync", ""
+    );
     for (k, n) in names.iter().enumerate() {
-        let m = median(&mut times[k]);
-        println!("  {n:<28} {m:>9.0} ms  {:>5.2}x of cp -a", m / base);
+        let (m, s) = (median(&mut times[k]), median(&mut synced[k]));
+        println!(
+            "  {n:<34} {m:>6.0} ms  {:>5.2}x of cp -a {s:>6.0} ms  {:>5.2}x of cp -a",
+            m / base,
+            s / base_synced
+        );
     }
-    println!("  (ours placed files by: {method})");
+    method.sort();
+    method.dedup();
+    for m in method {
+        println!("  (ours placed files by: {m})");
+    }
     if !copy_ms.is_empty() {
         let m = median(&mut copy_ms);
         println!("  (ours: {m:.0} ms in copy_selected, the rest is the selection)");

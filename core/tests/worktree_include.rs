@@ -244,6 +244,105 @@ fn worktreeinclude_copies_ignored_files_folders_modes_and_symlinks_on_ext4() {
     assert_eq!(w3.steps["copy-ignored"]["entries"], 5);
 }
 
+/// Whether files in `dir` can be opened for direct I/O (`O_DIRECT`).
+fn takes_direct_io(dir: &Path) -> bool {
+    use std::os::unix::fs::OpenOptionsExt;
+    let probe = dir.join(".direct-probe");
+    let ok = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(&probe)
+        .is_ok();
+    let _ = std::fs::remove_file(&probe);
+    ok
+}
+
+#[test]
+fn include_direct_io_copies_the_same_files_and_counts_the_direct_ones() {
+    let p = project(None);
+    add_ignored_files(&p.root);
+    // one file of a MiB and an unaligned tail, read-only, with an old mtime
+    let big: Vec<u8> = (0..(1u32 << 20) + 4103)
+        .map(|i| (i * 131 % 253) as u8)
+        .collect();
+    let big_path = p.root.join(".next/cache/sub/big.bin");
+    std::fs::write(&big_path, &big).unwrap();
+    std::fs::set_permissions(&big_path, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let st = Command::new("touch")
+        .args(["-d", "2021-05-06 07:08:09"])
+        .arg(&big_path)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let direct_here = takes_direct_io(&p.root);
+    let w = create(
+        WorktreeSettings {
+            include_direct_io: true,
+            ..settings(&p)
+        },
+        "feat-direct",
+    );
+    assert_copied(&p.root, &w.path);
+    let copy = w.path.join(".next/cache/sub/big.bin");
+    assert_eq!(std::fs::read(&copy).unwrap(), big);
+    let (src, dst) = (
+        std::fs::metadata(&big_path).unwrap(),
+        std::fs::metadata(&copy).unwrap(),
+    );
+    assert_eq!(dst.mode() & 0o7777, 0o444);
+    assert_eq!(
+        (src.mtime(), src.mtime_nsec()),
+        (dst.mtime(), dst.mtime_nsec())
+    );
+    let step: &Value = &w.steps["copy-ignored"];
+    assert_eq!(step["copied"], 7, "{step}");
+    // the files of 4 KiB or more: sub/b.bin (10,000 bytes) and big.bin
+    assert_eq!(step["direct"], if direct_here { 2 } else { 0 }, "{step}");
+
+    // off (the default): none
+    let w2 = create(settings(&p), "feat-buffered");
+    assert_eq!(
+        std::fs::read(w2.path.join(".next/cache/sub/big.bin")).unwrap(),
+        big
+    );
+    assert_eq!(w2.steps["copy-ignored"]["direct"], 0);
+
+    // the CLI's `--include-direct-io`
+    let out = Command::new(env!("CARGO_BIN_EXE_vibetrees"))
+        .args([
+            "create",
+            "feat-direct-cli",
+            "--runtime",
+            "none",
+            "--no-cache",
+            "--json",
+        ])
+        .arg("--include-direct-io")
+        .arg("--repo")
+        .arg(&p.root)
+        .env("HOME", setup())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: Value = serde_json::from_str(&stdout).unwrap();
+    let step = &json["worktree"]["steps"]["copy-ignored"];
+    assert_eq!(step["direct"], if direct_here { 2 } else { 0 }, "{json}");
+    assert_eq!(
+        std::fs::read(
+            p.root
+                .join(".worktrees/feat-direct-cli/.next/cache/sub/big.bin")
+        )
+        .unwrap(),
+        big
+    );
+}
+
 #[test]
 fn a_bad_pattern_in_the_include_option_is_refused_with_its_text() {
     let p = project(None);

@@ -308,13 +308,13 @@ int main(void) {
     CHECK(bad == (vt_worktree_manager *)1, "no handle written on failure");
 
     /* include and hooks through the options JSON: an ignored file copied, then the hook sees it */
-    CHECK(vt_test_sh(root, "printf 'local.conf\\n' >> .gitignore && git commit -qam 'ignore local.conf' && "
-                           "printf 'from main\\n' > local.conf") == 0,
-          "local.conf is ignored and present in the main worktree");
+    CHECK(vt_test_sh(root, "printf 'local.conf\\nbig.cache\\n' >> .gitignore && git commit -qam 'ignore local.conf' && "
+                           "printf 'from main\\n' > local.conf && head -c 8203 /dev/zero | tr '\\0' x > big.cache") == 0,
+          "local.conf and big.cache are ignored and present in the main worktree");
     char options2[4096];
     snprintf(options2, sizeof options2,
              "{\"rootDir\": \"%s\", \"cacheDir\": \"%s\", \"historyPath\": \"%s\", \"runtime\": \"none\", "
-             "\"install\": false, \"include\": [\"local.conf\"], "
+             "\"install\": false, \"include\": [\"local.conf\", \"big.cache\"], \"includeDirectIo\": true, "
              "\"hooks\": {\"post-create\": [{\"command\": \"cp local.conf hook-saw.txt\", \"name\": \"saw\"}]}}",
              root, cache_dir, history);
     vt_worktree_manager *m2 = NULL;
@@ -323,6 +323,9 @@ int main(void) {
     CHECK_RC(vt_create_worktree_optimized(m2, "with-include", NULL, &result2), VT_OK, "create with-include");
     CHECK_HAS(result2, "\"copy-ignored\":{", "the copy-ignored step is in the result");
     CHECK_HAS(result2, "\"postCreate\":[\"hook:saw\"]", "the hook ran as a step");
+    /* includeDirectIo: big.cache (4 KiB or more) was written by direct I/O where the filesystem takes it */
+    CHECK_HAS(result2, vt_test_takes_direct_io(root) ? "\"direct\":1," : "\"direct\":0,",
+              "the direct I/O count matches what the filesystem takes");
     vt_string_free(result2);
     char wt_inc[1400];
     snprintf(wt_inc, sizeof wt_inc, "%s/.worktrees/with-include", root);

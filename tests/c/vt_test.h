@@ -99,6 +99,7 @@ static const char VT_BAD_UTF8[] = {'a', (char)0xC0, (char)0xAF, 'b', 0};
 #ifndef VT_TEST_FS
 #define VT_TEST_FS
 #include <errno.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -174,6 +175,22 @@ static inline int vt_test_sh(const char *dir, const char *cmd) {
     snprintf(full, sizeof full, "cd '%s' && %s", dir, cmd);
     int rc = system(full);
     return rc == -1 ? -1 : WEXITSTATUS(rc);
+}
+
+/* Whether files in `dir` can be opened for direct I/O (O_DIRECT); 0 where the platform has none. */
+static inline int vt_test_takes_direct_io(const char *dir) {
+#ifdef O_DIRECT
+    char path[4096];
+    snprintf(path, sizeof path, "%s/.direct-probe", dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_DIRECT, 0600);
+    if (fd < 0) return 0;
+    close(fd);
+    unlink(path);
+    return 1;
+#else
+    (void)dir;
+    return 0;
+#endif
 }
 
 /* Makes `dir` a git repository on `main` with everything in it committed; returns the status. */

@@ -389,15 +389,31 @@ test('an AbortSignal cancels a real creation: it resolves CANCELLED and nothing 
   assert.equal(again.success, true, JSON.stringify(again));
 });
 
+/** Whether files in `dir` can be opened for direct I/O (O_DIRECT). */
+function takesDirectIo(dir) {
+  const probe = path.join(dir, '.direct-probe');
+  try {
+    fs.closeSync(fs.openSync(probe, fs.constants.O_WRONLY | fs.constants.O_CREAT | (fs.constants.O_DIRECT ?? 0)));
+    return fs.constants.O_DIRECT !== undefined;
+  } catch {
+    return false;
+  } finally {
+    fs.rmSync(probe, { force: true });
+  }
+}
+
 test('include and hooks options: an ignored file is copied, then the host hook sees it', async () => {
   const project = makeProject();
-  fs.appendFileSync(path.join(project.root, '.gitignore'), 'local.conf\n');
+  fs.appendFileSync(path.join(project.root, '.gitignore'), 'local.conf\nbig.cache\n');
   git(project.root, 'commit', '-qam', 'ignore local.conf');
   fs.writeFileSync(path.join(project.root, 'local.conf'), 'from main\n');
+  const big = Buffer.alloc(8192 + 11, 'x');
+  fs.writeFileSync(path.join(project.root, 'big.cache'), big);
   const wm = manager(project, {
     useCache: false,
     install: false,
-    include: ['local.conf'],
+    include: ['local.conf', 'big.cache'],
+    includeDirectIo: true,
     hooks: { 'post-create': [{ command: 'cp local.conf hook-saw.txt', name: 'saw' }] },
   });
   const result = await wm.createWorktreeOptimized('with-include');
@@ -405,7 +421,10 @@ test('include and hooks options: an ignored file is copied, then the host hook s
   const wt = result.worktree;
   assert.equal(fs.readFileSync(path.join(wt.path, 'local.conf'), 'utf8'), 'from main\n');
   assert.equal(fs.readFileSync(path.join(wt.path, 'hook-saw.txt'), 'utf8'), 'from main\n');
-  assert.equal(wt.steps['copy-ignored'].files, 1);
+  assert.equal(wt.steps['copy-ignored'].files, 2);
+  // includeDirectIo: the file of 4 KiB or more was written by direct I/O where the filesystem takes it
+  assert.deepEqual(fs.readFileSync(path.join(wt.path, 'big.cache')), big);
+  assert.equal(wt.steps['copy-ignored'].direct, takesDirectIo(project.root) ? 1 : 0);
   assert.equal(wt.steps['hook:saw'].ok, true);
   assert.deepEqual(wt.hooks.postCreate, ['hook:saw']);
   assert.deepEqual(wt.hooks.skipped, []);

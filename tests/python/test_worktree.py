@@ -3,6 +3,7 @@
 import _thread
 import asyncio
 import json
+import os
 import shutil
 import subprocess
 import threading
@@ -422,24 +423,44 @@ def test_a_failing_progress_callback_does_not_fail_the_creation(node_project, wa
     mgr.wait_background()
 
 
+def takes_direct_io(directory):
+    """Whether files in ``directory`` can be opened for direct I/O (``O_DIRECT``)."""
+    if not hasattr(os, "O_DIRECT"):
+        return False
+    probe = directory / ".direct-probe"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_DIRECT))
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.unlink(missing_ok=True)
+
+
 def test_include_and_hooks_options_copy_an_ignored_file_then_the_hook_sees_it(node_project, tmp_path):
     with open(node_project / ".gitignore", "a") as f:
-        f.write("local.conf\n")
+        f.write("local.conf\nbig.cache\n")
     git(node_project, "commit", "-qam", "ignore local.conf")
     (node_project / "local.conf").write_text("from main\n")
+    big = b"x" * (8192 + 11)
+    (node_project / "big.cache").write_bytes(big)
     mgr = manager(
         node_project,
         tmp_path / "cache",
         use_cache=False,
         install=False,
-        include=["local.conf"],
+        include=["local.conf", "big.cache"],
+        include_direct_io=True,
         hooks={"post-create": [{"command": "cp local.conf hook-saw.txt", "name": "saw"}]},
     )
     wt = mgr.create_worktree_optimized("with-include")["worktree"]
     path = Path(wt["path"])
     assert (path / "local.conf").read_text() == "from main\n"
     assert (path / "hook-saw.txt").read_text() == "from main\n"
-    assert wt["steps"]["copy-ignored"]["files"] == 1
+    assert wt["steps"]["copy-ignored"]["files"] == 2
+    # include_direct_io: the file of 4 KiB or more went by direct I/O where the filesystem takes it
+    assert (path / "big.cache").read_bytes() == big
+    assert wt["steps"]["copy-ignored"]["direct"] == (1 if takes_direct_io(node_project) else 0)
     assert wt["steps"]["hook:saw"]["ok"] is True
     assert wt["hooks"]["postCreate"] == ["hook:saw"]
     assert wt["hooks"]["skipped"] == []

@@ -215,6 +215,7 @@ class WorktreeManager:
         trash_grace: Optional[float] = None,
         include: Optional[list[str]] = None,
         include_background: Optional[list[str]] = None,
+        include_direct_io: Optional[bool] = None,
         hooks: Optional[Mapping[str, Any]] = None,
         trust_project_hooks: Optional[bool] = None,
         pool_size: Optional[int] = None,

@@ -66,6 +66,8 @@ pub(crate) enum Placed {
     Linked,
     Cloned,
     Copied,
+    /// Copied, with the bytes (their block-aligned part) written by direct I/O ([`Plan::direct`]).
+    CopiedDirect,
 }
 
 /// What a (source filesystem, target filesystem) pair allows.
@@ -83,6 +85,9 @@ pub(crate) struct Plan {
     pub copy: bool,
     /// Fall back from link on EXDEV/EMLINK/EPERM (auto) instead of failing.
     pub link_fallback: bool,
+    /// Copies bypass the page cache for the new file (`platform::copy_contents_direct`): for
+    /// bulk copies nobody reads right away, the include copy's build caches.
+    pub direct: bool,
 }
 
 impl Plan {
@@ -94,30 +99,35 @@ impl Plan {
                 clone: probe.clone,
                 copy: true,
                 link_fallback: true,
+                direct: false,
             },
             RestoreMethod::Hardlink => Plan {
                 link: true,
                 clone: false,
                 copy: false,
                 link_fallback: false,
+                direct: false,
             },
             RestoreMethod::Clone => Plan {
                 link: false,
                 clone: true,
                 copy: false,
                 link_fallback: false,
+                direct: false,
             },
             RestoreMethod::Copy => Plan {
                 link: false,
                 clone: false,
                 copy: true,
                 link_fallback: false,
+                direct: false,
             },
             RestoreMethod::CloneOrCopy => Plan {
                 link: false,
                 clone: probe.clone,
                 copy: true,
                 link_fallback: false,
+                direct: false,
             },
         }
     }
@@ -129,6 +139,7 @@ impl Plan {
             clone: probe_clone && (self.clone || self.link),
             copy: true,
             link_fallback: false,
+            direct: self.direct,
         }
     }
 
@@ -177,9 +188,18 @@ pub(crate) fn place_file(
     }
     let src = platform::open_file_at(src_dir, name)?;
     let dst = platform::create_file_at(dst_dir, name, mode)?;
-    platform::copy_contents(&src, &dst)?;
+    let direct = if plan.direct {
+        platform::copy_contents_direct(&src, &dst)?
+    } else {
+        platform::copy_contents(&src, &dst)?;
+        false
+    };
     finish_copy(&dst, mode, mtime)?;
-    Ok(Placed::Copied)
+    Ok(if direct {
+        Placed::CopiedDirect
+    } else {
+        Placed::Copied
+    })
 }
 
 /// Clones the file, then gives the clone the exact mode and the source's mtime.

@@ -394,7 +394,7 @@ impl Walker<'_> {
                         (s.size, mtime, s.ino, s.mode)
                     }
                     other => {
-                        if other == Placed::Copied {
+                        if matches!(other, Placed::Copied | Placed::CopiedDirect) {
                             self.counts.copied += 1;
                             // Clone did not work here: do not try it again for every file.
                             self.plan.clone = false;

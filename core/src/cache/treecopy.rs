@@ -72,6 +72,7 @@ pub(crate) struct TreeCopy<'a> {
     linked: AtomicU64,
     cloned: AtomicU64,
     copied: AtomicU64,
+    direct: AtomicU64,
     done: AtomicU64,
     total: u64,
     progress: Option<CountProgress>,
@@ -107,6 +108,8 @@ pub(crate) struct Copied {
     pub cloned: u64,
     /// Files copied.
     pub copied: u64,
+    /// Of those, files whose bytes were written by direct I/O ([`Plan::direct`]).
+    pub direct: u64,
     /// Folders whose mode must be set after they were filled (deepest last in listing order).
     pub fixups: Vec<usize>,
 }
@@ -136,6 +139,7 @@ impl<'a> TreeCopy<'a> {
             linked: AtomicU64::new(0),
             cloned: AtomicU64::new(0),
             copied: AtomicU64::new(0),
+            direct: AtomicU64::new(0),
             done: AtomicU64::new(0),
             total: listing.nodes.len() as u64,
             progress: opts.progress,
@@ -171,6 +175,7 @@ impl<'a> TreeCopy<'a> {
             linked: self.linked.load(Ordering::Relaxed),
             cloned: self.cloned.load(Ordering::Relaxed),
             copied: self.copied.load(Ordering::Relaxed),
+            direct: self.direct.load(Ordering::Relaxed),
             fixups: std::mem::take(&mut *self.fixups.lock().unwrap()),
         })
     }
@@ -319,6 +324,7 @@ struct Local {
     linked: u64,
     cloned: u64,
     copied: u64,
+    direct: u64,
     done: u64,
     fixups: Vec<usize>,
 }
@@ -331,6 +337,8 @@ impl Local {
             .fetch_add(std::mem::take(&mut self.cloned), Ordering::Relaxed);
         ctx.copied
             .fetch_add(std::mem::take(&mut self.copied), Ordering::Relaxed);
+        ctx.direct
+            .fetch_add(std::mem::take(&mut self.direct), Ordering::Relaxed);
         let d = std::mem::take(&mut self.done);
         if d == 0 {
             return;
@@ -425,6 +433,10 @@ fn leaf(
                 Ok(Placed::Linked) => local.linked += 1,
                 Ok(Placed::Cloned) => local.cloned += 1,
                 Ok(Placed::Copied) => local.copied += 1,
+                Ok(Placed::CopiedDirect) => {
+                    local.copied += 1;
+                    local.direct += 1;
+                }
                 Err(errno) => {
                     return Err(Fault::Io {
                         op: "place file",

@@ -126,6 +126,16 @@ pub fn copy_contents(src: &OwnedFd, dst: &OwnedFd) -> Result<(), Errno> {
     native::copy_contents(src, dst)
 }
 
+/// [`copy_contents`] that leaves the new file's bytes out of the page cache: on Linux its
+/// block-aligned part is written with `O_DIRECT` (falling back to a buffered copy where the
+/// filesystem refuses); elsewhere the same as [`copy_contents`]. For bulk copies the host will
+/// not read soon (a build cache into a new worktree): the page cache is not filled with a second
+/// copy of the bytes, and the disk write happens during the copy instead of after it. True when
+/// direct I/O wrote some of the bytes (false: a file under 4 KiB, or the filesystem refused).
+pub fn copy_contents_direct(src: &OwnedFd, dst: &OwnedFd) -> Result<bool, Errno> {
+    native::copy_contents_direct(src, dst)
+}
+
 /// Opens the file `name` of `dir` for reading, never through a link (`O_NOFOLLOW`).
 pub fn open_file_at(dir: BorrowedFd<'_>, name: &CStr) -> Result<OwnedFd, Errno> {
     rustix::fs::openat(

@@ -147,6 +147,12 @@ pub struct WorktreeSettings {
     /// instead of before it; copied as `include` patterns are.
     #[serde(default)]
     pub include_background: Vec<String>,
+    /// Write the copied (not cloned) ignored files by direct I/O (`O_DIRECT`, Linux): their
+    /// bytes go to the disk during the copy and do not fill the page cache. Default false: faster
+    /// where fresh memory is costly (VMs that return freed memory to the host) and for copies
+    /// bigger than the page cache; slower where memory is cheap (docs/include.md, "Direct I/O").
+    #[serde(default)]
+    pub include_direct_io: bool,
     /// The host's hooks, `{"post-create": [...], "post-ready": [...]}`: always run (see
     /// `worktree/hooks/`).
     #[serde(default)]
@@ -260,6 +266,7 @@ impl WorktreeSettings {
             trash_grace: default_trash_grace(),
             include: Vec::new(),
             include_background: Vec::new(),
+            include_direct_io: false,
             hooks: HooksConfig::default(),
             trust_project_hooks: false,
             pool_size: default_pool_size(),
@@ -377,7 +384,7 @@ mod tests {
             "recordHistory": false, "mcpServers": {"bridge": {"command": "x"}},
             "checkout": "cli", "checkoutThreads": 4, "gitProgram": "/usr/bin/git",
             "trashGrace": 60000,
-            "include": [".env.local"], "includeBackground": ["target/"], "hooks": {"post-create": ["make gen"]},
+            "include": [".env.local"], "includeBackground": ["target/"], "includeDirectIo": true, "hooks": {"post-create": ["make gen"]},
             "trustProjectHooks": true, "poolSize": 3, "poolMaxBytes": 1000000, "poolNearMaxChanges": 7,
         }))
         .unwrap();
@@ -392,6 +399,7 @@ mod tests {
         assert!(s.mcp_servers.contains_key("bridge"));
         assert_eq!(s.include, vec![".env.local".to_string()]);
         assert_eq!(s.include_background, vec!["target/".to_string()]);
+        assert!(s.include_direct_io);
         assert_eq!(s.hooks.post_create.len(), 1);
         assert!(s.trust_project_hooks);
         assert_eq!((s.pool_size, s.pool_max_bytes), (3, 1_000_000));

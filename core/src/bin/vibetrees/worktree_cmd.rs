@@ -149,6 +149,9 @@ pub struct CreateArgs {
     /// Extra patterns of ignored files to copy (beside `.worktreeinclude`).
     #[arg(long = "include", value_name = "PATTERN")]
     pub include: Vec<String>,
+    /// Write the copied ignored files by direct I/O (`O_DIRECT`): not kept in the page cache.
+    #[arg(long)]
+    pub include_direct_io: bool,
     /// Run the repository's hooks without their approval (`vibetrees hooks approve`).
     #[arg(long)]
     pub trust_project_hooks: bool,
@@ -342,6 +345,7 @@ fn create(a: CreateArgs) -> Result<()> {
         use_cache: !a.no_cache,
         cache_dir: a.cache_dir,
         include: a.include,
+        include_direct_io: a.include_direct_io,
         trust_project_hooks: a.trust_project_hooks,
         ..a.project.settings()?
     };

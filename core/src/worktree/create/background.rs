@@ -16,7 +16,7 @@ use crate::profiler::results_chrome_trace;
 use crate::worktree::git;
 use crate::worktree::history::StepRecord;
 use crate::worktree::hooks::{Hook, HookRunner, run_hook};
-use crate::worktree::include::{IncludeCopied, Selected, copy_selected};
+use crate::worktree::include::{COPY_WORKERS, IncludeCopied, Selected, copy_selected};
 use crate::worktree::recovery::{STAGING_DIR, unique_suffix};
 use parking_lot::Mutex;
 use std::sync::Arc;
@@ -284,6 +284,7 @@ fn copy_in_background(
     names.push("copy-ignored-background".to_string());
     let span = trace.started("copy-ignored-background");
     let (c2, trace) = (Arc::clone(c), Arc::clone(trace));
+    let direct_io = c.state.settings.include_direct_io;
     let staging = c
         .state
         .base
@@ -292,7 +293,14 @@ fn copy_in_background(
     c.state.jobs.spawn("copy-ignored-background", async move {
         let (root, path, st) = (c2.state.root.clone(), c2.path.clone(), staging.clone());
         let r = tokio::task::spawn_blocking(move || {
-            copy_selected(&root, &path, &st.join("include"), &later, 4)
+            copy_selected(
+                &root,
+                &path,
+                &st.join("include"),
+                &later,
+                COPY_WORKERS,
+                direct_io,
+            )
         })
         .await;
         let _ = std::fs::remove_dir_all(&staging);

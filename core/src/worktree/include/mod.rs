@@ -16,7 +16,7 @@
 mod copy;
 mod select;
 
-pub use copy::{Deferred, IncludeCopied, copy_selected};
+pub use copy::{COPY_WORKERS, Deferred, IncludeCopied, copy_selected};
 pub use select::{EntryKind, Selected, SelectedEntry, select};
 
 use crate::{Error, Result};

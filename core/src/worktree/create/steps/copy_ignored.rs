@@ -9,7 +9,6 @@ use crate::optimizer::TaskError;
 use crate::worktree::create::Creation;
 use crate::worktree::git;
 use crate::worktree::include::{self, Deferred, IncludeCopied, IncludeRules};
-use crate::worktree::settings::machine_cores;
 use std::sync::Arc;
 
 /// Selects and copies; `{ method: "none" }` when there are no patterns or nothing matches.
@@ -73,7 +72,8 @@ pub fn copy_ignored(c: &Creation, _added: Arc<WorktreeAdded>) -> Result<IncludeC
         &c.path,
         &c.staging.join("include"),
         &selected,
-        machine_cores().clamp(1, 4),
+        include::COPY_WORKERS,
+        c.state.settings.include_direct_io,
     )?;
     c.emit(
         "include",
