@@ -244,7 +244,14 @@ fn worktreeinclude_copies_ignored_files_folders_modes_and_symlinks_on_ext4() {
     assert_eq!(w3.steps["copy-ignored"]["entries"], 5);
 }
 
+/// Whether files in `dir` can be opened for direct I/O (`O_DIRECT`; macOS has none).
+#[cfg(not(target_os = "linux"))]
+fn takes_direct_io(_dir: &Path) -> bool {
+    false
+}
+
 /// Whether files in `dir` can be opened for direct I/O (`O_DIRECT`).
+#[cfg(target_os = "linux")]
 fn takes_direct_io(dir: &Path) -> bool {
     use std::os::unix::fs::OpenOptionsExt;
     let probe = dir.join(".direct-probe");

@@ -405,7 +405,7 @@ mod tests {
         assert_eq!((s.pool_size, s.pool_max_bytes), (3, 1_000_000));
         assert_eq!(s.pool_near_max_changes, 7);
         let keys = WorktreeSettings::keys();
-        assert_eq!(keys.len(), 27, "{keys:?}");
+        assert_eq!(keys.len(), 28, "{keys:?}");
     }
 
     #[test]
