@@ -343,7 +343,7 @@ export interface WorktreeSettings {
   include?: string[] | null;
   /** Patterns of ignored files (big build caches) copied in the background after ready. */
   includeBackground?: string[] | null;
-  /** Write the copied (not cloned) ignored files by direct I/O (`O_DIRECT`, Linux): their bytes go to the disk during the copy and do not fill the page cache. Default false (docs/include.md, "Direct I/O"). */
+  /** Write the copied (not cloned) ignored files by direct I/O (`O_DIRECT`, Linux): their bytes go to the disk during the copy and do not fill the page cache. Unset or null (the default): where the disk suits it, an SSD or a VM's disk on Linux; true/false force it (docs/include.md, "Direct I/O"). */
   includeDirectIo?: boolean | null;
   /** The host's hooks: always run (`post-create` before ready, `post-ready` after). */
   hooks?: HooksConfig | null;

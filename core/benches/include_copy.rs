@@ -10,7 +10,7 @@
 //! Run (release without LTO, on a quiet machine):
 //! `CARGO_PROFILE_BENCH_LTO=false CARGO_PROFILE_BENCH_CODEGEN_UNITS=16 cargo bench -p vibetrees-core --bench include_copy`
 //! `VT_BENCH_FILES` (default 20000), `VT_BENCH_MB` (default 1024), `VT_BENCH_ROUNDS` (default 3),
-//! `VT_BENCH_WORKERS` (ours' worker threads, default 4: the step's).
+//! `VT_BENCH_WORKERS` (ours' worker threads; default the step's: 4 buffered, 16 by direct I/O).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -144,7 +144,7 @@ fn ours(root: &Path, dst_worktree: &Path, staging: &Path, direct_io: bool) -> (f
     let rules = IncludeRules::new(root, Some(&text), &[]).unwrap().unwrap();
     let sel = include::select(root, &repo, &rules, &[root.join(".worktrees")]).unwrap();
     std::fs::create_dir_all(dst_worktree).unwrap();
-    let workers = env_num("VT_BENCH_WORKERS", include::COPY_WORKERS as u64) as usize;
+    let workers = env_num("VT_BENCH_WORKERS", include::copy_workers(direct_io) as u64) as usize;
     let out =
         include::copy_selected(root, dst_worktree, staging, &sel, workers, direct_io).unwrap();
     assert!(direct_io || out.direct == 0);
@@ -241,6 +241,14 @@ fn run(label: &str, root: &Path, work: &Path, reflink: bool, rounds: u64) {
     let base = median(&mut times[0].clone());
     let base_synced = median(&mut synced[0].clone());
     println!("\n{label}: medians of {rounds} alternating rounds (source in the page cache)");
+    println!(
+        "  (the default, includeDirectIo unset, writes by direct I/O on this disk: {})",
+        if include::use_direct_io(None, work) {
+            "yes"
+        } else {
+            "no"
+        }
+    );
     println!(
         "  {:<34} {:>9} {:>16} {:>9} {:>16}",
         "", "copy", "", "+ sync", ""

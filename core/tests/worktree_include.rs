@@ -285,7 +285,7 @@ fn include_direct_io_copies_the_same_files_and_counts_the_direct_ones() {
     let direct_here = takes_direct_io(&p.root);
     let w = create(
         WorktreeSettings {
-            include_direct_io: true,
+            include_direct_io: Some(true),
             ..settings(&p)
         },
         "feat-direct",
@@ -307,47 +307,71 @@ fn include_direct_io_copies_the_same_files_and_counts_the_direct_ones() {
     // the files of 4 KiB or more: sub/b.bin (10,000 bytes) and big.bin
     assert_eq!(step["direct"], if direct_here { 2 } else { 0 }, "{step}");
 
-    // off (the default): none
-    let w2 = create(settings(&p), "feat-buffered");
+    // off: none
+    let w2 = create(
+        WorktreeSettings {
+            include_direct_io: Some(false),
+            ..settings(&p)
+        },
+        "feat-buffered",
+    );
     assert_eq!(
         std::fs::read(w2.path.join(".next/cache/sub/big.bin")).unwrap(),
         big
     );
     assert_eq!(w2.steps["copy-ignored"]["direct"], 0);
 
-    // the CLI's `--include-direct-io`
-    let out = Command::new(env!("CARGO_BIN_EXE_vibetrees"))
-        .args([
-            "create",
-            "feat-direct-cli",
-            "--runtime",
-            "none",
-            "--no-cache",
-            "--json",
-        ])
-        .arg("--include-direct-io")
-        .arg("--repo")
-        .arg(&p.root)
-        .env("HOME", setup())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: Value = serde_json::from_str(&stdout).unwrap();
-    let step = &json["worktree"]["steps"]["copy-ignored"];
-    assert_eq!(step["direct"], if direct_here { 2 } else { 0 }, "{json}");
+    // unset (the default): by direct I/O where the worktree's disk suits it
+    let w3 = create(settings(&p), "feat-auto");
+    assert_copied(&p.root, &w3.path);
     assert_eq!(
-        std::fs::read(
-            p.root
-                .join(".worktrees/feat-direct-cli/.next/cache/sub/big.bin")
-        )
-        .unwrap(),
+        std::fs::read(w3.path.join(".next/cache/sub/big.bin")).unwrap(),
         big
     );
+    let suits = vibetrees_core::platform::direct_io_suits(&w3.path);
+    assert_eq!(
+        w3.steps["copy-ignored"]["direct"],
+        if suits && direct_here { 2 } else { 0 },
+        "suits: {suits}"
+    );
+
+    // the CLI's `--include-direct-io` (bare: on, and before the branch: it takes no next word)
+    // and `--include-direct-io=off`
+    for (branch, flag, want) in [
+        ("feat-direct-cli", vec!["--include-direct-io"], direct_here),
+        ("feat-off-cli", vec!["--include-direct-io=off"], false),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_vibetrees"))
+            .args([
+                "create",
+                branch,
+                "--runtime",
+                "none",
+                "--no-cache",
+                "--json",
+            ])
+            .args(&flag)
+            .arg("--repo")
+            .arg(&p.root)
+            .env("HOME", setup())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let json: Value = serde_json::from_str(&stdout).unwrap();
+        let step = &json["worktree"]["steps"]["copy-ignored"];
+        assert_eq!(step["direct"], if want { 2 } else { 0 }, "{flag:?} {json}");
+        let copy = p
+            .root
+            .join(".worktrees")
+            .join(branch)
+            .join(".next/cache/sub/big.bin");
+        assert_eq!(std::fs::read(copy).unwrap(), big);
+    }
 }
 
 #[test]

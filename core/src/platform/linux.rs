@@ -147,6 +147,47 @@ pub(crate) fn copy_contents_direct(src: &OwnedFd, dst: &OwnedFd) -> Result<bool,
     }
 }
 
+/// Whether direct I/O suits the disk of `path`, read from sysfs (`/sys/dev/block/MAJ:MIN`; a
+/// partition's queue and driver are its disk's). See [`direct_io_suits_disk`].
+pub(crate) fn direct_io_suits(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    let (major, minor) = (rustix::fs::major(meta.dev()), rustix::fs::minor(meta.dev()));
+    if major == 0 {
+        // an anonymous device: tmpfs, overlayfs, NFS, FUSE, btrfs subvolumes
+        return false;
+    }
+    let dev = std::path::PathBuf::from(format!("/sys/dev/block/{major}:{minor}"));
+    let disk = if dev.join("partition").exists() {
+        dev.join("..") // `..` of the resolved link: the disk's folder
+    } else {
+        dev
+    };
+    let rotational = std::fs::read_to_string(disk.join("queue/rotational")).ok();
+    let driver = std::fs::read_link(disk.join("device/driver")).ok();
+    direct_io_suits_disk(
+        rotational.as_deref().map(str::trim),
+        driver
+            .as_deref()
+            .and_then(|d| d.file_name())
+            .and_then(|n| n.to_str()),
+    )
+}
+
+/// The rule of [`direct_io_suits`] on a disk's `queue/rotational` and driver name: a
+/// non-rotational disk suits; a rotational one only when its driver is `virtio_blk`, which has no
+/// way to learn the host's medium and leaves every disk marked rotational (a VM's disk is an SSD
+/// or network storage nearly always); unknown does not.
+fn direct_io_suits_disk(rotational: Option<&str>, driver: Option<&str>) -> bool {
+    match rotational {
+        Some("0") => true,
+        Some("1") => driver == Some("virtio_blk"),
+        _ => false,
+    }
+}
+
 /// `O_PATH|O_DIRECTORY|O_NOFOLLOW`: a handle for `*at` calls that needs no read permission.
 pub(crate) fn open_dir_handle(dir: BorrowedFd<'_>, name: &CStr) -> Result<OwnedFd, Errno> {
     rustix::fs::openat(
@@ -360,5 +401,65 @@ mod tests {
         copy_contents_direct(&src, &dst).unwrap();
         drop(dst);
         assert_eq!(std::fs::read(other.path().join("dst")).unwrap(), bytes);
+    }
+
+    #[test]
+    fn direct_io_suits_non_rotational_and_virtio_disks_only() {
+        assert!(direct_io_suits_disk(Some("0"), Some("nvme")));
+        assert!(direct_io_suits_disk(Some("0"), None));
+        assert!(direct_io_suits_disk(Some("1"), Some("virtio_blk")));
+        assert!(!direct_io_suits_disk(Some("1"), Some("sd")));
+        assert!(!direct_io_suits_disk(Some("1"), None));
+        assert!(!direct_io_suits_disk(None, Some("virtio_blk")));
+        assert!(!direct_io_suits_disk(Some("x"), None));
+    }
+
+    #[test]
+    fn direct_io_never_suits_tmpfs_or_a_missing_path() {
+        assert!(!direct_io_suits(Path::new("/nonexistent/vibetrees/path")));
+        if let Ok(meta) = std::fs::metadata("/dev/shm") {
+            use std::os::unix::fs::MetadataExt;
+            if rustix::fs::major(meta.dev()) == 0 {
+                assert!(!direct_io_suits(Path::new("/dev/shm")));
+            }
+        }
+    }
+
+    #[test]
+    fn direct_io_suits_follows_the_disks_sysfs_answer() {
+        // the folder of this test's files: whatever its disk, the answer is the rule applied to
+        // what sysfs says of it, read here by a second way (the disk's name under /sys/block)
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let dev = std::fs::metadata(dir.path()).unwrap().dev();
+        let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
+        let uevent = format!("/sys/dev/block/{major}:{minor}/uevent");
+        let Ok(text) = std::fs::read_to_string(&uevent) else {
+            assert!(!direct_io_suits(dir.path()), "no block device: never suits");
+            return;
+        };
+        let name = text
+            .lines()
+            .find_map(|l| l.strip_prefix("DEVNAME="))
+            .unwrap()
+            .to_string();
+        let disk = std::fs::read_dir("/sys/block")
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .find(|d| {
+                *d == name
+                    || (name.starts_with(d.as_str())
+                        && std::path::Path::new(&format!("/sys/block/{d}/{name}")).exists())
+            })
+            .unwrap();
+        let rotational =
+            std::fs::read_to_string(format!("/sys/block/{disk}/queue/rotational")).unwrap();
+        let driver = std::fs::read_link(format!("/sys/block/{disk}/device/driver")).ok();
+        let expect = match rotational.trim() {
+            "0" => true,
+            _ => driver.is_some_and(|d| d.ends_with("virtio_blk")),
+        };
+        assert_eq!(direct_io_suits(dir.path()), expect, "disk {disk}");
     }
 }

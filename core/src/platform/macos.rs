@@ -16,8 +16,8 @@ use std::ffi::CStr;
 use std::sync::OnceLock;
 
 pub(crate) use portable::{
-    copy_contents, copy_contents_direct, listening_ports, open_dir_handle, open_dir_handle_path,
-    port_in_use,
+    copy_contents, copy_contents_direct, direct_io_suits, listening_ports, open_dir_handle,
+    open_dir_handle_path, port_in_use,
 };
 
 /// `fstatat`: macOS has no `statx`.

@@ -136,6 +136,15 @@ pub fn copy_contents_direct(src: &OwnedFd, dst: &OwnedFd) -> Result<bool, Errno>
     native::copy_contents_direct(src, dst)
 }
 
+/// Whether direct I/O suits the disk that holds `path` ([`copy_contents_direct`] for bulk
+/// copies): on Linux, a disk the kernel reports non-rotational (SSD, NVMe) or a virtio-blk disk
+/// (whose driver cannot learn the host's medium and always reports rotational); never on a
+/// rotational disk (a direct write waits for the head, a buffered one does not), on a
+/// filesystem without one block device (tmpfs, overlayfs, NFS, btrfs), or elsewhere than Linux.
+pub fn direct_io_suits(path: &Path) -> bool {
+    native::direct_io_suits(path)
+}
+
 /// Opens the file `name` of `dir` for reading, never through a link (`O_NOFOLLOW`).
 pub fn open_file_at(dir: BorrowedFd<'_>, name: &CStr) -> Result<OwnedFd, Errno> {
     rustix::fs::openat(

@@ -196,6 +196,11 @@ pub fn copy_contents_direct(src: &OwnedFd, dst: &OwnedFd) -> Result<bool, Errno>
     copy_contents(src, dst).map(|()| false)
 }
 
+/// No direct I/O here: never suits.
+pub fn direct_io_suits(_path: &Path) -> bool {
+    false
+}
+
 fn io_errno(e: std::io::Error) -> Errno {
     e.raw_os_error()
         .map(Errno::from_raw_os_error)

@@ -148,11 +148,11 @@ pub struct WorktreeSettings {
     #[serde(default)]
     pub include_background: Vec<String>,
     /// Write the copied (not cloned) ignored files by direct I/O (`O_DIRECT`, Linux): their
-    /// bytes go to the disk during the copy and do not fill the page cache. Default false: faster
-    /// where fresh memory is costly (VMs that return freed memory to the host) and for copies
-    /// bigger than the page cache; slower where memory is cheap (docs/include.md, "Direct I/O").
+    /// bytes go to the disk during the copy, on more workers, and do not fill the page cache.
+    /// `None` (the default): where the disk suits it, an SSD or a VM's disk
+    /// (`platform::direct_io_suits`); `true`/`false` force it (docs/include.md, "Direct I/O").
     #[serde(default)]
-    pub include_direct_io: bool,
+    pub include_direct_io: Option<bool>,
     /// The host's hooks, `{"post-create": [...], "post-ready": [...]}`: always run (see
     /// `worktree/hooks/`).
     #[serde(default)]
@@ -266,7 +266,7 @@ impl WorktreeSettings {
             trash_grace: default_trash_grace(),
             include: Vec::new(),
             include_background: Vec::new(),
-            include_direct_io: false,
+            include_direct_io: None,
             hooks: HooksConfig::default(),
             trust_project_hooks: false,
             pool_size: default_pool_size(),
@@ -399,7 +399,7 @@ mod tests {
         assert!(s.mcp_servers.contains_key("bridge"));
         assert_eq!(s.include, vec![".env.local".to_string()]);
         assert_eq!(s.include_background, vec!["target/".to_string()]);
-        assert!(s.include_direct_io);
+        assert_eq!(s.include_direct_io, Some(true));
         assert_eq!(s.hooks.post_create.len(), 1);
         assert!(s.trust_project_hooks);
         assert_eq!((s.pool_size, s.pool_max_bytes), (3, 1_000_000));
@@ -412,6 +412,17 @@ mod tests {
     fn nulls_are_defaults_and_bad_input_is_named() {
         let s = WorktreeSettings::from_value(json!({"rootDir": "/p", "useCache": null})).unwrap();
         assert!(s.use_cache);
+        // includeDirectIo: absent or null is "where the disk suits it", a bool forces it
+        assert_eq!(WorktreeSettings::new("/p").include_direct_io, None);
+        for (v, want) in [
+            (json!(null), None),
+            (json!(false), Some(false)),
+            (json!(true), Some(true)),
+        ] {
+            let s = WorktreeSettings::from_value(json!({"rootDir": "/p", "includeDirectIo": v}))
+                .unwrap();
+            assert_eq!(s.include_direct_io, want);
+        }
         let e = WorktreeSettings::from_value(json!({"rootDir": "/p", "colour": 1})).unwrap_err();
         assert_eq!(e.code(), "PARSE");
         assert!(e.to_string().contains("colour"), "{e}");

@@ -149,12 +149,43 @@ pub struct CreateArgs {
     /// Extra patterns of ignored files to copy (beside `.worktreeinclude`).
     #[arg(long = "include", value_name = "PATTERN")]
     pub include: Vec<String>,
-    /// Write the copied ignored files by direct I/O (`O_DIRECT`): not kept in the page cache.
-    #[arg(long)]
-    pub include_direct_io: bool,
+    /// Write the copied ignored files by direct I/O (`O_DIRECT`), not kept in the page cache:
+    /// `auto` (the default) where the disk suits it (an SSD, a VM's disk); bare: `on`
+    /// (`--include-direct-io=off` for a buffered copy).
+    #[arg(
+        long,
+        value_enum,
+        value_name = "WHEN",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "on"
+    )]
+    pub include_direct_io: Option<DirectIoArg>,
     /// Run the repository's hooks without their approval (`vibetrees hooks approve`).
     #[arg(long)]
     pub trust_project_hooks: bool,
+}
+
+/// `--include-direct-io` values.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum DirectIoArg {
+    /// Where the disk suits it (the default).
+    Auto,
+    /// Always (where the filesystem takes it).
+    On,
+    /// Never: a buffered copy.
+    Off,
+}
+
+impl DirectIoArg {
+    /// The `includeDirectIo` setting it stands for.
+    fn setting(self) -> Option<bool> {
+        match self {
+            DirectIoArg::Auto => None,
+            DirectIoArg::On => Some(true),
+            DirectIoArg::Off => Some(false),
+        }
+    }
 }
 
 /// `--checkout` values.
@@ -345,7 +376,7 @@ fn create(a: CreateArgs) -> Result<()> {
         use_cache: !a.no_cache,
         cache_dir: a.cache_dir,
         include: a.include,
-        include_direct_io: a.include_direct_io,
+        include_direct_io: a.include_direct_io.and_then(DirectIoArg::setting),
         trust_project_hooks: a.trust_project_hooks,
         ..a.project.settings()?
     };

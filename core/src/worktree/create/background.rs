@@ -16,7 +16,9 @@ use crate::profiler::results_chrome_trace;
 use crate::worktree::git;
 use crate::worktree::history::StepRecord;
 use crate::worktree::hooks::{Hook, HookRunner, run_hook};
-use crate::worktree::include::{COPY_WORKERS, IncludeCopied, Selected, copy_selected};
+use crate::worktree::include::{
+    IncludeCopied, Selected, copy_selected, copy_workers, use_direct_io,
+};
 use crate::worktree::recovery::{STAGING_DIR, unique_suffix};
 use parking_lot::Mutex;
 use std::sync::Arc;
@@ -284,7 +286,7 @@ fn copy_in_background(
     names.push("copy-ignored-background".to_string());
     let span = trace.started("copy-ignored-background");
     let (c2, trace) = (Arc::clone(c), Arc::clone(trace));
-    let direct_io = c.state.settings.include_direct_io;
+    let direct_io = use_direct_io(c.state.settings.include_direct_io, &c.path);
     let staging = c
         .state
         .base
@@ -298,7 +300,7 @@ fn copy_in_background(
                 &path,
                 &st.join("include"),
                 &later,
-                COPY_WORKERS,
+                copy_workers(direct_io),
                 direct_io,
             )
         })

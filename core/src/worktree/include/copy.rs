@@ -65,10 +65,31 @@ pub struct Deferred {
     pub bytes: u64,
 }
 
-/// Worker threads of the copy, whatever the number of cores: a copy waits on page faults and the
-/// disk as much as it computes, and on 2 cores 4 workers copied the benchmark's 1 GB build cache
-/// in 0.58x of `cp -a` where 2 took 0.70x (docs/include.md, run 4).
+/// Worker threads of a buffered copy, whatever the number of cores: a copy waits on page faults
+/// as much as it computes, and on 2 cores 4 workers copied the benchmark's 1 GB build cache in
+/// 0.58x of `cp -a` where 2 took 0.70x (docs/include.md, run 4).
 pub const COPY_WORKERS: usize = 4;
+
+/// Worker threads of a copy by direct I/O: each write waits for the disk, so a worker mostly
+/// waits and more writes in flight keep the disk busy. On 2 cores 16 workers copied the
+/// benchmark's build cache in 0.24x of `cp -a` where 4 took 0.5-0.8x (docs/include.md, run 8).
+pub const DIRECT_COPY_WORKERS: usize = 16;
+
+/// The worker threads of a copy, by whether it writes by direct I/O.
+pub fn copy_workers(direct_io: bool) -> usize {
+    if direct_io {
+        DIRECT_COPY_WORKERS
+    } else {
+        COPY_WORKERS
+    }
+}
+
+/// Whether the copy into the worktree `dest` writes by direct I/O: as `setting` says when it is
+/// given (the `includeDirectIo` option), else where the disk suits it
+/// ([`platform::direct_io_suits`]: an SSD or a VM's disk, on Linux).
+pub fn use_direct_io(setting: Option<bool>, dest: &Path) -> bool {
+    setting.unwrap_or_else(|| platform::direct_io_suits(dest))
+}
 
 /// Never a hardlink: a clone where the filesystems allow it, else a copy, decided per file.
 const CLONE_OR_COPY: Plan = Plan {

@@ -16,7 +16,10 @@
 mod copy;
 mod select;
 
-pub use copy::{COPY_WORKERS, Deferred, IncludeCopied, copy_selected};
+pub use copy::{
+    COPY_WORKERS, DIRECT_COPY_WORKERS, Deferred, IncludeCopied, copy_selected, copy_workers,
+    use_direct_io,
+};
 pub use select::{EntryKind, Selected, SelectedEntry, select};
 
 use crate::{Error, Result};

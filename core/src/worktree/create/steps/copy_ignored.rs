@@ -67,13 +67,14 @@ pub fn copy_ignored(c: &Creation, _added: Arc<WorktreeAdded>) -> Result<IncludeC
             selected.bytes as f64 / 1e6
         ),
     );
+    let direct_io = include::use_direct_io(c.state.settings.include_direct_io, &c.path);
     let mut out = include::copy_selected(
         &c.state.root,
         &c.path,
         &c.staging.join("include"),
         &selected,
-        include::COPY_WORKERS,
-        c.state.settings.include_direct_io,
+        include::copy_workers(direct_io),
+        direct_io,
     )?;
     c.emit(
         "include",
